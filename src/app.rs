@@ -1,0 +1,129 @@
+//! `run`: wires the validated configuration into state, collectors, the scanner and the
+//! server, and shuts down in order (stop serving, then flush state). Nothing here parses.
+
+use std::sync::Arc;
+
+use crate::collector::boot::{read_boot_id, BootCollector};
+use crate::collector::cgroups::CgroupsCollector;
+use crate::collector::meminfo::MeminfoCollector;
+use crate::collector::pressure::PressureCollector;
+use crate::collector::processes::ProcessesCollector;
+use crate::collector::vmstat::VmstatCollector;
+use crate::collector::Collector;
+use crate::config::Config;
+use crate::scan::Scanner;
+use crate::server::handlers::Handler;
+use crate::server::scrape::SharedScrape;
+use crate::server::{self, ServeError};
+use crate::state::{LoadOutcome, StateError, StateStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Runs the exporter until SIGTERM or SIGINT.
+pub fn run(config: Config) -> Result<(), RunError> {
+    let (state, outcome) = StateStore::open(&config.state_dir)?;
+    match &outcome {
+        LoadOutcome::Recovered { moved_to, reason } => tracing::warn!(
+            moved_to = %moved_to.display(), reason = %reason,
+            "the state file was corrupt and was moved aside; counters restart from zero"
+        ),
+        LoadOutcome::Fresh => tracing::info!(dir = %config.state_dir.display(), "new state directory"),
+        LoadOutcome::Loaded => {}
+    }
+    let state = Arc::new(state);
+    start_boot(&config, &state);
+
+    let collectors = build_collectors(&config, &state);
+    let scrape = SharedScrape::new(Scanner::new(collectors, state.clone()));
+    let handler = Arc::new(Handler::new(
+        config.telemetry_path.clone(),
+        config.max_requests,
+        scrape,
+    ));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    runtime.block_on(async {
+        let listeners = server::bind(&config.listen).await?;
+        for listener in &listeners {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(address = %address, telemetry_path = %config.telemetry_path, "listening");
+            }
+        }
+        handler.set_ready(true);
+        server::serve(listeners, handler.clone(), shutdown_signal()).await;
+        Ok::<_, RunError>(())
+    })?;
+    // Flush: the state is written on every change already; this final update makes sure a
+    // change whose write failed earlier gets one more try.
+    state.update(|_| ());
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Records the current boot in the state; a new boot forgets the previous boot's
+/// instances (their start times count from another boot).
+fn start_boot(config: &Config, state: &StateStore) {
+    match read_boot_id(&config.roots) {
+        Ok(boot_id) => state.update(|s| {
+            if s.boot_id.as_deref() != Some(boot_id.as_str()) {
+                if s.boot_id.is_some() {
+                    tracing::info!(previous = ?s.boot_id, current = %boot_id, "first start in a new boot");
+                }
+                s.groups.start_new_boot();
+                s.boot_id = Some(boot_id);
+            }
+        }),
+        Err(e) => tracing::warn!(error = %e, "cannot read the boot_id; restart tracking assumes the same boot"),
+    }
+}
+
+fn build_collectors(config: &Config, state: &Arc<StateStore>) -> Vec<Box<dyn Collector>> {
+    let roots = &config.roots;
+    config
+        .collectors
+        .iter()
+        .filter_map(|name| -> Option<Box<dyn Collector>> {
+            Some(match *name {
+                "vmstat" => Box::new(VmstatCollector::new(roots.clone())),
+                "meminfo" => Box::new(MeminfoCollector::new(roots.clone())),
+                "pressure" => Box::new(PressureCollector::new(roots.clone())),
+                "boot" => Box::new(BootCollector::new(roots.clone())),
+                "processes" => Box::new(ProcessesCollector::new(
+                    roots.clone(),
+                    config.processes.clone(),
+                    state.clone(),
+                )),
+                "cgroups" => Box::new(CgroupsCollector::new(roots.clone())),
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+        _ = int.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
+    }
+}

@@ -1,0 +1,209 @@
+//! Memory cgroups: which hierarchy the host uses (v1 or v2, detected at run time), the pure
+//! parsers of its files, and the thin reader of one cgroup's usage, limit and OOM kills.
+//!
+//! cgroup v2: `memory.current`, `memory.max`, `memory.events` (`oom_kill`).
+//! cgroup v1: `memory.usage_in_bytes`, `memory.limit_in_bytes`, `memory.oom_control`
+//! (`oom_kill`, kernel 4.13+). Paths are the ones `/proc/<pid>/cgroup` prints, joined under
+//! `<sysfs>/fs/cgroup`. This module never decides which group a cgroup belongs to.
+
+use std::path::{Path, PathBuf};
+
+use crate::procfs::{parse_u64, trim};
+use crate::roots::Roots;
+
+/// v1 prints "no limit" as the page counter maximum, a value near 2^63.
+const V1_UNLIMITED_FLOOR: u64 = 1 << 62;
+
+/// Which memory cgroup hierarchy the host mounts, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryHierarchy {
+    /// The v1 `memory` controller, mounted at `<sysfs>/fs/cgroup/memory`.
+    V1 { mount: PathBuf },
+    /// The unified hierarchy with the memory controller enabled, at `<sysfs>/fs/cgroup`.
+    V2 { mount: PathBuf },
+}
+
+impl MemoryHierarchy {
+    /// Detects the memory hierarchy: a mounted v1 memory controller wins (hybrid hosts
+    /// keep memory on v1), else a unified hierarchy that lists `memory` in its controllers.
+    pub fn detect(roots: &Roots) -> Option<Self> {
+        let base = roots.cgroup_root();
+        let v1 = base.join("memory");
+        if v1.join("memory.usage_in_bytes").exists() {
+            return Some(Self::V1 { mount: v1 });
+        }
+        let controllers = std::fs::read(base.join("cgroup.controllers")).ok()?;
+        controllers
+            .split(|b| b.is_ascii_whitespace())
+            .any(|c| c == b"memory")
+            .then_some(Self::V2 { mount: base })
+    }
+
+    pub fn version(&self) -> u8 {
+        match self {
+            Self::V1 { .. } => 1,
+            Self::V2 { .. } => 2,
+        }
+    }
+
+    fn dir(&self, cgroup: &str) -> PathBuf {
+        let mount = match self {
+            Self::V1 { mount } | Self::V2 { mount } => mount,
+        };
+        mount.join(cgroup.trim_start_matches('/'))
+    }
+
+    /// Reads the usage, limit and OOM kill count of one cgroup (`/`-rooted path).
+    pub fn read(&self, cgroup: &str) -> Result<MemcgSample, CgroupReadError> {
+        let dir = self.dir(cgroup);
+        let (usage, limit, events) = match self {
+            Self::V1 { .. } => (
+                "memory.usage_in_bytes",
+                "memory.limit_in_bytes",
+                "memory.oom_control",
+            ),
+            Self::V2 { .. } => ("memory.current", "memory.max", "memory.events"),
+        };
+        let usage_bytes = parse_u64(trim(&read(&dir, usage)?))
+            .ok_or_else(|| CgroupReadError::malformed(&dir, usage))?;
+        // The v2 root has no memory.max: an absent limit is no limit.
+        let limit_bytes = match read(&dir, limit) {
+            Ok(bytes) => parse_limit(&bytes).ok_or_else(|| CgroupReadError::malformed(&dir, limit))?,
+            Err(CgroupReadError::Missing { .. }) => None,
+            Err(err) => return Err(err),
+        };
+        let oom_kills = match read(&dir, events) {
+            Ok(bytes) => parse_keyed_counter(&bytes, b"oom_kill"),
+            Err(CgroupReadError::Missing { .. }) => None,
+            Err(err) => return Err(err),
+        };
+        Ok(MemcgSample {
+            usage_bytes,
+            limit_bytes,
+            oom_kills,
+        })
+    }
+}
+
+/// One memory cgroup's figures at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemcgSample {
+    pub usage_bytes: u64,
+    /// None when the cgroup sets no limit of its own.
+    pub limit_bytes: Option<u64>,
+    /// OOM kills of tasks in this cgroup, where the kernel counts them (v2; v1 from 4.13).
+    pub oom_kills: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupReadError {
+    /// The cgroup was removed (its service stopped) or the file does not exist here.
+    #[error("{path}: no such file")]
+    Missing { path: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: malformed content")]
+    Malformed { path: String },
+}
+
+impl CgroupReadError {
+    fn malformed(dir: &Path, file: &str) -> Self {
+        Self::Malformed {
+            path: dir.join(file).display().to_string(),
+        }
+    }
+}
+
+fn read(dir: &Path, file: &str) -> Result<Vec<u8>, CgroupReadError> {
+    let path = dir.join(file);
+    std::fs::read(&path).map_err(|source| {
+        let path = path.display().to_string();
+        if source.kind() == std::io::ErrorKind::NotFound {
+            CgroupReadError::Missing { path }
+        } else {
+            CgroupReadError::Io { path, source }
+        }
+    })
+}
+
+/// Parses `memory.max` (`max` or bytes) or `memory.limit_in_bytes` (bytes, with "no limit"
+/// written as a value near 2^63). The outer None means malformed, the inner None unlimited.
+pub fn parse_limit(bytes: &[u8]) -> Option<Option<u64>> {
+    let value = trim(bytes);
+    if value == b"max" {
+        return Some(None);
+    }
+    let limit = parse_u64(value)?;
+    Some((limit < V1_UNLIMITED_FLOOR).then_some(limit))
+}
+
+/// Finds `key value` in a flat-keyed file such as `memory.events` or `memory.oom_control`.
+pub fn parse_keyed_counter(bytes: &[u8], key: &[u8]) -> Option<u64> {
+    bytes.split(|&b| b == b'\n').find_map(|line| {
+        let rest = line.strip_prefix(key)?.strip_prefix(b" ")?;
+        parse_u64(trim(rest))
+    })
+}
+
+/// The cgroup itself, then each ancestor up to but not including the root, deepest first.
+pub fn self_and_ancestors(cgroup: &str) -> impl Iterator<Item = &str> {
+    let mut next = Some(cgroup.trim_end_matches('/'));
+    std::iter::from_fn(move || {
+        let current = next.filter(|c| !c.is_empty())?;
+        next = current.rfind('/').map(|slash| &current[..slash]);
+        Some(current)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit(b"max\n"), Some(None));
+        assert_eq!(parse_limit(b"52428800\n"), Some(Some(52428800)));
+        assert_eq!(parse_limit(b"9223372036854771712\n"), Some(None));
+        assert_eq!(parse_limit(b"lots\n"), None);
+    }
+
+    #[test]
+    fn oom_kill_counters() {
+        let v2 = b"low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
+        assert_eq!(parse_keyed_counter(v2, b"oom_kill"), Some(2));
+        let v1 = b"oom_kill_disable 0\nunder_oom 0\noom_kill 5\n";
+        assert_eq!(parse_keyed_counter(v1, b"oom_kill"), Some(5));
+        assert_eq!(parse_keyed_counter(b"under_oom 0\n", b"oom_kill"), None);
+    }
+
+    #[test]
+    fn ancestors_stop_before_the_root() {
+        let all: Vec<_> = self_and_ancestors("/system.slice/nginx.service").collect();
+        assert_eq!(all, ["/system.slice/nginx.service", "/system.slice"]);
+        assert_eq!(self_and_ancestors("/").count(), 0);
+    }
+
+    #[test]
+    fn detects_v1_and_v2_layouts() {
+        let v1 = tempfile::tempdir().expect("temp");
+        let memory = v1.path().join("fs/cgroup/memory");
+        std::fs::create_dir_all(&memory).expect("mkdir");
+        std::fs::write(memory.join("memory.usage_in_bytes"), "1\n").expect("write");
+        let roots = Roots::new("/proc", v1.path(), "/");
+        assert_eq!(MemoryHierarchy::detect(&roots).map(|h| h.version()), Some(1));
+
+        let v2 = tempfile::tempdir().expect("temp");
+        let unified = v2.path().join("fs/cgroup");
+        std::fs::create_dir_all(&unified).expect("mkdir");
+        std::fs::write(unified.join("cgroup.controllers"), "cpu io memory pids\n").expect("write");
+        let roots = Roots::new("/proc", v2.path(), "/");
+        assert_eq!(MemoryHierarchy::detect(&roots).map(|h| h.version()), Some(2));
+
+        let none = tempfile::tempdir().expect("temp");
+        let roots = Roots::new("/proc", none.path(), "/");
+        assert_eq!(MemoryHierarchy::detect(&roots), None);
+    }
+}

@@ -1,0 +1,220 @@
+//! Raw command-line flags, spelled as the official exporters spell them (`--web.*`,
+//! `--path.*`, `--collector.<name>`). Nothing is validated here beyond what clap checks;
+//! `config::Config::from_cli` turns these into the validated configuration.
+//!
+//! The `--collector.<name>` / `--no-collector.<name>` pairs are generated from the one
+//! collector table (`collector::COLLECTORS`), so a new collector gets its flags for free.
+
+use std::path::PathBuf;
+
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::collector::COLLECTORS;
+
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("OOMWATCH_REVISION"),
+    ")"
+);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "oomwatch",
+    version = VERSION,
+    about = "Prometheus exporter: which process died, why (OOM kill, reboot, crash), and what will die next.",
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on for the web interface and telemetry; repeat for several.
+    /// `:9721` listens on every interface.
+    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = ":9721")]
+    pub web_listen_address: Vec<String>,
+
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
+    pub web_telemetry_path: String,
+
+    /// Most scrapes served at once; more get 503. 0 means no limit.
+    #[arg(long = "web.max-requests", value_name = "N", default_value_t = 40)]
+    pub web_max_requests: usize,
+
+    /// procfs mount point.
+    #[arg(long = "path.procfs", value_name = "DIR", default_value = "/proc")]
+    pub path_procfs: PathBuf,
+
+    /// sysfs mount point (cgroups are read under <sysfs>/fs/cgroup).
+    #[arg(long = "path.sysfs", value_name = "DIR", default_value = "/sys")]
+    pub path_sysfs: PathBuf,
+
+    /// Root filesystem of the host (for files such as /var/log/wtmp).
+    #[arg(long = "path.rootfs", value_name = "DIR", default_value = "/")]
+    pub path_rootfs: PathBuf,
+
+    /// Directory for the state file [default: /var/lib/oomwatch as root, else
+    /// $XDG_STATE_HOME/oomwatch].
+    #[arg(long = "state.dir", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// YAML file of named groups (see docs/configuration.md).
+    #[arg(long = "config.file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// How many processes with the highest oom_score get per-process series.
+    #[arg(long = "processes.top", value_name = "K", default_value_t = 10)]
+    pub processes_top: usize,
+
+    /// Most automatic groups; processes beyond fold into the group `other`.
+    #[arg(long = "groups.max", value_name = "N", default_value_t = 200)]
+    pub groups_max: usize,
+
+    /// How long an automatic group with no process keeps its series.
+    #[arg(long = "groups.retention", value_name = "DURATION", default_value = "1h")]
+    pub groups_retention: String,
+
+    /// An instance that dies younger than this is not counted as a restart when replaced.
+    #[arg(long = "restarts.min-age", value_name = "DURATION", default_value = "30s")]
+    pub restarts_min_age: String,
+
+    /// Only log messages with this severity or above.
+    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
+    pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub collectors: CollectorFlags,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+/// `--collector.<name>`, `--no-collector.<name>` and `--collector.disable-defaults`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CollectorFlags {
+    /// Collectors switched on or off by a flag, with the switch.
+    pub explicit: Vec<(&'static str, bool)>,
+    pub disable_defaults: bool,
+}
+
+const DISABLE_DEFAULTS: &str = "collector.disable-defaults";
+
+impl FromArgMatches for CollectorFlags {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = Self::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.disable_defaults |= matches.get_flag(DISABLE_DEFAULTS);
+        for spec in COLLECTORS {
+            let on = format!("collector.{}", spec.name);
+            let off = format!("no-collector.{}", spec.name);
+            if matches.get_flag(&on) {
+                self.explicit.push((spec.name, true));
+            } else if matches.get_flag(&off) {
+                self.explicit.push((spec.name, false));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Args for CollectorFlags {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        cmd = cmd.arg(
+            Arg::new(DISABLE_DEFAULTS)
+                .long(DISABLE_DEFAULTS)
+                .action(ArgAction::SetTrue)
+                .help("Disable every collector not enabled by a --collector.<name> flag"),
+        );
+        for spec in COLLECTORS {
+            let on = format!("collector.{}", spec.name);
+            let off = format!("no-collector.{}", spec.name);
+            let default = if spec.enabled_by_default { "on" } else { "off" };
+            cmd = cmd
+                .arg(
+                    Arg::new(on.clone())
+                        .long(on.clone())
+                        .action(ArgAction::SetTrue)
+                        .overrides_with(off.clone())
+                        .help(format!("Enable the {} collector: {} [default: {default}]", spec.name, spec.help)),
+                )
+                .arg(
+                    Arg::new(off.clone())
+                        .long(off)
+                        .action(ArgAction::SetTrue)
+                        .overrides_with(on)
+                        .help(format!("Disable the {} collector", spec.name)),
+                );
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exporter_style_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "oomwatch",
+            "--web.listen-address=127.0.0.1:0",
+            "--path.procfs",
+            "/host/proc",
+            "--no-collector.pressure",
+            "--collector.cgroups",
+            "--log.format=json",
+        ])
+        .expect("parses");
+        assert_eq!(cli.serve.web_listen_address, ["127.0.0.1:0"]);
+        assert_eq!(cli.serve.path_procfs, PathBuf::from("/host/proc"));
+        assert_eq!(
+            cli.serve.collectors.explicit,
+            [("pressure", false), ("cgroups", true)]
+        );
+        assert_eq!(cli.serve.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_flags_are_usage_errors() {
+        let err = Cli::try_parse_from(["oomwatch", "--collector.nope"]).expect_err("unknown");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,39 @@
+//! The `boot` collector: boot time (`/proc/stat` btime, shown but never used to decide a
+//! reboot, since it moves when NTP steps the clock) and the boot_id that names this boot.
+
+use super::{read_file, CollectError, Collector};
+use crate::procfs::host::{parse_boot_id, parse_stat_btime};
+use crate::roots::Roots;
+use crate::snapshot::{BootSample, Snapshot};
+
+#[derive(Debug)]
+pub struct BootCollector {
+    roots: Roots,
+}
+
+impl BootCollector {
+    pub fn new(roots: Roots) -> Self {
+        Self { roots }
+    }
+}
+
+/// Reads the current boot_id under the given roots.
+pub fn read_boot_id(roots: &Roots) -> Result<String, CollectError> {
+    let bytes = read_file(&roots.proc_file("sys/kernel/random/boot_id"))?;
+    Ok(parse_boot_id(&bytes)?)
+}
+
+impl Collector for BootCollector {
+    fn name(&self) -> &'static str {
+        "boot"
+    }
+
+    fn collect(&mut self, out: &mut Snapshot) -> Result<(), CollectError> {
+        let btime = parse_stat_btime(&read_file(&self.roots.proc_file("stat"))?)?;
+        out.boot = Some(BootSample {
+            boot_time_seconds: btime,
+            boot_id: read_boot_id(&self.roots)?,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,74 @@
+//! The `cgroups` collector: for each group that lives in a memory cgroup, the tightest
+//! limit over that cgroup and its ancestors, the usage of the cgroup that sets it, and the
+//! OOM kills the kernel counted in the group's own cgroup. OOM risk is relative to that
+//! limit, not to host RAM. Runs after `processes`, whose group-to-cgroup map it reads.
+
+use std::collections::HashMap;
+
+use super::{CollectError, Collector};
+use crate::cgroupfs::{self_and_ancestors, CgroupReadError, MemcgSample, MemoryHierarchy};
+use crate::roots::Roots;
+use crate::snapshot::{GroupMemory, Snapshot};
+
+#[derive(Debug)]
+pub struct CgroupsCollector {
+    roots: Roots,
+    hierarchy: Option<MemoryHierarchy>,
+}
+
+impl CgroupsCollector {
+    pub fn new(roots: Roots) -> Self {
+        Self {
+            hierarchy: MemoryHierarchy::detect(&roots),
+            roots,
+        }
+    }
+}
+
+impl Collector for CgroupsCollector {
+    fn name(&self) -> &'static str {
+        "cgroups"
+    }
+
+    fn collect(&mut self, out: &mut Snapshot) -> Result<(), CollectError> {
+        let Some(hierarchy) = &self.hierarchy else {
+            return Err(CollectError::Unavailable(format!(
+                "no memory cgroup hierarchy under {} (neither a v1 memory controller nor a v2 hierarchy with memory enabled)",
+                self.roots.cgroup_root().display()
+            )));
+        };
+        let Some(processes) = &out.processes else {
+            return Err(CollectError::Unavailable(
+                "the processes collector is disabled or failed; groups are unknown".into(),
+            ));
+        };
+        let mut cache: HashMap<&str, Option<MemcgSample>> = HashMap::new();
+        let mut read = |cgroup| -> Option<MemcgSample> {
+            *cache.entry(cgroup).or_insert_with(|| match hierarchy.read(cgroup) {
+                Ok(sample) => Some(sample),
+                // The cgroup went away with its service between the scan and now.
+                Err(CgroupReadError::Missing { .. }) => None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "memory cgroup unreadable");
+                    None
+                }
+            })
+        };
+        let mut rows = Vec::new();
+        for (group, home) in &processes.group_cgroups {
+            let Some(own) = read(home) else { continue };
+            let tightest = self_and_ancestors(home)
+                .filter_map(|cgroup| read(cgroup))
+                .filter_map(|s| s.limit_bytes.map(|limit| (limit, s.usage_bytes)))
+                .min_by_key(|(limit, _)| *limit);
+            rows.push(GroupMemory {
+                group: group.clone(),
+                limit_bytes: tightest.map(|(limit, _)| limit),
+                usage_bytes: tightest.map_or(own.usage_bytes, |(_, usage)| usage),
+                oom_kills: own.oom_kills,
+            });
+        }
+        out.group_memory = rows;
+        Ok(())
+    }
+}

@@ -1,0 +1,342 @@
+//! The validated configuration: built once from the raw flags and the config file, and the
+//! only thing passed onward. Every error names the flag or file to fix; `main` exits 2 on
+//! any of them.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::cli::{LogFormat, LogLevel, ServeArgs};
+use crate::collector::processes::ProcessesSettings;
+use crate::collector::COLLECTORS;
+use crate::groups::{GroupRule, GroupRules, RuleField, TableSettings};
+use crate::roots::Roots;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<ListenAddress>,
+    pub telemetry_path: String,
+    /// 0: unlimited.
+    pub max_requests: usize,
+    pub roots: Roots,
+    pub state_dir: PathBuf,
+    pub processes: ProcessesSettings,
+    /// Enabled collectors, in scan order.
+    pub collectors: Vec<&'static str>,
+    pub log_level: LogLevel,
+    pub log_format: LogFormat,
+}
+
+/// Where to listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddress {
+    /// `:port`: every interface, IPv6 and IPv4 where the host has both.
+    AllInterfaces(u16),
+    Socket(SocketAddr),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--web.listen-address {value:?}: {reason}")]
+    ListenAddress { value: String, reason: String },
+    #[error("--web.telemetry-path {0:?}: must start with `/` and not be `/` or a /-/ path")]
+    TelemetryPath(String),
+    #[error("{flag} {value:?}: {reason}")]
+    Duration {
+        flag: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("--processes.top 0: must be at least 1")]
+    TopK,
+    #[error("--state.dir is not set and neither HOME nor XDG_STATE_HOME is: set --state.dir")]
+    NoStateDir,
+    #[error("--config.file {path}: {reason}")]
+    ConfigFile { path: PathBuf, reason: String },
+}
+
+impl Config {
+    /// Validates the flags and reads the config file they name.
+    pub fn from_cli(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let listen = args
+            .web_listen_address
+            .iter()
+            .map(|value| parse_listen_address(value))
+            .collect::<Result<Vec<_>, _>>()?;
+        let path = &args.web_telemetry_path;
+        if !path.starts_with('/') || path == "/" || path.starts_with("/-/") {
+            return Err(ConfigError::TelemetryPath(path.clone()));
+        }
+        if args.processes_top == 0 {
+            return Err(ConfigError::TopK);
+        }
+        let retention = parse_duration("--groups.retention", &args.groups_retention)?;
+        let min_age = parse_duration("--restarts.min-age", &args.restarts_min_age)?;
+        let rules = match &args.config_file {
+            Some(path) => load_group_rules(path)?,
+            None => GroupRules::default(),
+        };
+        let state_dir = match &args.state_dir {
+            Some(dir) => dir.clone(),
+            None => default_state_dir()?,
+        };
+        Ok(Self {
+            listen,
+            telemetry_path: path.clone(),
+            max_requests: args.web_max_requests,
+            roots: Roots::new(&args.path_procfs, &args.path_sysfs, &args.path_rootfs),
+            state_dir,
+            processes: ProcessesSettings {
+                top_k: args.processes_top,
+                table: TableSettings {
+                    max_auto_groups: args.groups_max,
+                    retention_secs: retention.as_secs_f64(),
+                    restart_min_age_secs: min_age.as_secs_f64(),
+                    clock_ticks: rustix::param::clock_ticks_per_second(),
+                },
+                rules,
+                page_size: rustix::param::page_size() as u64,
+            },
+            collectors: enabled_collectors(args),
+            log_level: args.log_level,
+            log_format: args.log_format,
+        })
+    }
+}
+
+fn enabled_collectors(args: &ServeArgs) -> Vec<&'static str> {
+    let flags = &args.collectors;
+    COLLECTORS
+        .iter()
+        .filter(|spec| {
+            let explicit = flags.explicit.iter().rev().find(|(n, _)| *n == spec.name);
+            match explicit {
+                Some((_, on)) => *on,
+                None => spec.enabled_by_default && !flags.disable_defaults,
+            }
+        })
+        .map(|spec| spec.name)
+        .collect()
+}
+
+fn parse_listen_address(value: &str) -> Result<ListenAddress, ConfigError> {
+    let error = |reason: String| ConfigError::ListenAddress {
+        value: value.to_owned(),
+        reason,
+    };
+    if let Some(port) = value.strip_prefix(':') {
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| error("the port is not a number from 0 to 65535".into()))?;
+        return Ok(ListenAddress::AllInterfaces(port));
+    }
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(ListenAddress::Socket(addr));
+    }
+    let mut resolved = value
+        .to_socket_addrs()
+        .map_err(|e| error(format!("expected host:port or :port ({e})")))?;
+    resolved
+        .next()
+        .map(ListenAddress::Socket)
+        .ok_or_else(|| error("the host name resolves to no address".into()))
+}
+
+/// Parses a Prometheus-style duration: `90s`, `5m`, `1h30m`, `2d`, `500ms`.
+pub fn parse_duration(flag: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let error = |reason| ConfigError::Duration {
+        flag,
+        value: value.to_owned(),
+        reason,
+    };
+    if value.is_empty() {
+        return Err(error("empty; use a number with a unit, such as 30s or 1h"));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = value;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(error("expected a number, such as 30s or 1h"));
+        }
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| error("number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let millis_per_unit: u64 = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            "" => return Err(error("missing unit (ms, s, m, h, d or w)")),
+            _ => return Err(error("unknown unit; use ms, s, m, h, d or w")),
+        };
+        rest = &rest[unit_len..];
+        let millis = number
+            .checked_mul(millis_per_unit)
+            .ok_or_else(|| error("duration too large"))?;
+        total = total
+            .checked_add(Duration::from_millis(millis))
+            .ok_or_else(|| error("duration too large"))?;
+    }
+    Ok(total)
+}
+
+fn default_state_dir() -> Result<PathBuf, ConfigError> {
+    if rustix::process::geteuid().is_root() {
+        return Ok(PathBuf::from("/var/lib/oomwatch"));
+    }
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .ok_or(ConfigError::NoStateDir)?;
+            Path::new(&home).join(".local/state")
+        }
+    };
+    Ok(base.join("oomwatch"))
+}
+
+/// The YAML config file (`--config.file`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    groups: Vec<GroupEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupEntry {
+    name: String,
+    comm: Option<String>,
+    cmdline: Option<String>,
+    cgroup: Option<String>,
+}
+
+/// Reads and compiles the named groups of the config file.
+pub fn load_group_rules(path: &Path) -> Result<GroupRules, ConfigError> {
+    let error = |reason: String| ConfigError::ConfigFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    let file: ConfigFile = serde_norway::from_str(&text).map_err(|e| error(e.to_string()))?;
+    let mut rules = Vec::with_capacity(file.groups.len());
+    for (index, entry) in file.groups.into_iter().enumerate() {
+        let at = |what: String| error(format!("groups[{index}] ({:?}): {what}", entry.name));
+        if entry.name.trim().is_empty() {
+            return Err(at("`name` is empty".into()));
+        }
+        let fields = [
+            (RuleField::Comm, &entry.comm),
+            (RuleField::Cmdline, &entry.cmdline),
+            (RuleField::Cgroup, &entry.cgroup),
+        ];
+        let mut given = fields.iter().filter_map(|(f, v)| Some((*f, v.as_deref()?)));
+        let (field, pattern) = given
+            .next()
+            .ok_or_else(|| at("needs one of `comm`, `cmdline` or `cgroup`".into()))?;
+        if given.next().is_some() {
+            return Err(at(
+                "give only one of `comm`, `cmdline` or `cgroup` per group".into()
+            ));
+        }
+        let regex = Regex::new(pattern).map_err(|e| at(format!("bad regex: {e}")))?;
+        rules.push(GroupRule {
+            name_template: entry.name.clone(),
+            field,
+            regex,
+        });
+    }
+    Ok(GroupRules::new(rules))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["oomwatch", "--state.dir", "/tmp/x"];
+        argv.extend_from_slice(extra);
+        crate::cli::Cli::try_parse_from(argv).expect("parses").serve
+    }
+
+    #[test]
+    fn defaults_are_useful() {
+        let config = Config::from_cli(&args(&[])).expect("valid");
+        assert_eq!(config.listen, [ListenAddress::AllInterfaces(9721)]);
+        assert_eq!(config.telemetry_path, "/metrics");
+        assert_eq!(config.processes.top_k, 10);
+        assert_eq!(config.collectors, ["vmstat", "meminfo", "pressure", "boot", "processes", "cgroups"]);
+        assert_eq!(config.processes.table.restart_min_age_secs, 30.0);
+    }
+
+    #[test]
+    fn collector_switches() {
+        let config = Config::from_cli(&args(&["--no-collector.pressure"])).expect("valid");
+        assert!(!config.collectors.contains(&"pressure"));
+        let config = Config::from_cli(&args(&["--collector.disable-defaults", "--collector.vmstat"]))
+            .expect("valid");
+        assert_eq!(config.collectors, ["vmstat"]);
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        for (flag, bad) in [
+            ("--web.listen-address", "nope"),
+            ("--web.listen-address", ":99999"),
+            ("--web.telemetry-path", "metrics"),
+            ("--groups.retention", "10"),
+            ("--restarts.min-age", "5x"),
+        ] {
+            let err = Config::from_cli(&args(&[flag, bad])).expect_err(bad);
+            assert!(err.to_string().starts_with(flag), "{err}");
+        }
+        let err = Config::from_cli(&args(&["--processes.top", "0"])).expect_err("zero");
+        assert!(err.to_string().contains("--processes.top"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("f", "90s").ok(), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("f", "1h30m").ok(), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("f", "250ms").ok(), Some(Duration::from_millis(250)));
+        assert!(parse_duration("f", "").is_err());
+        assert!(parse_duration("f", "s").is_err());
+    }
+
+    #[test]
+    fn config_file_rules_and_their_errors() {
+        let dir = tempfile::tempdir().expect("temp");
+        let path = dir.path().join("oomwatch.yml");
+        std::fs::write(
+            &path,
+            "groups:\n  - name: mysql\n    comm: '^mysqld$'\n  - name: 'java-$1'\n    cmdline: '-jar (\\S+)\\.jar'\n",
+        )
+        .expect("write");
+        let rules = load_group_rules(&path).expect("valid");
+        assert_eq!(rules.fixed_names().collect::<Vec<_>>(), ["mysql"]);
+
+        for (content, expected) in [
+            ("groups:\n  - name: x\n", "needs one of"),
+            ("groups:\n  - name: x\n    comm: a\n    cgroup: b\n", "only one"),
+            ("groups:\n  - name: x\n    comm: '('\n", "bad regex"),
+            ("groups:\n  - nme: x\n", "unknown field"),
+            ("groups: [", "line 2"),
+        ] {
+            std::fs::write(&path, content).expect("write");
+            let err = load_group_rules(&path).expect_err(content).to_string();
+            assert!(err.starts_with("--config.file"), "{err}");
+            assert!(err.contains(expected), "{content:?}: {err}");
+        }
+    }
+}

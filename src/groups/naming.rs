@@ -1,0 +1,133 @@
+//! Zero-config group names, from a process's cgroup path and comm.
+//!
+//! The deepest meaningful cgroup component decides: a container scope or id names the
+//! container (`docker-<12 hex>`, `containerd-…`, `crio-…`, `podman-…`, `container-…`), a
+//! `.service` names the systemd unit; a `.scope` or `.slice` that is neither (a login
+//! session, a user slice) stops the search, and the process is grouped by its comm.
+//! Pure string work; bounded output (at most 64 bytes).
+
+/// Longest group name derived from a comm or a path component.
+const MAX_NAME: usize = 64;
+
+/// The automatic group of a process: from its cgroup path if that names a service or a
+/// container, else its comm.
+pub fn auto_group_name(cgroup_path: Option<&str>, comm: &str) -> String {
+    cgroup_path
+        .and_then(group_from_cgroup)
+        .unwrap_or_else(|| bounded(comm))
+}
+
+fn group_from_cgroup(path: &str) -> Option<String> {
+    let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    for (depth, component) in components.iter().enumerate().rev() {
+        if let Some(name) = container_group(component, depth.checked_sub(1).map(|p| components[p])) {
+            return Some(name);
+        }
+        if component.ends_with(".service") {
+            return Some(bounded(component));
+        }
+        if component.ends_with(".scope") || component.ends_with(".slice") {
+            return None;
+        }
+    }
+    None
+}
+
+/// A container cgroup component: `<runtime>-<64 hex>.scope` (systemd driver) or a bare
+/// 64-hex id (cgroupfs driver), named `<runtime>-<first 12 hex>`.
+fn container_group(component: &str, parent: Option<&str>) -> Option<String> {
+    let scoped = component.strip_suffix(".scope").and_then(|stem| {
+        let (prefix, id) = stem.rsplit_once('-')?;
+        let runtime = match prefix {
+            "docker" => "docker",
+            "cri-containerd" => "containerd",
+            "crio" => "crio",
+            "libpod" => "podman",
+            _ => return None,
+        };
+        Some((runtime, id))
+    });
+    let (runtime, id) = match scoped {
+        Some(found) => found,
+        None => {
+            // cgroupfs driver: `/docker/<id>`, `/kubepods/burstable/pod<uid>/<id>`,
+            // containerd's `…:cri-containerd:<id>`.
+            let id = component.rsplit(':').next().unwrap_or(component);
+            let runtime = match parent {
+                Some("docker") => "docker",
+                _ if component.contains(":cri-containerd:") => "containerd",
+                _ => "container",
+            };
+            (runtime, id)
+        }
+    };
+    let is_id = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    is_id.then(|| format!("{runtime}-{}", &id[..12]))
+}
+
+fn bounded(name: &str) -> String {
+    let mut end = name.len().min(MAX_NAME);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f1c2e9b7a6d5c4b3a291807f6e5d4c3b2a1908f7e6d5c4b3a2918076f5e4d3c";
+
+    fn name(path: &str) -> String {
+        auto_group_name(Some(path), "comm")
+    }
+
+    #[test]
+    fn systemd_units() {
+        assert_eq!(name("/system.slice/nginx.service"), "nginx.service");
+        assert_eq!(name("/system.slice/mysql.service/payload"), "mysql.service");
+        assert_eq!(
+            name("/user.slice/user-1000.slice/user@1000.service/app.slice/dbus.service"),
+            "dbus.service"
+        );
+        assert_eq!(name("/user.slice/user-1000.slice/session-2.scope"), "comm");
+        assert_eq!(
+            name("/user.slice/user-1000.slice/user@1000.service/init.scope"),
+            "comm"
+        );
+        assert_eq!(name("/"), "comm");
+        assert_eq!(name("/process_api/4373a56c73305f41b5209104e3baec60"), "comm");
+    }
+
+    #[test]
+    fn containers() {
+        assert_eq!(name(&format!("/docker/{ID}")), "docker-3f1c2e9b7a6d");
+        assert_eq!(name(&format!("/system.slice/docker-{ID}.scope")), "docker-3f1c2e9b7a6d");
+        assert_eq!(
+            name(&format!(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-{ID}.scope"
+            )),
+            "containerd-3f1c2e9b7a6d"
+        );
+        assert_eq!(name(&format!("/kubepods/burstable/pod1234/{ID}")), "container-3f1c2e9b7a6d");
+        assert_eq!(
+            name(&format!("/machine.slice/libpod-{ID}.scope/container")),
+            "podman-3f1c2e9b7a6d"
+        );
+        assert_eq!(name(&format!("/crio-{ID}.scope")), "crio-3f1c2e9b7a6d");
+        assert_eq!(
+            name(&format!("/system.slice/containerd.service/kubepods-burstable-pod1.slice:cri-containerd:{ID}")),
+            "containerd-3f1c2e9b7a6d"
+        );
+        assert_eq!(name("/system.slice/docker-short.scope"), "comm");
+    }
+
+    #[test]
+    fn long_names_are_cut_on_a_char_boundary() {
+        let comm = "é".repeat(40);
+        let named = auto_group_name(None, &comm);
+        assert!(named.len() <= MAX_NAME);
+        assert!(comm.starts_with(&named));
+    }
+}

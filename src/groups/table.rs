@@ -1,0 +1,350 @@
+//! The group table: which groups exist, and the restarts counted on each.
+//!
+//! A process instance is `(pid, start ticks)`. Per group, the table remembers the top-level
+//! instances (whose parent is not in the group) seen by the last scan. A restart is counted
+//! when a top-level instance that lived at least `--restarts.min-age` is gone and a new
+//! top-level instance (started since the last scan) has appeared: the watchdog pattern
+//! "PID present, PID gone, NOT running, started again". Workers forking under a master are
+//! not top-level; short-lived `sleep 1` loops never reach the minimum age.
+//!
+//! Automatic groups are capped (`--groups.max`, the rest folds into `other`) and dropped
+//! after staying empty for `--groups.retention`; groups named in the config file always
+//! exist. The table converts to and from its persisted form, so counts survive exporter
+//! restarts. Times are seconds since boot (uptime), immune to wall-clock steps.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::OTHER_GROUP;
+
+/// One process instance: a pid reused by another program is a different instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct InstanceKey {
+    pub pid: u32,
+    pub start_ticks: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TableSettings {
+    /// `--groups.max`: automatic groups beyond this fold into `other`.
+    pub max_auto_groups: usize,
+    /// `--groups.retention`: an automatic group empty this long is dropped.
+    pub retention_secs: f64,
+    /// `--restarts.min-age`: an instance younger than this at its death is no restart.
+    pub restart_min_age_secs: f64,
+    /// Kernel clock ticks per second (`getconf CLK_TCK`).
+    pub clock_ticks: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct TrackedInstance {
+    #[serde(flatten)]
+    key: InstanceKey,
+    /// Uptime at the last scan that saw it alive.
+    last_seen_secs: f64,
+}
+
+/// The persisted form of one group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupState {
+    pub restarts: u64,
+    /// Deaths of long-lived instances not yet followed by a new instance.
+    #[serde(default)]
+    pub pending_deaths: u32,
+    #[serde(default)]
+    top_level: Vec<TrackedInstance>,
+    #[serde(default)]
+    empty_since_secs: Option<f64>,
+}
+
+/// The persisted form of the whole table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupsState {
+    /// Uptime ticks at the start of the last scan: instances started later are new.
+    #[serde(default)]
+    pub last_scan_ticks: Option<u64>,
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupState>,
+}
+
+impl GroupsState {
+    /// Forgets what belongs to the previous boot (instances, pending deaths, uptime
+    /// stamps); restart counts are kept so the counters never go down.
+    pub fn start_new_boot(&mut self) {
+        self.last_scan_ticks = None;
+        for group in self.groups.values_mut() {
+            group.pending_deaths = 0;
+            group.top_level.clear();
+            group.empty_since_secs = None;
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct GroupEntry {
+    configured: bool,
+    state: GroupState,
+}
+
+/// The live group table.
+#[derive(Debug, Clone)]
+pub struct GroupTable {
+    settings: TableSettings,
+    groups: BTreeMap<Arc<str>, GroupEntry>,
+    auto_groups: usize,
+    last_scan_ticks: Option<u64>,
+}
+
+impl GroupTable {
+    /// Builds the table from its persisted form and the config file's fixed group names.
+    pub fn new<'a>(
+        settings: TableSettings,
+        configured: impl IntoIterator<Item = &'a str>,
+        persisted: GroupsState,
+    ) -> Self {
+        let mut table = Self {
+            settings,
+            groups: BTreeMap::new(),
+            auto_groups: 0,
+            last_scan_ticks: persisted.last_scan_ticks,
+        };
+        for name in configured {
+            table.groups.insert(
+                Arc::from(name),
+                GroupEntry {
+                    configured: true,
+                    state: GroupState::default(),
+                },
+            );
+        }
+        for (name, state) in persisted.groups {
+            match table.groups.get_mut(name.as_str()) {
+                Some(entry) => entry.state = state,
+                None if table.auto_groups < settings.max_auto_groups || name == OTHER_GROUP => {
+                    table.auto_groups += usize::from(name != OTHER_GROUP);
+                    let entry = GroupEntry {
+                        configured: false,
+                        state,
+                    };
+                    table.groups.insert(Arc::from(name), entry);
+                }
+                None => {}
+            }
+        }
+        table
+    }
+
+    /// The group a newly seen process goes into: `name` if it exists or fits under the
+    /// cap, else `other`.
+    pub fn admit(&mut self, name: &str) -> Arc<str> {
+        if let Some((existing, _)) = self.groups.get_key_value(name) {
+            return existing.clone();
+        }
+        let name = if self.auto_groups < self.settings.max_auto_groups && name != OTHER_GROUP {
+            self.auto_groups += 1;
+            name
+        } else {
+            OTHER_GROUP
+        };
+        let key: Arc<str> = Arc::from(name);
+        self.groups
+            .entry(key.clone())
+            .or_insert_with(|| GroupEntry {
+                configured: false,
+                state: GroupState::default(),
+            });
+        key
+    }
+
+    /// Applies one scan: `top_level` holds, per group, its top-level instances now alive.
+    /// `now_secs` is the uptime at the start of the scan.
+    pub fn observe(&mut self, now_secs: f64, top_level: &HashMap<Arc<str>, Vec<InstanceKey>>) {
+        let settings = self.settings;
+        let ticks = settings.clock_ticks.max(1) as f64;
+        let baseline = self.last_scan_ticks;
+        let mut dropped = 0;
+        self.groups.retain(|name, entry| {
+            let now: &[InstanceKey] = top_level.get(name).map(Vec::as_slice).unwrap_or(&[]);
+            let state = &mut entry.state;
+            let previous = std::mem::take(&mut state.top_level);
+            for gone in previous.iter().filter(|p| !now.contains(&p.key)) {
+                let age = gone.last_seen_secs - gone.key.start_ticks as f64 / ticks;
+                if age >= settings.restart_min_age_secs {
+                    state.pending_deaths = state.pending_deaths.saturating_add(1);
+                }
+            }
+            let appeared = match baseline {
+                Some(baseline) => now
+                    .iter()
+                    .filter(|key| key.start_ticks >= baseline)
+                    .filter(|key| !previous.iter().any(|p| p.key == **key))
+                    .count(),
+                None => 0,
+            };
+            let restarts = state.pending_deaths.min(u32::try_from(appeared).unwrap_or(u32::MAX));
+            state.restarts += u64::from(restarts);
+            state.pending_deaths -= restarts;
+            state.top_level = now
+                .iter()
+                .map(|&key| TrackedInstance {
+                    key,
+                    last_seen_secs: now_secs,
+                })
+                .collect();
+            if !now.is_empty() || entry.configured {
+                state.empty_since_secs = None;
+                return true;
+            }
+            let since = *state.empty_since_secs.get_or_insert(now_secs);
+            let keep = now_secs - since < settings.retention_secs;
+            if !keep && &**name != OTHER_GROUP {
+                dropped += 1;
+            }
+            keep
+        });
+        self.auto_groups -= dropped;
+        self.last_scan_ticks = Some((now_secs * ticks) as u64);
+    }
+
+    /// Every group with its restart count, by name.
+    pub fn restarts(&self) -> impl Iterator<Item = (&Arc<str>, u64)> {
+        self.groups.iter().map(|(name, e)| (name, e.state.restarts))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.groups.contains_key(name)
+    }
+
+    /// The persisted form of the table.
+    pub fn to_state(&self) -> GroupsState {
+        GroupsState {
+            last_scan_ticks: self.last_scan_ticks,
+            groups: self
+                .groups
+                .iter()
+                .map(|(name, e)| (name.to_string(), e.state.clone()))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HZ: u64 = 100;
+
+    fn settings() -> TableSettings {
+        TableSettings {
+            max_auto_groups: 3,
+            retention_secs: 60.0,
+            restart_min_age_secs: 30.0,
+            clock_ticks: HZ,
+        }
+    }
+
+    fn key(pid: u32, start_secs: u64) -> InstanceKey {
+        InstanceKey {
+            pid,
+            start_ticks: start_secs * HZ,
+        }
+    }
+
+    fn scan(table: &mut GroupTable, now: u64, group: &str, instances: &[InstanceKey]) {
+        let mut seen = HashMap::new();
+        if !instances.is_empty() {
+            seen.insert(table.admit(group), instances.to_vec());
+        }
+        table.observe(now as f64, &seen);
+    }
+
+    fn restarts(table: &GroupTable, group: &str) -> u64 {
+        table
+            .restarts()
+            .find(|(name, _)| &***name == group)
+            .map(|(_, r)| r)
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn watchdog_restart_counts_once_even_when_death_and_start_are_seen_apart() {
+        let mut table = GroupTable::new(settings(), ["mysql"], GroupsState::default());
+        scan(&mut table, 100, "mysql", &[key(10, 50)]);
+        scan(&mut table, 115, "mysql", &[]); // gone: lived 65 s
+        assert_eq!(restarts(&table, "mysql"), 0);
+        scan(&mut table, 130, "mysql", &[key(11, 120)]);
+        assert_eq!(restarts(&table, "mysql"), 1);
+        scan(&mut table, 160, "mysql", &[key(11, 120)]);
+        assert_eq!(restarts(&table, "mysql"), 1);
+        // Death and restart between two scans.
+        scan(&mut table, 200, "mysql", &[key(12, 190)]);
+        assert_eq!(restarts(&table, "mysql"), 2);
+    }
+
+    #[test]
+    fn short_lived_instances_and_first_sightings_are_not_restarts() {
+        let mut table = GroupTable::new(settings(), [], GroupsState::default());
+        scan(&mut table, 100, "sleep", &[key(20, 99)]);
+        scan(&mut table, 101, "sleep", &[key(21, 100)]);
+        scan(&mut table, 102, "sleep", &[key(22, 101)]);
+        assert_eq!(restarts(&table, "sleep"), 0);
+        // A group first seen with an old process: no restart.
+        scan(&mut table, 103, "nginx", &[key(5, 1)]);
+        assert_eq!(restarts(&table, "nginx"), 0);
+    }
+
+    #[test]
+    fn a_pid_reused_by_a_new_instance_is_a_new_instance() {
+        let mut table = GroupTable::new(settings(), [], GroupsState::default());
+        scan(&mut table, 100, "redis", &[key(30, 10)]);
+        scan(&mut table, 150, "redis", &[key(30, 140)]);
+        assert_eq!(restarts(&table, "redis"), 1);
+    }
+
+    #[test]
+    fn counts_survive_the_persisted_form_and_are_not_doubled() {
+        let mut table = GroupTable::new(settings(), ["svc"], GroupsState::default());
+        scan(&mut table, 100, "svc", &[key(40, 10)]);
+        let saved = table.to_state();
+        // The exporter is down while the service restarts; it comes back twice.
+        for _ in 0..2 {
+            let mut back = GroupTable::new(settings(), ["svc"], saved.clone());
+            scan(&mut back, 300, "svc", &[key(41, 250)]);
+            assert_eq!(restarts(&back, "svc"), 1);
+            let again = back.to_state();
+            let mut third = GroupTable::new(settings(), ["svc"], again);
+            scan(&mut third, 315, "svc", &[key(41, 250)]);
+            assert_eq!(restarts(&third, "svc"), 1);
+        }
+    }
+
+    #[test]
+    fn new_boot_keeps_counts_and_forgets_instances() {
+        let mut table = GroupTable::new(settings(), ["svc"], GroupsState::default());
+        scan(&mut table, 100, "svc", &[key(40, 10)]);
+        scan(&mut table, 200, "svc", &[key(41, 150)]);
+        let mut state = table.to_state();
+        state.start_new_boot();
+        let mut rebooted = GroupTable::new(settings(), ["svc"], state);
+        scan(&mut rebooted, 20, "svc", &[key(40, 5)]);
+        assert_eq!(restarts(&rebooted, "svc"), 1);
+    }
+
+    #[test]
+    fn cap_folds_into_other_and_retention_frees_slots() {
+        let mut table = GroupTable::new(settings(), ["fixed"], GroupsState::default());
+        let names: Vec<_> = ["a", "b", "c", "d", "e"].iter().map(|n| table.admit(n)).collect();
+        assert_eq!(
+            names.iter().map(|n| &**n).collect::<Vec<_>>(),
+            ["a", "b", "c", "other", "other"]
+        );
+        assert!(table.contains("fixed"));
+        table.observe(10.0, &HashMap::new());
+        table.observe(80.0, &HashMap::new());
+        assert!(!table.contains("a"), "empty auto group dropped after retention");
+        assert!(table.contains("fixed"), "configured groups always exist");
+        assert_eq!(&*table.admit("f"), "f");
+    }
+}

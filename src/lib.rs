@@ -1,0 +1,23 @@
+//! oomwatch: a Prometheus exporter that says which process died, why (OOM kill, reboot,
+//! crash), and what will die next.
+//!
+//! The flow: `roots` names every path; readers in `procfs` and `cgroupfs` do thin I/O;
+//! their pure parsers turn bytes into values; each `collector` fills its part of a
+//! `snapshot`; `groups` and `state` keep what must outlive one scan; `metrics` renders a
+//! snapshot; `server` serves it. `cli` and `config` turn flags into the one validated
+//! `Config` that `app::run` starts from.
+
+pub mod app;
+pub mod cgroupfs;
+pub mod cli;
+pub mod collector;
+pub mod config;
+pub mod groups;
+pub mod logging;
+pub mod metrics;
+pub mod procfs;
+pub mod roots;
+pub mod scan;
+pub mod server;
+pub mod snapshot;
+pub mod state;

@@ -1,0 +1,32 @@
+//! The `oomwatch` binary: parse flags, validate them into a `Config`, set up logging, run.
+//! Exit codes: 0 after a clean stop, 1 when running fails, 2 for a bad flag or config.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use oomwatch::cli::Cli;
+use oomwatch::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(command) = cli.command {
+        match command {}
+    }
+    let config = match Config::from_cli(&cli.serve) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("oomwatch: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    oomwatch::logging::init(config.log_level, config.log_format);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), revision = env!("OOMWATCH_REVISION"), "starting oomwatch");
+    match oomwatch::app::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "oomwatch stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Renders a snapshot as OpenMetrics text through prometheus-client.
+//!
+//! Every series is drawn from the snapshot handed in (one scan), through a
+//! `prometheus_client::collector::Collector`, so nothing accumulates between scrapes here.
+//! Metric names are written as in the catalogue (docs/metrics.md); the unit suffix
+//! (`_bytes`, `_seconds`) and the counter suffix (`_total`) are split off for the encoder,
+//! which writes them back with the matching `# UNIT` line. The whole exposition is encoded
+//! into one buffer before anything is sent: a scrape never sees half of it.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
+};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::snapshot::{ProcessRow, Snapshot};
+
+/// The exporter's own version, for `oomwatch_build_info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildInfo {
+    pub version: &'static str,
+    pub revision: &'static str,
+}
+
+impl BuildInfo {
+    pub const CURRENT: Self = Self {
+        version: env!("CARGO_PKG_VERSION"),
+        revision: env!("OOMWATCH_REVISION"),
+    };
+}
+
+/// The Content-Type of the exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Encodes the snapshot as a complete OpenMetrics exposition (ending in `# EOF`).
+pub fn render(snapshot: Arc<Snapshot>, build: BuildInfo) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SnapshotMetrics { snapshot, build }));
+    let mut text = String::with_capacity(16 * 1024);
+    prometheus_client::encoding::text::encode(&mut text, &registry)?;
+    Ok(text)
+}
+
+#[derive(Debug)]
+struct SnapshotMetrics {
+    snapshot: Arc<Snapshot>,
+    build: BuildInfo,
+}
+
+/// Splits a catalogue name into the encoder's base name and unit.
+fn split_unit(name: &str) -> (&str, Option<&'static Unit>) {
+    if let Some(base) = name.strip_suffix("_bytes") {
+        (base, Some(&Unit::Bytes))
+    } else if let Some(base) = name.strip_suffix("_seconds") {
+        (base, Some(&Unit::Seconds))
+    } else {
+        (name, None)
+    }
+}
+
+/// Writes one metric family; families with no series are left out entirely.
+struct Family<'e, 'w> {
+    encoder: &'e mut DescriptorEncoder<'w>,
+}
+
+impl Family<'_, '_> {
+    fn gauge<V: EncodeGaugeValue + Clone + std::fmt::Debug>(
+        &mut self,
+        name: &str,
+        help: &str,
+        value: Option<V>,
+    ) -> Result<(), std::fmt::Error> {
+        let Some(value) = value else { return Ok(()) };
+        let (base, unit) = split_unit(name);
+        let metric = self
+            .encoder
+            .encode_descriptor(base, help, unit, MetricType::Gauge)?;
+        ConstGauge::new(value).encode(metric)
+    }
+
+    fn gauges<L, V, I>(&mut self, name: &str, help: &str, series: I) -> Result<(), std::fmt::Error>
+    where
+        L: EncodeLabelSet,
+        V: EncodeGaugeValue + Clone + std::fmt::Debug,
+        I: IntoIterator<Item = (L, V)>,
+    {
+        let (base, unit) = split_unit(name);
+        let mut series = series.into_iter().peekable();
+        if series.peek().is_none() {
+            return Ok(());
+        }
+        let mut metric = self
+            .encoder
+            .encode_descriptor(base, help, unit, MetricType::Gauge)?;
+        for (labels, value) in series {
+            ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn counter<V: EncodeCounterValue + Clone + std::fmt::Debug>(
+        &mut self,
+        name: &str,
+        help: &str,
+        value: Option<V>,
+    ) -> Result<(), std::fmt::Error> {
+        let Some(value) = value else { return Ok(()) };
+        let total = name.strip_suffix("_total").unwrap_or(name);
+        let (base, unit) = split_unit(total);
+        let metric = self
+            .encoder
+            .encode_descriptor(base, help, unit, MetricType::Counter)?;
+        ConstCounter::new(value).encode(metric)
+    }
+
+    fn counters<L, V, I>(&mut self, name: &str, help: &str, series: I) -> Result<(), std::fmt::Error>
+    where
+        L: EncodeLabelSet,
+        V: EncodeCounterValue + Clone + std::fmt::Debug,
+        I: IntoIterator<Item = (L, V)>,
+    {
+        let total = name.strip_suffix("_total").unwrap_or(name);
+        let (base, unit) = split_unit(total);
+        let mut series = series.into_iter().peekable();
+        if series.peek().is_none() {
+            return Ok(());
+        }
+        let mut metric = self
+            .encoder
+            .encode_descriptor(base, help, unit, MetricType::Counter)?;
+        for (labels, value) in series {
+            ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Collector for SnapshotMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &*self.snapshot;
+        let mut f = Family {
+            encoder: &mut encoder,
+        };
+
+        f.counter(
+            "oomwatch_vmstat_oom_kills_total",
+            "OOM kills since boot, from /proc/vmstat oom_kill: the ground truth count.",
+            s.vmstat_oom_kills,
+        )?;
+
+        let memory = s.memory.as_ref();
+        f.gauge(
+            "oomwatch_memory_total_bytes",
+            "Host memory (MemTotal).",
+            memory.map(|m| m.total_bytes),
+        )?;
+        f.gauge(
+            "oomwatch_memory_available_bytes",
+            "Memory available for new work without swapping (MemAvailable).",
+            memory.and_then(|m| m.available_bytes),
+        )?;
+        f.gauge(
+            "oomwatch_swap_total_bytes",
+            "Swap space (SwapTotal).",
+            memory.map(|m| m.swap_total_bytes),
+        )?;
+        f.gauge(
+            "oomwatch_swap_free_bytes",
+            "Unused swap space (SwapFree).",
+            memory.map(|m| m.swap_free_bytes),
+        )?;
+
+        let pressure = s.pressure.as_ref();
+        f.counter(
+            "oomwatch_memory_pressure_waiting_seconds_total",
+            "Time at least one task waited on memory (PSI memory some total).",
+            pressure.map(|p| p.waiting_seconds),
+        )?;
+        f.counter(
+            "oomwatch_memory_pressure_stalled_seconds_total",
+            "Time all non-idle tasks stalled on memory at once (PSI memory full total).",
+            pressure.map(|p| p.stalled_seconds),
+        )?;
+
+        let boot = s.boot.as_ref();
+        f.gauge(
+            "oomwatch_boot_time_seconds",
+            "Boot time from /proc/stat btime, seconds since the epoch (moves with clock steps; reboots are decided by boot_id).",
+            boot.map(|b| b.boot_time_seconds as i64),
+        )?;
+        f.gauges(
+            "oomwatch_boot_info",
+            "The current boot, named by its boot_id; always 1.",
+            boot.map(|b| ([("boot_id", b.boot_id.as_str())], 1)),
+        )?;
+
+        if let Some(p) = &s.processes {
+            let top = &p.top;
+            fn labels(r: &ProcessRow) -> ([(&str, String); 1], [(&str, &str); 2]) {
+                (
+                    [("pid", r.pid.to_string())],
+                    [("comm", &*r.comm), ("group", &*r.group)],
+                )
+            }
+            f.gauges(
+                "oomwatch_process_oom_score",
+                "oom_score of the processes most likely to be killed next (the top-K by oom_score).",
+                top.iter().map(|r| (labels(r), r.oom_score)),
+            )?;
+            f.gauges(
+                "oomwatch_process_oom_score_adj",
+                "oom_score_adj of the top-K processes by oom_score (-1000 exempts from the OOM killer).",
+                top.iter().map(|r| (labels(r), r.oom_score_adj)),
+            )?;
+            f.gauges(
+                "oomwatch_process_resident_memory_bytes",
+                "Resident memory (statm) of the top-K processes by oom_score.",
+                top.iter().map(|r| (labels(r), r.resident_bytes)),
+            )?;
+
+            let g = &p.groups;
+            let label = |name: &Arc<str>| [("group", name.to_string())];
+            f.gauges(
+                "oomwatch_group_processes",
+                "Processes in the group now (0 while the service is down).",
+                g.iter().map(|r| (label(&r.name), r.processes)),
+            )?;
+            f.gauges(
+                "oomwatch_group_resident_memory_bytes",
+                "Summed resident memory of the group's processes.",
+                g.iter().map(|r| (label(&r.name), r.resident_bytes)),
+            )?;
+            f.gauges(
+                "oomwatch_group_oom_score_max",
+                "Highest oom_score in the group.",
+                g.iter().filter_map(|r| Some((label(&r.name), r.oom_score_max?))),
+            )?;
+            f.gauges(
+                "oomwatch_group_oom_score_adj_min",
+                "Lowest oom_score_adj in the group.",
+                g.iter().filter_map(|r| Some((label(&r.name), r.oom_score_adj_min?))),
+            )?;
+            f.gauges(
+                "oomwatch_group_start_time_seconds",
+                "Start of the group's oldest process, seconds since the epoch.",
+                g.iter().filter_map(|r| Some((label(&r.name), r.start_time_seconds?))),
+            )?;
+            f.counters(
+                "oomwatch_group_restarts_total",
+                "Times a long-lived top-level instance of the group was replaced by a new one.",
+                g.iter().map(|r| (label(&r.name), r.restarts)),
+            )?;
+            f.counter(
+                "oomwatch_processes_vanished_total",
+                "Processes that exited while they were being read (skipped, not errors).",
+                Some(p.vanished_total),
+            )?;
+        }
+
+        let gm = &s.group_memory;
+        let label = |name: &Arc<str>| [("group", name.to_string())];
+        f.gauges(
+            "oomwatch_group_memory_limit_bytes",
+            "Tightest memory cgroup limit over the group's cgroup and its ancestors.",
+            gm.iter().filter_map(|r| Some((label(&r.group), r.limit_bytes?))),
+        )?;
+        f.gauges(
+            "oomwatch_group_memory_usage_bytes",
+            "Memory usage of the cgroup that sets the group's tightest limit (its own cgroup when unlimited).",
+            gm.iter().map(|r| (label(&r.group), r.usage_bytes)),
+        )?;
+        f.counters(
+            "oomwatch_cgroup_oom_kills_total",
+            "OOM kills the kernel counted in the group's memory cgroup (memory.events / memory.oom_control); resets when the cgroup is recreated.",
+            gm.iter().filter_map(|r| Some((label(&r.group), r.oom_kills?))),
+        )?;
+
+        f.counter(
+            "oomwatch_state_write_errors_total",
+            "Failed writes of the state file (see --state.dir).",
+            Some(s.state.write_errors),
+        )?;
+        f.counter(
+            "oomwatch_state_recovered_total",
+            "Corrupt state files moved aside at start.",
+            Some(s.state.recovered),
+        )?;
+
+        let c = &s.collectors;
+        f.gauges(
+            "oomwatch_collector_success",
+            "1 when the collector's source was read in this scrape, 0 when it failed.",
+            c.iter().map(|o| ([("collector", o.name)], i64::from(o.success))),
+        )?;
+        f.gauges(
+            "oomwatch_collector_duration_seconds",
+            "Time the collector took in this scrape.",
+            c.iter().map(|o| ([("collector", o.name)], o.duration_seconds)),
+        )?;
+        f.gauges(
+            "oomwatch_build_info",
+            "The oomwatch build; always 1.",
+            Some((
+                [("version", self.build.version), ("revision", self.build.revision)],
+                1,
+            )),
+        )?;
+        Ok(())
+    }
+}

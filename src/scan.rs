@@ -1,0 +1,70 @@
+//! One scan: run every enabled collector in order into a fresh snapshot, time each, and
+//! log a collector's error when it first appears or changes (a broken source must not
+//! write a line per scrape). Runs on a blocking thread, never on the async reactor.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::collector::Collector;
+use crate::snapshot::{CollectorOutcome, Snapshot, StateHealth};
+use crate::state::StateStore;
+
+pub struct Scanner {
+    collectors: Vec<Box<dyn Collector>>,
+    state: Arc<StateStore>,
+    /// The last error each collector reported, to log changes only.
+    last_errors: HashMap<&'static str, String>,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.collectors.iter().map(|c| c.name()).collect();
+        f.debug_struct("Scanner").field("collectors", &names).finish()
+    }
+}
+
+impl Scanner {
+    pub fn new(collectors: Vec<Box<dyn Collector>>, state: Arc<StateStore>) -> Self {
+        Self {
+            collectors,
+            state,
+            last_errors: HashMap::new(),
+        }
+    }
+
+    /// Runs every collector once and returns what they found.
+    pub fn scan(&mut self) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        for collector in &mut self.collectors {
+            let name = collector.name();
+            let started = Instant::now();
+            let result = collector.collect(&mut snapshot);
+            let duration_seconds = started.elapsed().as_secs_f64();
+            match result {
+                Ok(()) => {
+                    if self.last_errors.remove(name).is_some() {
+                        tracing::info!(collector = name, "collector recovered");
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    if self.last_errors.get(name) != Some(&message) {
+                        tracing::warn!(collector = name, error = %message, "collector failed; its metrics are left out and oomwatch_collector_success is 0");
+                        self.last_errors.insert(name, message);
+                    }
+                }
+            }
+            snapshot.collectors.push(CollectorOutcome {
+                name,
+                success: !self.last_errors.contains_key(name),
+                duration_seconds,
+            });
+        }
+        snapshot.state = StateHealth {
+            write_errors: self.state.write_errors(),
+            recovered: self.state.recovered(),
+        };
+        snapshot
+    }
+}

@@ -1,0 +1,126 @@
+//! Request routing: the telemetry path (GET, HEAD), the landing page `/`, `/-/healthy`,
+//! `/-/ready`; 405 with `Allow` for other methods on those paths, 404 elsewhere, and 503
+//! when `--web.max-requests` scrapes are already in flight.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::Semaphore;
+
+use super::scrape::SharedScrape;
+use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+
+#[derive(Debug)]
+pub struct Handler {
+    telemetry_path: String,
+    scrape: Arc<SharedScrape>,
+    /// None: no limit.
+    permits: Option<Semaphore>,
+    ready: AtomicBool,
+    landing_page: Bytes,
+}
+
+impl Handler {
+    pub fn new(telemetry_path: String, max_requests: usize, scrape: Arc<SharedScrape>) -> Self {
+        let landing_page = Bytes::from(landing_page(&telemetry_path));
+        Self {
+            telemetry_path,
+            scrape,
+            permits: (max_requests > 0).then(|| Semaphore::new(max_requests)),
+            ready: AtomicBool::new(false),
+            landing_page,
+        }
+    }
+
+    /// Marks the exporter ready (`/-/ready` answers 200 from then on).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>> {
+        let path = request.uri().path();
+        let known = path == self.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
+        if !known {
+            return text(StatusCode::NOT_FOUND, "404 page not found\n");
+        }
+        let head = request.method() == Method::HEAD;
+        if !head && request.method() != Method::GET {
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        let response = match path {
+            "/" => with_type(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                self.landing_page.clone(),
+            ),
+            "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
+            "/-/ready" if self.ready.load(Ordering::Relaxed) => text(StatusCode::OK, "Ready\n"),
+            "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "Not ready\n"),
+            _ => self.metrics().await,
+        };
+        if head {
+            let (parts, _) = response.into_parts();
+            return Response::from_parts(parts, Full::new(Bytes::new()));
+        }
+        response
+    }
+
+    async fn metrics(&self) -> Response<Full<Bytes>> {
+        let _permit = match &self.permits {
+            Some(permits) => match permits.try_acquire() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    return text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many scrapes in flight (--web.max-requests)\n",
+                    )
+                }
+            },
+            None => None,
+        };
+        match self.scrape.exposition().await {
+            Ok(body) => with_type(StatusCode::OK, METRICS_CONTENT_TYPE, body),
+            Err(e) => {
+                tracing::error!(error = %e, "scrape failed");
+                text(StatusCode::INTERNAL_SERVER_ERROR, "scrape failed\n")
+            }
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    with_type(status, "text/plain; charset=utf-8", Bytes::from_static(body.as_bytes()))
+}
+
+fn with_type(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn landing_page(telemetry_path: &str) -> String {
+    let escaped = telemetry_path
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>oomwatch</title></head>\n\
+<body><h1>oomwatch</h1>\n<p>Which process died, why (OOM kill, reboot, crash), and what will die next.</p>\n\
+<ul><li><a href=\"{escaped}\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li>\
+<li><a href=\"/-/ready\">Readiness</a></li></ul>\n<p>Version {} (revision {})</p>\n</body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("OOMWATCH_REVISION"),
+    )
+}

@@ -1,0 +1,89 @@
+//! The snapshot of one scan: plain data that the collectors fill and the renderer draws.
+//!
+//! A snapshot is built whole by one scan and never changed after; a scrape renders one
+//! snapshot, so an exposition never mixes two scans. Fields are `Option` or empty where a
+//! source failed or is disabled: its series are then absent and
+//! `oomwatch_collector_success{collector}` is 0.
+
+use std::sync::Arc;
+
+use crate::procfs::host::{MemInfo, MemoryPressure};
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// `/proc/vmstat` `oom_kill`.
+    pub vmstat_oom_kills: Option<u64>,
+    pub memory: Option<MemInfo>,
+    pub pressure: Option<MemoryPressure>,
+    pub boot: Option<BootSample>,
+    pub processes: Option<ProcessesSample>,
+    /// Memory cgroup figures per group, for the groups that map to a memory cgroup.
+    pub group_memory: Vec<GroupMemory>,
+    pub state: StateHealth,
+    pub collectors: Vec<CollectorOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootSample {
+    /// `/proc/stat` btime: shown, never used to decide that a reboot happened.
+    pub boot_time_seconds: u64,
+    pub boot_id: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProcessesSample {
+    /// The next OOM victims: the processes with the highest oom_score, best first.
+    pub top: Vec<ProcessRow>,
+    /// Every group, configured and automatic, by name.
+    pub groups: Vec<GroupRow>,
+    /// Processes that exited while they were read, since the exporter started.
+    pub vanished_total: u64,
+    /// Per group, the memory cgroup most of its processes live in (never the root).
+    pub group_cgroups: Vec<(Arc<str>, Arc<str>)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessRow {
+    pub pid: u32,
+    pub comm: Arc<str>,
+    pub group: Arc<str>,
+    pub oom_score: i32,
+    pub oom_score_adj: i32,
+    pub resident_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    pub name: Arc<str>,
+    pub processes: u64,
+    pub resident_bytes: u64,
+    /// None while the group has no process.
+    pub oom_score_max: Option<i32>,
+    pub oom_score_adj_min: Option<i32>,
+    pub start_time_seconds: Option<f64>,
+    pub restarts: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupMemory {
+    pub group: Arc<str>,
+    /// The tightest limit over the group's cgroup and its ancestors; None when unlimited.
+    pub limit_bytes: Option<u64>,
+    /// Usage of the cgroup that carries that limit (the group's own when unlimited).
+    pub usage_bytes: u64,
+    /// OOM kills counted by the kernel in the group's own cgroup.
+    pub oom_kills: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateHealth {
+    pub write_errors: u64,
+    pub recovered: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorOutcome {
+    pub name: &'static str,
+    pub success: bool,
+    pub duration_seconds: f64,
+}

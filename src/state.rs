@@ -1,0 +1,259 @@
+//! The persisted state file (`<state.dir>/state.json`): versioned, written atomically
+//! (temp file, fsync, rename, fsync of the directory), and tolerant of corruption.
+//!
+//! A corrupt, empty or truncated file is moved aside (`state.json.corrupt-<unix time>`)
+//! with a warning and counted, never a crash. A directory that cannot be written keeps the
+//! exporter serving: the error is counted and logged when it starts and when it clears.
+//! The file is only rewritten when its content changed. This module knows the shape of the
+//! state, not what the collectors do with it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::groups::table::GroupsState;
+
+/// The state file format; bump on an incompatible change.
+pub const STATE_VERSION: u32 = 1;
+const FILE_NAME: &str = "state.json";
+
+/// Everything oomwatch remembers between runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PersistedState {
+    pub version: u32,
+    /// The boot the rest of the state belongs to.
+    #[serde(default)]
+    pub boot_id: Option<String>,
+    #[serde(default)]
+    pub groups: GroupsState,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot create the state directory {dir} (set --state.dir to a writable directory): {source}")]
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the state file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// How the state file was found at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadOutcome {
+    Fresh,
+    Loaded,
+    /// The file was unreadable as state and was moved to the named path.
+    Recovered { moved_to: PathBuf, reason: String },
+}
+
+/// The state file and its single writer.
+#[derive(Debug)]
+pub struct StateStore {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    write_errors: AtomicU64,
+    recovered: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: PersistedState,
+    written: Vec<u8>,
+    failing: bool,
+}
+
+impl StateStore {
+    /// Opens (creating if needed) the state directory and loads the state file.
+    pub fn open(dir: &Path) -> Result<(Self, LoadOutcome), StateError> {
+        std::fs::create_dir_all(dir).map_err(|source| StateError::CreateDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let (state, written, outcome) = match std::fs::read(&path) {
+            Ok(bytes) => match decode(&bytes) {
+                Ok(state) => (state, bytes, LoadOutcome::Loaded),
+                Err(reason) => {
+                    let moved_to = set_aside(&path);
+                    (PersistedState::default(), Vec::new(), LoadOutcome::Recovered { moved_to, reason })
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (PersistedState::default(), Vec::new(), LoadOutcome::Fresh)
+            }
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        let recovered = u64::from(matches!(outcome, LoadOutcome::Recovered { .. }));
+        let store = Self {
+            dir: dir.to_path_buf(),
+            inner: Mutex::new(Inner {
+                state,
+                written,
+                failing: false,
+            }),
+            write_errors: AtomicU64::new(0),
+            recovered: AtomicU64::new(recovered),
+        };
+        Ok((store, outcome))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A copy of the state as last updated.
+    pub fn snapshot(&self) -> PersistedState {
+        self.lock().state.clone()
+    }
+
+    /// Changes the state and writes it out if its content changed. A failed write is
+    /// counted and logged; the in-memory state keeps the change and is retried next time.
+    pub fn update<R>(&self, change: impl FnOnce(&mut PersistedState) -> R) -> R {
+        let mut inner = self.lock();
+        let result = change(&mut inner.state);
+        inner.state.version = STATE_VERSION;
+        let encoded = match serde_json::to_vec_pretty(&inner.state) {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode the state; not written");
+                return result;
+            }
+        };
+        if encoded == inner.written {
+            return result;
+        }
+        match write_atomically(&self.dir, FILE_NAME, &encoded) {
+            Ok(()) => {
+                if inner.failing {
+                    tracing::info!(dir = %self.dir.display(), "state directory writable again");
+                }
+                inner.failing = false;
+                inner.written = encoded;
+            }
+            Err(e) => {
+                self.write_errors.fetch_add(1, Ordering::Relaxed);
+                if !inner.failing {
+                    tracing::error!(dir = %self.dir.display(), error = %e,
+                        "cannot write the state file; counts will not survive a restart until this is fixed");
+                }
+                inner.failing = true;
+            }
+        }
+        result
+    }
+
+    /// State writes that failed since start (`oomwatch_state_write_errors_total`).
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Corrupt state files set aside since start (`oomwatch_state_recovered_total`).
+    pub fn recovered(&self) -> u64 {
+        self.recovered.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the state torn (it is replaced
+        // whole), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<PersistedState, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("the file is empty".into());
+    }
+    let state: PersistedState = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if state.version != STATE_VERSION {
+        return Err(format!(
+            "format version {} is not {STATE_VERSION}",
+            state.version
+        ));
+    }
+    Ok(state)
+}
+
+fn set_aside(path: &Path) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let moved_to = path.with_extension(format!("json.corrupt-{stamp}"));
+    if let Err(e) = std::fs::rename(path, &moved_to) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot move the corrupt state file aside; it will be overwritten");
+    }
+    moved_to
+}
+
+/// Writes `dir/name` so that a reader sees the old content or the new, never a torn file.
+pub fn write_atomically(dir: &Path, name: &str, content: &[u8]) -> std::io::Result<()> {
+    let target = dir.join(name);
+    let temp = dir.join(format!(".{name}.tmp"));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(content)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, &target)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_unchanged_state_is_not_rewritten() {
+        let dir = tempfile::tempdir().expect("temp");
+        let (store, outcome) = StateStore::open(dir.path()).expect("open");
+        assert_eq!(outcome, LoadOutcome::Fresh);
+        store.update(|s| s.boot_id = Some("b".into()));
+        let path = dir.path().join(FILE_NAME);
+        let first = std::fs::metadata(&path).expect("written").modified().expect("mtime");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        store.update(|s| s.boot_id = Some("b".into()));
+        let second = std::fs::metadata(&path).expect("written").modified().expect("mtime");
+        assert_eq!(first, second);
+        let (again, outcome) = StateStore::open(dir.path()).expect("reopen");
+        assert_eq!(outcome, LoadOutcome::Loaded);
+        assert_eq!(again.snapshot().boot_id.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn corrupt_empty_and_truncated_files_are_set_aside() {
+        for content in [&b""[..], b"{\"version\":1,\"boot", b"\x00\xff garbage", b"{\"version\":99}"] {
+            let dir = tempfile::tempdir().expect("temp");
+            std::fs::write(dir.path().join(FILE_NAME), content).expect("write");
+            let (store, outcome) = StateStore::open(dir.path()).expect("open");
+            let LoadOutcome::Recovered { moved_to, .. } = outcome else {
+                panic!("not recovered: {outcome:?}");
+            };
+            assert!(moved_to.exists());
+            assert_eq!(std::fs::read(&moved_to).expect("kept"), content);
+            assert_eq!(store.recovered(), 1);
+            assert_eq!(store.snapshot(), PersistedState::default());
+        }
+    }
+
+    #[test]
+    fn unwritable_directory_is_counted_not_fatal() {
+        let dir = tempfile::tempdir().expect("temp");
+        let (store, _) = StateStore::open(dir.path()).expect("open");
+        std::fs::remove_dir_all(dir.path()).expect("remove");
+        store.update(|s| s.boot_id = Some("x".into()));
+        assert_eq!(store.write_errors(), 1);
+        assert_eq!(store.snapshot().boot_id.as_deref(), Some("x"));
+    }
+}
