@@ -39,7 +39,17 @@ pub struct ProcessesSample {
     /// Processes that exited while they were read, since the exporter started.
     pub vanished_total: u64,
     /// Per group, the memory cgroup most of its processes live in (never the root).
-    pub group_cgroups: Vec<(Arc<str>, Arc<str>)>,
+    pub group_cgroups: Vec<GroupCgroup>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupCgroup {
+    pub group: Arc<str>,
+    /// The memory cgroup most of the group's processes live in.
+    pub cgroup: Arc<str>,
+    /// True when every process of the group lives there and no other group's does, so
+    /// the cgroup's own figures (its OOM kills) are the group's.
+    pub owned: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +81,7 @@ pub struct GroupMemory {
     pub limit_bytes: Option<u64>,
     /// Usage of the cgroup that carries that limit (the group's own when unlimited).
     pub usage_bytes: u64,
-    /// OOM kills counted by the kernel in the group's own cgroup.
+    /// OOM kills counted by the kernel in the group's cgroup, when the group owns it.
     pub oom_kills: Option<u64>,
 }
 

@@ -1,7 +1,8 @@
 //! The `cgroups` collector: for each group that lives in a memory cgroup, the tightest
-//! limit over that cgroup and its ancestors, the usage of the cgroup that sets it, and the
-//! OOM kills the kernel counted in the group's own cgroup. OOM risk is relative to that
-//! limit, not to host RAM. Runs after `processes`, whose group-to-cgroup map it reads.
+//! limit over that cgroup and its ancestors and the usage of the cgroup that sets it (OOM
+//! risk is relative to that limit, not to host RAM), and, where the group alone owns its
+//! cgroup, the OOM kills the kernel counted there. Runs after `processes`, whose
+//! group-to-cgroup map it reads.
 
 use std::collections::HashMap;
 
@@ -55,17 +56,22 @@ impl Collector for CgroupsCollector {
             })
         };
         let mut rows = Vec::new();
-        for (group, home) in &processes.group_cgroups {
-            let Some(own) = read(home) else { continue };
-            let tightest = self_and_ancestors(home)
+        for home in &processes.group_cgroups {
+            let Some(own) = read(&home.cgroup) else { continue };
+            let tightest = self_and_ancestors(&home.cgroup)
                 .filter_map(|cgroup| read(cgroup))
                 .filter_map(|s| s.limit_bytes.map(|limit| (limit, s.usage_bytes)))
                 .min_by_key(|(limit, _)| *limit);
+            // A cgroup shared with other groups and without a limit says nothing about
+            // this group: its usage and kills are the other groups' too.
+            if tightest.is_none() && !home.owned {
+                continue;
+            }
             rows.push(GroupMemory {
-                group: group.clone(),
+                group: home.group.clone(),
                 limit_bytes: tightest.map(|(limit, _)| limit),
                 usage_bytes: tightest.map_or(own.usage_bytes, |(_, usage)| usage),
-                oom_kills: own.oom_kills,
+                oom_kills: own.oom_kills.filter(|_| home.owned),
             });
         }
         out.group_memory = rows;

@@ -21,7 +21,7 @@ use crate::procfs::pid::{
 use crate::procfs::reader::{PidDir, PidReadError, ProcDir, ReadBuf};
 use crate::procfs::ParseError;
 use crate::roots::Roots;
-use crate::snapshot::{GroupRow, ProcessRow, ProcessesSample, Snapshot};
+use crate::snapshot::{GroupCgroup, GroupRow, ProcessRow, ProcessesSample, Snapshot};
 use crate::state::StateStore;
 
 /// What the collector needs besides the roots.
@@ -340,20 +340,33 @@ fn summarise(
     table.observe(now_secs, &top_level);
 
     let ticks = settings.table.clock_ticks.max(1) as f64;
+    // How many groups have processes in each memory cgroup.
+    let mut groups_per_memcg: HashMap<&Arc<str>, u32> = HashMap::new();
+    for agg in aggregates.values() {
+        for memcg in agg.memcgs.keys() {
+            *groups_per_memcg.entry(memcg).or_default() += 1;
+        }
+    }
     let mut group_cgroups = Vec::new();
     let groups = table
         .restarts()
         .map(|(name, restarts)| {
-            let agg = aggregates.remove(name).unwrap_or_default();
-            // The memory cgroup most of the group lives in; ties go to the shorter path.
-            let home = agg
-                .memcgs
-                .iter()
-                .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-                .map(|(path, _)| path.clone());
-            if let Some(home) = home {
-                group_cgroups.push((name.clone(), home));
+            let agg = aggregates.get(name);
+            // The memory cgroup most of the group lives in; ties go to the smaller path.
+            let home = agg.and_then(|agg| {
+                agg.memcgs
+                    .iter()
+                    .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            });
+            if let (Some(agg), Some((cgroup, _))) = (agg, home) {
+                group_cgroups.push(GroupCgroup {
+                    group: name.clone(),
+                    cgroup: (*cgroup).clone(),
+                    owned: agg.memcgs.len() == 1 && groups_per_memcg.get(cgroup) == Some(&1),
+                });
             }
+            let empty = Aggregate::default();
+            let agg = agg.unwrap_or(&empty);
             GroupRow {
                 name: name.clone(),
                 processes: agg.processes,

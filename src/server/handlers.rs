@@ -1,4 +1,5 @@
-//! Request routing: the telemetry path (GET, HEAD), the landing page `/`, `/-/healthy`,
+//! Request routing: the telemetry path (GET, HEAD; OpenMetrics when the Accept header asks
+//! for it, else the Prometheus text format), the landing page `/`, `/-/healthy`,
 //! `/-/ready`; 405 with `Allow` for other methods on those paths, 404 elsewhere, and 503
 //! when `--web.max-requests` scrapes are already in flight.
 
@@ -12,7 +13,24 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::Semaphore;
 
 use super::scrape::SharedScrape;
-use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+use crate::metrics::{openmetrics_to_text, CONTENT_TYPE as OPENMETRICS, TEXT_CONTENT_TYPE};
+
+/// True when the client's Accept header asks for OpenMetrics (Prometheus does); anything
+/// else (curl, older scrapers) gets the Prometheus text format.
+fn accepts_openmetrics<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|media| {
+            let mut parts = media.split(';').map(str::trim);
+            let is_openmetrics = parts.next() == Some("application/openmetrics-text");
+            let refused = parts.any(|p| p.replace(' ', "") == "q=0");
+            is_openmetrics && !refused
+        })
+}
 
 #[derive(Debug)]
 pub struct Handler {
@@ -64,7 +82,7 @@ impl Handler {
             "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
             "/-/ready" if self.ready.load(Ordering::Relaxed) => text(StatusCode::OK, "Ready\n"),
             "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "Not ready\n"),
-            _ => self.metrics().await,
+            _ => self.metrics(accepts_openmetrics(&request)).await,
         };
         if head {
             let (parts, _) = response.into_parts();
@@ -73,7 +91,7 @@ impl Handler {
         response
     }
 
-    async fn metrics(&self) -> Response<Full<Bytes>> {
+    async fn metrics(&self, openmetrics: bool) -> Response<Full<Bytes>> {
         let _permit = match &self.permits {
             Some(permits) => match permits.try_acquire() {
                 Ok(permit) => Some(permit),
@@ -87,7 +105,11 @@ impl Handler {
             None => None,
         };
         match self.scrape.exposition().await {
-            Ok(body) => with_type(StatusCode::OK, METRICS_CONTENT_TYPE, body),
+            Ok(body) if openmetrics => with_type(StatusCode::OK, OPENMETRICS, body),
+            Ok(body) => {
+                let text = openmetrics_to_text(&String::from_utf8_lossy(&body));
+                with_type(StatusCode::OK, TEXT_CONTENT_TYPE, Bytes::from(text))
+            }
             Err(e) => {
                 tracing::error!(error = %e, "scrape failed");
                 text(StatusCode::INTERNAL_SERVER_ERROR, "scrape failed\n")

@@ -1,0 +1,185 @@
+//! HTTP behaviour of the real binary: routes, methods, content negotiation, and the
+//! exposition checked by two independent parsers (the Python prometheus_client OpenMetrics
+//! parser, and `promtool check metrics` on the text format). Also the exit code and message
+//! of bad flags and config files.
+
+mod common;
+
+use std::process::Command;
+
+use common::{fixture, request, Exporter, OPENMETRICS_ACCEPT};
+
+fn fixture_exporter(state: &std::path::Path) -> Exporter {
+    Exporter::start(&[
+        "--path.procfs",
+        fixture("host/proc").to_str().expect("utf-8"),
+        "--path.sysfs",
+        fixture("host/sys-v2").to_str().expect("utf-8"),
+        "--state.dir",
+        state.to_str().expect("utf-8"),
+    ])
+}
+
+#[test]
+fn routes_methods_and_content_types() {
+    let state = tempfile::tempdir().expect("temp");
+    let exporter = fixture_exporter(state.path());
+
+    let om = request(exporter.addr, "GET", "/metrics", &[("Accept", OPENMETRICS_ACCEPT)]);
+    assert_eq!(om.status, 200);
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(om.body.ends_with("# EOF\n"));
+
+    let text = exporter.request("GET", "/metrics");
+    assert_eq!(text.status, 200);
+    assert_eq!(
+        text.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(text.body.contains("# TYPE oomwatch_vmstat_oom_kills_total counter"));
+    assert!(!text.body.contains("# EOF"));
+
+    let refused = request(
+        exporter.addr,
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text;q=0, text/plain")],
+    );
+    assert!(refused.header("content-type").is_some_and(|t| t.starts_with("text/plain")));
+
+    let head = exporter.request("HEAD", "/metrics");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+
+    let post = exporter.request("POST", "/metrics");
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+
+    assert_eq!(exporter.request("GET", "/nope").status, 404);
+    let landing = exporter.request("GET", "/");
+    assert_eq!(landing.status, 200);
+    assert!(landing.body.contains("href=\"/metrics\""));
+    assert_eq!(exporter.request("GET", "/-/healthy").status, 200);
+    assert_eq!(exporter.request("GET", "/-/ready").status, 200);
+    assert!(exporter.stop().success());
+}
+
+#[test]
+fn exposition_passes_strict_parsers() {
+    let state = tempfile::tempdir().expect("temp");
+    // The live host, which has PSI and more variety than the fixture, and the fixture.
+    let live = Exporter::start(&["--state.dir", state.path().to_str().expect("utf-8")]);
+    let state2 = tempfile::tempdir().expect("temp");
+    let fixed = fixture_exporter(state2.path());
+    for exporter in [&live, &fixed] {
+        let om = exporter.scrape();
+        let parser = r#"
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+families = list(text_string_to_metric_families(sys.stdin.read()))
+missing = [f.name for f in families if not f.documentation]
+assert not missing, f"no HELP: {missing}"
+print(len(families))
+"#;
+        // Debian's python3 with python3-prometheus-client, as the test command installs it.
+        let out = run_with_stdin("/usr/bin/python3", &["-c", parser], &om);
+        assert!(out.status.success(), "OpenMetrics parser rejected the exposition: {}", String::from_utf8_lossy(&out.stderr));
+        let families: usize = String::from_utf8_lossy(&out.stdout).trim().parse().expect("count");
+        assert!(families >= 20, "only {families} families");
+
+        let text = exporter.request("GET", "/metrics").body;
+        let out = run_with_stdin("promtool", &["check", "metrics"], &text);
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn run_with_stdin(program: &str, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} must be installed (the test command installs it): {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("output")
+}
+
+fn oomwatch(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_oomwatch"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+#[test]
+fn bad_flags_and_config_exit_2_naming_what_to_fix() {
+    let dir = tempfile::tempdir().expect("temp");
+    let bad_yaml = dir.path().join("bad.yml");
+    std::fs::write(&bad_yaml, "groups:\n  - name: x\n    comm: '('\n").expect("write");
+    let bad_yaml = bad_yaml.to_str().expect("utf-8");
+    for (args, expected) in [
+        (vec!["--web.listen-address", "nowhere"], "--web.listen-address"),
+        (vec!["--restarts.min-age", "soon"], "--restarts.min-age"),
+        (vec!["--config.file", "/nonexistent/oomwatch.yml"], "--config.file"),
+        (vec!["--config.file", bad_yaml], "bad regex"),
+        (vec!["--collector.nosuch"], "--collector.nosuch"),
+        (vec!["--processes.top", "many"], "--processes.top"),
+    ] {
+        let out = oomwatch(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let out = oomwatch(&["--version"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("oomwatch "));
+}
+
+#[test]
+fn an_unusable_state_dir_fails_the_start_with_the_flag_named() {
+    let dir = tempfile::tempdir().expect("temp");
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").expect("write");
+    let state = file.join("state");
+    let out = oomwatch(&[
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--state.dir",
+        state.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--state.dir"), "{stderr}");
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_a_busy_port_is_an_error() {
+    let state = tempfile::tempdir().expect("temp");
+    let exporter = fixture_exporter(state.path());
+    let taken = exporter.addr.to_string();
+    let out = oomwatch(&[
+        "--web.listen-address",
+        &taken,
+        "--state.dir",
+        state.path().to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--web.listen-address"));
+    let status = exporter.stop();
+    assert_eq!(status.code(), Some(0));
+}

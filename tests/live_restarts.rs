@@ -1,0 +1,128 @@
+//! Live test on the real /proc: a configured group whose process a test watchdog kills and
+//! restarts twice shows `oomwatch_group_restarts_total` 2 and processes 1; the count
+//! survives a SIGKILL of the exporter; a process given oom_score_adj 1000 comes first in
+//! the top-K. The services are copies of /bin/sleep under distinctive names (so their comm
+//! is theirs alone), started and killed by the test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use common::{eventually, sample, Exporter};
+
+struct Service {
+    binary: PathBuf,
+}
+
+impl Service {
+    fn install(dir: &Path, name: &str) -> Self {
+        let binary = dir.join(name);
+        std::fs::copy("/bin/sleep", &binary).expect("copy sleep");
+        Self { binary }
+    }
+
+    fn start(&self) -> Child {
+        Command::new(&self.binary).arg("600").spawn().expect("service starts")
+    }
+}
+
+fn kill(mut child: Child) {
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+}
+
+fn processes(exposition: &str, group: &str) -> Option<f64> {
+    sample(exposition, "oomwatch_group_processes", &[("group", group)])
+}
+
+fn restarts(exposition: &str, group: &str) -> Option<f64> {
+    sample(exposition, "oomwatch_group_restarts_total", &[("group", group)])
+}
+
+#[test]
+fn watchdog_restarts_are_counted_and_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("temp");
+    let service = Service::install(dir.path(), "oomw-svc");
+    let config = dir.path().join("oomwatch.yml");
+    std::fs::write(&config, "groups:\n  - name: svc\n    comm: '^oomw-svc$'\n").expect("config");
+    let state = dir.path().join("state");
+    let args = [
+        "--config.file",
+        config.to_str().expect("utf-8"),
+        "--state.dir",
+        state.to_str().expect("utf-8"),
+        "--restarts.min-age",
+        "1s",
+    ];
+    let exporter = Exporter::start(&args);
+    let before = exporter.scrape();
+    assert_eq!(processes(&before, "svc"), Some(0.0), "a configured group exists while down");
+
+    // The watchdog's log: PID present...
+    let first = service.start();
+    std::thread::sleep(Duration::from_millis(1500));
+    let up = exporter.scrape();
+    assert_eq!(processes(&up, "svc"), Some(1.0));
+    assert_eq!(restarts(&up, "svc"), Some(0.0));
+
+    // ... PID gone, "NOT running" (seen by a scrape) ...
+    kill(first);
+    let down = exporter.scrape();
+    assert_eq!(processes(&down, "svc"), Some(0.0));
+    assert_eq!(restarts(&down, "svc"), Some(0.0));
+
+    // ... started again.
+    let second = service.start();
+    std::thread::sleep(Duration::from_millis(1500));
+    let again = exporter.scrape();
+    assert_eq!(processes(&again, "svc"), Some(1.0));
+    assert_eq!(restarts(&again, "svc"), Some(1.0));
+
+    // A death and a restart between two scrapes count too.
+    kill(second);
+    let third = service.start();
+    std::thread::sleep(Duration::from_millis(200));
+    let twice = exporter.scrape();
+    assert_eq!(processes(&twice, "svc"), Some(1.0));
+    assert_eq!(restarts(&twice, "svc"), Some(2.0));
+
+    // The exporter dies without a chance to flush; it comes back with the count.
+    exporter.kill();
+    let exporter = Exporter::start(&args);
+    let back = exporter.scrape();
+    assert_eq!(restarts(&back, "svc"), Some(2.0));
+    assert_eq!(processes(&back, "svc"), Some(1.0));
+    assert!(exporter.stop().success());
+    kill(third);
+}
+
+#[test]
+fn oom_score_adj_1000_comes_first_in_the_top_k() {
+    let dir = tempfile::tempdir().expect("temp");
+    let service = Service::install(dir.path(), "oomw-risky");
+    let child = service.start();
+    // Raising one's own oom_score_adj needs no privilege.
+    std::fs::write(format!("/proc/{}/oom_score_adj", child.id()), "1000\n").expect("set adj");
+    let state = dir.path().join("state");
+    let exporter = Exporter::start(&["--state.dir", state.to_str().expect("utf-8")]);
+    let pid = child.id().to_string();
+    let first = eventually(Duration::from_secs(5), || {
+        let body = exporter.scrape();
+        let line = body
+            .lines()
+            .find(|l| l.starts_with("oomwatch_process_oom_score{"))?
+            .to_owned();
+        line.contains(&format!("pid=\"{pid}\"")).then_some(line)
+    })
+    .expect("the process with adj 1000 is the first next victim");
+    assert!(first.contains("comm=\"oomw-risky\""), "{first}");
+    let body = exporter.scrape();
+    let labels = [("pid", pid.as_str()), ("comm", "oomw-risky")];
+    assert_eq!(sample(&body, "oomwatch_process_oom_score_adj", &labels), Some(1000.0));
+    let score = sample(&body, "oomwatch_process_oom_score", &labels).expect("score");
+    assert!(score >= 1000.0, "oom_score {score}");
+    assert!(exporter.stop().success());
+    kill(child);
+}
