@@ -35,7 +35,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
             moved_to = %moved_to.display(), reason = %reason,
             "the state file was corrupt and was moved aside; counters restart from zero"
         ),
-        LoadOutcome::Fresh => tracing::info!(dir = %config.state_dir.display(), "new state directory"),
+        LoadOutcome::Fresh => {
+            tracing::info!(dir = %config.state_dir.display(), "new state directory")
+        }
         LoadOutcome::Loaded => {}
     }
     let state = Arc::new(state);

@@ -68,7 +68,9 @@ impl MemoryHierarchy {
             .ok_or_else(|| CgroupReadError::malformed(&dir, usage))?;
         // The v2 root has no memory.max: an absent limit is no limit.
         let limit_bytes = match read(&dir, limit) {
-            Ok(bytes) => parse_limit(&bytes).ok_or_else(|| CgroupReadError::malformed(&dir, limit))?,
+            Ok(bytes) => {
+                parse_limit(&bytes).ok_or_else(|| CgroupReadError::malformed(&dir, limit))?
+            }
             Err(CgroupReadError::Missing { .. }) => None,
             Err(err) => return Err(err),
         };
@@ -193,14 +195,20 @@ mod tests {
         std::fs::create_dir_all(&memory).expect("mkdir");
         std::fs::write(memory.join("memory.usage_in_bytes"), "1\n").expect("write");
         let roots = Roots::new("/proc", v1.path(), "/");
-        assert_eq!(MemoryHierarchy::detect(&roots).map(|h| h.version()), Some(1));
+        assert_eq!(
+            MemoryHierarchy::detect(&roots).map(|h| h.version()),
+            Some(1)
+        );
 
         let v2 = tempfile::tempdir().expect("temp");
         let unified = v2.path().join("fs/cgroup");
         std::fs::create_dir_all(&unified).expect("mkdir");
         std::fs::write(unified.join("cgroup.controllers"), "cpu io memory pids\n").expect("write");
         let roots = Roots::new("/proc", v2.path(), "/");
-        assert_eq!(MemoryHierarchy::detect(&roots).map(|h| h.version()), Some(2));
+        assert_eq!(
+            MemoryHierarchy::detect(&roots).map(|h| h.version()),
+            Some(2)
+        );
 
         let none = tempfile::tempdir().expect("temp");
         let roots = Roots::new("/proc", none.path(), "/");

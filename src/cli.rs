@@ -39,11 +39,19 @@ pub enum Command {}
 pub struct ServeArgs {
     /// Address to listen on for the web interface and telemetry; repeat for several.
     /// `:9721` listens on every interface.
-    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = ":9721")]
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = ":9721"
+    )]
     pub web_listen_address: Vec<String>,
 
     /// Path under which to expose metrics.
-    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
     pub web_telemetry_path: String,
 
     /// Most scrapes served at once; more get 503. 0 means no limit.
@@ -80,11 +88,19 @@ pub struct ServeArgs {
     pub groups_max: usize,
 
     /// How long an automatic group with no process keeps its series.
-    #[arg(long = "groups.retention", value_name = "DURATION", default_value = "1h")]
+    #[arg(
+        long = "groups.retention",
+        value_name = "DURATION",
+        default_value = "1h"
+    )]
     pub groups_retention: String,
 
     /// An instance that dies younger than this is not counted as a restart when replaced.
-    #[arg(long = "restarts.min-age", value_name = "DURATION", default_value = "30s")]
+    #[arg(
+        long = "restarts.min-age",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
     pub restarts_min_age: String,
 
     /// Only log messages with this severity or above.
@@ -163,7 +179,10 @@ impl Args for CollectorFlags {
                         .long(on.clone())
                         .action(ArgAction::SetTrue)
                         .overrides_with(off.clone())
-                        .help(format!("Enable the {} collector: {} [default: {default}]", spec.name, spec.help)),
+                        .help(format!(
+                            "Enable the {} collector: {} [default: {default}]",
+                            spec.name, spec.help
+                        )),
                 )
                 .arg(
                     Arg::new(off.clone())

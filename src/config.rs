@@ -158,7 +158,9 @@ pub fn parse_duration(flag: &'static str, value: &str) -> Result<Duration, Confi
     let mut total = Duration::ZERO;
     let mut rest = value;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(error("expected a number, such as 30s or 1h"));
         }
@@ -166,7 +168,9 @@ pub fn parse_duration(flag: &'static str, value: &str) -> Result<Duration, Confi
             .parse()
             .map_err(|_| error("number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let millis_per_unit: u64 = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -246,7 +250,7 @@ pub fn load_group_rules(path: &Path) -> Result<GroupRules, ConfigError> {
             .ok_or_else(|| at("needs one of `comm`, `cmdline` or `cgroup`".into()))?;
         if given.next().is_some() {
             return Err(at(
-                "give only one of `comm`, `cmdline` or `cgroup` per group".into()
+                "give only one of `comm`, `cmdline` or `cgroup` per group".into(),
             ));
         }
         let regex = Regex::new(pattern).map_err(|e| at(format!("bad regex: {e}")))?;
@@ -276,7 +280,17 @@ mod tests {
         assert_eq!(config.listen, [ListenAddress::AllInterfaces(9721)]);
         assert_eq!(config.telemetry_path, "/metrics");
         assert_eq!(config.processes.top_k, 10);
-        assert_eq!(config.collectors, ["vmstat", "meminfo", "pressure", "boot", "processes", "cgroups"]);
+        assert_eq!(
+            config.collectors,
+            [
+                "vmstat",
+                "meminfo",
+                "pressure",
+                "boot",
+                "processes",
+                "cgroups"
+            ]
+        );
         assert_eq!(config.processes.table.restart_min_age_secs, 30.0);
     }
 
@@ -284,8 +298,11 @@ mod tests {
     fn collector_switches() {
         let config = Config::from_cli(&args(&["--no-collector.pressure"])).expect("valid");
         assert!(!config.collectors.contains(&"pressure"));
-        let config = Config::from_cli(&args(&["--collector.disable-defaults", "--collector.vmstat"]))
-            .expect("valid");
+        let config = Config::from_cli(&args(&[
+            "--collector.disable-defaults",
+            "--collector.vmstat",
+        ]))
+        .expect("valid");
         assert_eq!(config.collectors, ["vmstat"]);
     }
 
@@ -307,9 +324,18 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("f", "90s").ok(), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("f", "1h30m").ok(), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("f", "250ms").ok(), Some(Duration::from_millis(250)));
+        assert_eq!(
+            parse_duration("f", "90s").ok(),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("f", "1h30m").ok(),
+            Some(Duration::from_secs(5400))
+        );
+        assert_eq!(
+            parse_duration("f", "250ms").ok(),
+            Some(Duration::from_millis(250))
+        );
         assert!(parse_duration("f", "").is_err());
         assert!(parse_duration("f", "s").is_err());
     }
@@ -328,7 +354,10 @@ mod tests {
 
         for (content, expected) in [
             ("groups:\n  - name: x\n", "needs one of"),
-            ("groups:\n  - name: x\n    comm: a\n    cgroup: b\n", "only one"),
+            (
+                "groups:\n  - name: x\n    comm: a\n    cgroup: b\n",
+                "only one",
+            ),
             ("groups:\n  - name: x\n    comm: '('\n", "bad regex"),
             ("groups:\n  - nme: x\n", "unknown field"),
             ("groups: [", "line 2"),

@@ -7,6 +7,10 @@
 //! snapshot; `server` serves it. `cli` and `config` turn flags into the one validated
 //! `Config` that `app::run` starts from.
 
+// No unwrap() or expect() in shipped code: every failure is a typed error or a counted,
+// logged event. Tests may use them.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod app;
 pub mod cgroupfs;
 pub mod cli;

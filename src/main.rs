@@ -1,6 +1,10 @@
 //! The `oomwatch` binary: parse flags, validate them into a `Config`, set up logging, run.
 //! Exit codes: 0 after a clean stop, 1 when running fails, 2 for a bad flag or config.
 
+// No unwrap() or expect() in shipped code: every failure is a typed error or a counted,
+// logged event. Tests may use them.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -21,7 +25,11 @@ fn main() -> ExitCode {
         }
     };
     oomwatch::logging::init(config.log_level, config.log_format);
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), revision = env!("OOMWATCH_REVISION"), "starting oomwatch");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        revision = env!("OOMWATCH_REVISION"),
+        "starting oomwatch"
+    );
     match oomwatch::app::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -181,7 +181,12 @@ impl Family<'_, '_> {
         ConstCounter::new(value).encode(metric)
     }
 
-    fn counters<L, V, I>(&mut self, name: &str, help: &str, series: I) -> Result<(), std::fmt::Error>
+    fn counters<L, V, I>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: I,
+    ) -> Result<(), std::fmt::Error>
     where
         L: EncodeLabelSet,
         V: EncodeCounterValue + Clone + std::fmt::Debug,
@@ -264,7 +269,8 @@ impl Collector for SnapshotMetrics {
 
         if let Some(p) = &s.processes {
             let top = &p.top;
-            fn labels(r: &ProcessRow) -> ([(&str, String); 1], [(&str, &str); 2]) {
+            type ProcessLabels<'a> = ([(&'a str, String); 1], [(&'a str, &'a str); 2]);
+            fn labels(r: &ProcessRow) -> ProcessLabels<'_> {
                 (
                     [("pid", r.pid.to_string())],
                     [("comm", &*r.comm), ("group", &*r.group)],
@@ -301,17 +307,20 @@ impl Collector for SnapshotMetrics {
             f.gauges(
                 "oomwatch_group_oom_score_max",
                 "Highest oom_score in the group.",
-                g.iter().filter_map(|r| Some((label(&r.name), r.oom_score_max?))),
+                g.iter()
+                    .filter_map(|r| Some((label(&r.name), r.oom_score_max?))),
             )?;
             f.gauges(
                 "oomwatch_group_oom_score_adj_min",
                 "Lowest oom_score_adj in the group.",
-                g.iter().filter_map(|r| Some((label(&r.name), r.oom_score_adj_min?))),
+                g.iter()
+                    .filter_map(|r| Some((label(&r.name), r.oom_score_adj_min?))),
             )?;
             f.gauges(
                 "oomwatch_group_start_time_seconds",
                 "Start of the group's oldest process, seconds since the epoch.",
-                g.iter().filter_map(|r| Some((label(&r.name), r.start_time_seconds?))),
+                g.iter()
+                    .filter_map(|r| Some((label(&r.name), r.start_time_seconds?))),
             )?;
             f.counters(
                 "oomwatch_group_restarts_total",
@@ -330,7 +339,8 @@ impl Collector for SnapshotMetrics {
         f.gauges(
             "oomwatch_group_memory_limit_bytes",
             "Tightest memory cgroup limit over the group's cgroup and its ancestors.",
-            gm.iter().filter_map(|r| Some((label(&r.group), r.limit_bytes?))),
+            gm.iter()
+                .filter_map(|r| Some((label(&r.group), r.limit_bytes?))),
         )?;
         f.gauges(
             "oomwatch_group_memory_usage_bytes",
@@ -358,18 +368,23 @@ impl Collector for SnapshotMetrics {
         f.gauges(
             "oomwatch_collector_success",
             "1 when the collector's source was read in this scrape, 0 when it failed.",
-            c.iter().map(|o| ([("collector", o.name)], i64::from(o.success))),
+            c.iter()
+                .map(|o| ([("collector", o.name)], i64::from(o.success))),
         )?;
         f.gauges(
             "oomwatch_collector_duration_seconds",
             "Time the collector took in this scrape.",
-            c.iter().map(|o| ([("collector", o.name)], o.duration_seconds)),
+            c.iter()
+                .map(|o| ([("collector", o.name)], o.duration_seconds)),
         )?;
         f.gauges(
             "oomwatch_build_info",
             "The oomwatch build; always 1.",
             Some((
-                [("version", self.build.version), ("revision", self.build.revision)],
+                [
+                    ("version", self.build.version),
+                    ("revision", self.build.revision),
+                ],
                 1,
             )),
         )?;

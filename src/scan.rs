@@ -20,7 +20,9 @@ pub struct Scanner {
 impl std::fmt::Debug for Scanner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<_> = self.collectors.iter().map(|c| c.name()).collect();
-        f.debug_struct("Scanner").field("collectors", &names).finish()
+        f.debug_struct("Scanner")
+            .field("collectors", &names)
+            .finish()
     }
 }
 

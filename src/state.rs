@@ -51,7 +51,10 @@ pub enum LoadOutcome {
     Fresh,
     Loaded,
     /// The file was unreadable as state and was moved to the named path.
-    Recovered { moved_to: PathBuf, reason: String },
+    Recovered {
+        moved_to: PathBuf,
+        reason: String,
+    },
 }
 
 /// The state file and its single writer.
@@ -83,7 +86,11 @@ impl StateStore {
                 Ok(state) => (state, bytes, LoadOutcome::Loaded),
                 Err(reason) => {
                     let moved_to = set_aside(&path);
-                    (PersistedState::default(), Vec::new(), LoadOutcome::Recovered { moved_to, reason })
+                    (
+                        PersistedState::default(),
+                        Vec::new(),
+                        LoadOutcome::Recovered { moved_to, reason },
+                    )
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -163,7 +170,9 @@ impl StateStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the state torn (it is replaced
         // whole), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -221,10 +230,16 @@ mod tests {
         assert_eq!(outcome, LoadOutcome::Fresh);
         store.update(|s| s.boot_id = Some("b".into()));
         let path = dir.path().join(FILE_NAME);
-        let first = std::fs::metadata(&path).expect("written").modified().expect("mtime");
+        let first = std::fs::metadata(&path)
+            .expect("written")
+            .modified()
+            .expect("mtime");
         std::thread::sleep(std::time::Duration::from_millis(20));
         store.update(|s| s.boot_id = Some("b".into()));
-        let second = std::fs::metadata(&path).expect("written").modified().expect("mtime");
+        let second = std::fs::metadata(&path)
+            .expect("written")
+            .modified()
+            .expect("mtime");
         assert_eq!(first, second);
         let (again, outcome) = StateStore::open(dir.path()).expect("reopen");
         assert_eq!(outcome, LoadOutcome::Loaded);
@@ -233,7 +248,12 @@ mod tests {
 
     #[test]
     fn corrupt_empty_and_truncated_files_are_set_aside() {
-        for content in [&b""[..], b"{\"version\":1,\"boot", b"\x00\xff garbage", b"{\"version\":99}"] {
+        for content in [
+            &b""[..],
+            b"{\"version\":1,\"boot",
+            b"\x00\xff garbage",
+            b"{\"version\":99}",
+        ] {
             let dir = tempfile::tempdir().expect("temp");
             std::fs::write(dir.path().join(FILE_NAME), content).expect("write");
             let (store, outcome) = StateStore::open(dir.path()).expect("open");

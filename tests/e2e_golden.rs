@@ -46,12 +46,18 @@ fn run_layout(layout: &str) -> String {
     // A second scrape must not count the restart again.
     let second = exporter.scrape();
     let restarts = [("group", "redis-server")];
-    assert_eq!(sample(&second, "oomwatch_group_restarts_total", &restarts), Some(5.0));
+    assert_eq!(
+        sample(&second, "oomwatch_group_restarts_total", &restarts),
+        Some(5.0)
+    );
     assert!(exporter.stop().success());
     // Nor must a restart of the exporter on the same state.
     let exporter = Exporter::start(&args);
     let third = exporter.scrape();
-    assert_eq!(sample(&third, "oomwatch_group_restarts_total", &restarts), Some(5.0));
+    assert_eq!(
+        sample(&third, "oomwatch_group_restarts_total", &restarts),
+        Some(5.0)
+    );
     drop(exporter);
     normalise(&first)
 }
@@ -65,8 +71,12 @@ fn check_golden(layout: &str) {
         std::fs::write(&golden, &actual).expect("write golden");
         return;
     }
-    let expected = std::fs::read_to_string(&golden)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", golden.display()));
+    let expected = std::fs::read_to_string(&golden).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            golden.display()
+        )
+    });
     if actual != expected {
         let diff: Vec<String> = expected
             .lines()

@@ -25,7 +25,12 @@ fn routes_methods_and_content_types() {
     let state = tempfile::tempdir().expect("temp");
     let exporter = fixture_exporter(state.path());
 
-    let om = request(exporter.addr, "GET", "/metrics", &[("Accept", OPENMETRICS_ACCEPT)]);
+    let om = request(
+        exporter.addr,
+        "GET",
+        "/metrics",
+        &[("Accept", OPENMETRICS_ACCEPT)],
+    );
     assert_eq!(om.status, 200);
     assert_eq!(
         om.header("content-type"),
@@ -39,7 +44,9 @@ fn routes_methods_and_content_types() {
         text.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
-    assert!(text.body.contains("# TYPE oomwatch_vmstat_oom_kills_total counter"));
+    assert!(text
+        .body
+        .contains("# TYPE oomwatch_vmstat_oom_kills_total counter"));
     assert!(!text.body.contains("# EOF"));
 
     let refused = request(
@@ -48,7 +55,9 @@ fn routes_methods_and_content_types() {
         "/metrics",
         &[("Accept", "application/openmetrics-text;q=0, text/plain")],
     );
-    assert!(refused.header("content-type").is_some_and(|t| t.starts_with("text/plain")));
+    assert!(refused
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/plain")));
 
     let head = exporter.request("HEAD", "/metrics");
     assert_eq!(head.status, 200);
@@ -86,8 +95,15 @@ print(len(families))
 "#;
         // Debian's python3 with python3-prometheus-client, as the test command installs it.
         let out = run_with_stdin("/usr/bin/python3", &["-c", parser], &om);
-        assert!(out.status.success(), "OpenMetrics parser rejected the exposition: {}", String::from_utf8_lossy(&out.stderr));
-        let families: usize = String::from_utf8_lossy(&out.stdout).trim().parse().expect("count");
+        assert!(
+            out.status.success(),
+            "OpenMetrics parser rejected the exposition: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let families: usize = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("count");
         assert!(families >= 20, "only {families} families");
 
         let text = exporter.request("GET", "/metrics").body;
@@ -109,7 +125,9 @@ fn run_with_stdin(program: &str, args: &[&str], input: &str) -> std::process::Ou
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{program} must be installed (the test command installs it): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("{program} must be installed (the test command installs it): {e}")
+        });
     child
         .stdin
         .take()
@@ -133,9 +151,15 @@ fn bad_flags_and_config_exit_2_naming_what_to_fix() {
     std::fs::write(&bad_yaml, "groups:\n  - name: x\n    comm: '('\n").expect("write");
     let bad_yaml = bad_yaml.to_str().expect("utf-8");
     for (args, expected) in [
-        (vec!["--web.listen-address", "nowhere"], "--web.listen-address"),
+        (
+            vec!["--web.listen-address", "nowhere"],
+            "--web.listen-address",
+        ),
         (vec!["--restarts.min-age", "soon"], "--restarts.min-age"),
-        (vec!["--config.file", "/nonexistent/oomwatch.yml"], "--config.file"),
+        (
+            vec!["--config.file", "/nonexistent/oomwatch.yml"],
+            "--config.file",
+        ),
         (vec!["--config.file", bad_yaml], "bad regex"),
         (vec!["--collector.nosuch"], "--collector.nosuch"),
         (vec!["--processes.top", "many"], "--processes.top"),

@@ -24,7 +24,10 @@ impl Service {
     }
 
     fn start(&self) -> Child {
-        Command::new(&self.binary).arg("600").spawn().expect("service starts")
+        Command::new(&self.binary)
+            .arg("600")
+            .spawn()
+            .expect("service starts")
     }
 }
 
@@ -38,7 +41,11 @@ fn processes(exposition: &str, group: &str) -> Option<f64> {
 }
 
 fn restarts(exposition: &str, group: &str) -> Option<f64> {
-    sample(exposition, "oomwatch_group_restarts_total", &[("group", group)])
+    sample(
+        exposition,
+        "oomwatch_group_restarts_total",
+        &[("group", group)],
+    )
 }
 
 #[test]
@@ -58,7 +65,11 @@ fn watchdog_restarts_are_counted_and_survive_sigkill() {
     ];
     let exporter = Exporter::start(&args);
     let before = exporter.scrape();
-    assert_eq!(processes(&before, "svc"), Some(0.0), "a configured group exists while down");
+    assert_eq!(
+        processes(&before, "svc"),
+        Some(0.0),
+        "a configured group exists while down"
+    );
 
     // The watchdog's log: PID present...
     let first = service.start();
@@ -120,7 +131,10 @@ fn oom_score_adj_1000_comes_first_in_the_top_k() {
     assert!(first.contains("comm=\"oomw-risky\""), "{first}");
     let body = exporter.scrape();
     let labels = [("pid", pid.as_str()), ("comm", "oomw-risky")];
-    assert_eq!(sample(&body, "oomwatch_process_oom_score_adj", &labels), Some(1000.0));
+    assert_eq!(
+        sample(&body, "oomwatch_process_oom_score_adj", &labels),
+        Some(1000.0)
+    );
     let score = sample(&body, "oomwatch_process_oom_score", &labels).expect("score");
     assert!(score >= 1000.0, "oom_score {score}");
     assert!(exporter.stop().success());

@@ -45,21 +45,25 @@ impl Collector for CgroupsCollector {
         };
         let mut cache: HashMap<&str, Option<MemcgSample>> = HashMap::new();
         let mut read = |cgroup| -> Option<MemcgSample> {
-            *cache.entry(cgroup).or_insert_with(|| match hierarchy.read(cgroup) {
-                Ok(sample) => Some(sample),
-                // The cgroup went away with its service between the scan and now.
-                Err(CgroupReadError::Missing { .. }) => None,
-                Err(e) => {
-                    tracing::debug!(error = %e, "memory cgroup unreadable");
-                    None
-                }
-            })
+            *cache
+                .entry(cgroup)
+                .or_insert_with(|| match hierarchy.read(cgroup) {
+                    Ok(sample) => Some(sample),
+                    // The cgroup went away with its service between the scan and now.
+                    Err(CgroupReadError::Missing { .. }) => None,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "memory cgroup unreadable");
+                        None
+                    }
+                })
         };
         let mut rows = Vec::new();
         for home in &processes.group_cgroups {
-            let Some(own) = read(&home.cgroup) else { continue };
+            let Some(own) = read(&home.cgroup) else {
+                continue;
+            };
             let tightest = self_and_ancestors(&home.cgroup)
-                .filter_map(|cgroup| read(cgroup))
+                .filter_map(&mut read)
                 .filter_map(|s| s.limit_bytes.map(|limit| (limit, s.usage_bytes)))
                 .min_by_key(|(limit, _)| *limit);
             // A cgroup shared with other groups and without a limit says nothing about

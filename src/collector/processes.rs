@@ -179,7 +179,8 @@ impl ProcessesCollector {
             Some(interned) => interned.clone(),
             None => {
                 let interned: Arc<str> = Arc::from(path.as_ref());
-                self.memcgs.insert(Box::from(path.as_ref()), interned.clone());
+                self.memcgs
+                    .insert(Box::from(path.as_ref()), interned.clone());
                 interned
             }
         });
@@ -230,10 +231,11 @@ impl Collector for ProcessesCollector {
         let now_secs = self.read_uptime()?;
         let btime = parse_stat_btime(&read_file(&self.roots.proc_file("stat"))?)?;
         if self.proc_dir.is_none() {
-            let opened = ProcDir::open(self.roots.procfs()).map_err(|source| CollectError::Read {
-                path: self.roots.procfs().to_path_buf(),
-                source,
-            })?;
+            let opened =
+                ProcDir::open(self.roots.procfs()).map_err(|source| CollectError::Read {
+                    path: self.roots.procfs().to_path_buf(),
+                    source,
+                })?;
             self.proc_dir = Some(opened);
         }
         let mut pids = std::mem::take(&mut self.pids);
@@ -284,7 +286,8 @@ impl Collector for ProcessesCollector {
         }
 
         let sample = summarise(&rows, &mut self.table, now_secs, btime, &self.settings);
-        self.memcgs.retain(|_, interned| Arc::strong_count(interned) > 1);
+        self.memcgs
+            .retain(|_, interned| Arc::strong_count(interned) > 1);
         let groups = self.table.to_state();
         self.state.update(|s| s.groups = groups);
         self.rows = rows;
@@ -322,17 +325,26 @@ fn summarise(
             .get(&row.ppid)
             .is_some_and(|&i| rows[i].group == row.group);
         if !parent_in_group {
-            top_level.entry(row.group.clone()).or_default().push(InstanceKey {
-                pid: row.pid,
-                start_ticks: row.start_ticks,
-            });
+            top_level
+                .entry(row.group.clone())
+                .or_default()
+                .push(InstanceKey {
+                    pid: row.pid,
+                    start_ticks: row.start_ticks,
+                });
         }
         let agg = aggregates.entry(row.group.clone()).or_default();
         agg.processes += 1;
         agg.resident_pages += row.resident_pages;
         agg.score_max = agg.score_max.max(Some(row.oom_score));
-        agg.adj_min = Some(agg.adj_min.map_or(row.oom_score_adj, |m| m.min(row.oom_score_adj)));
-        agg.oldest_ticks = Some(agg.oldest_ticks.map_or(row.start_ticks, |m| m.min(row.start_ticks)));
+        agg.adj_min = Some(
+            agg.adj_min
+                .map_or(row.oom_score_adj, |m| m.min(row.oom_score_adj)),
+        );
+        agg.oldest_ticks = Some(
+            agg.oldest_ticks
+                .map_or(row.start_ticks, |m| m.min(row.start_ticks)),
+        );
         if let Some(memcg) = &row.memcg {
             *agg.memcgs.entry(memcg.clone()).or_default() += 1;
         }
@@ -438,7 +450,13 @@ mod tests {
 
     #[test]
     fn top_k_is_exact_and_ties_are_stable() {
-        let rows = vec![row(5, 10, 1), row(3, 900, 1), row(4, 10, 7), row(2, 10, 7), row(9, 0, 0)];
+        let rows = vec![
+            row(5, 10, 1),
+            row(3, 900, 1),
+            row(4, 10, 7),
+            row(2, 10, 7),
+            row(9, 0, 0),
+        ];
         let top = top_victims(&rows, 3, 4096);
         let pids: Vec<_> = top.iter().map(|r| r.pid).collect();
         assert_eq!(pids, [3, 2, 4]);

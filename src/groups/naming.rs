@@ -20,7 +20,8 @@ pub fn auto_group_name(cgroup_path: Option<&str>, comm: &str) -> String {
 fn group_from_cgroup(path: &str) -> Option<String> {
     let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     for (depth, component) in components.iter().enumerate().rev() {
-        if let Some(name) = container_group(component, depth.checked_sub(1).map(|p| components[p])) {
+        if let Some(name) = container_group(component, depth.checked_sub(1).map(|p| components[p]))
+        {
             return Some(name);
         }
         if component.ends_with(".service") {
@@ -97,20 +98,29 @@ mod tests {
             "comm"
         );
         assert_eq!(name("/"), "comm");
-        assert_eq!(name("/process_api/4373a56c73305f41b5209104e3baec60"), "comm");
+        assert_eq!(
+            name("/process_api/4373a56c73305f41b5209104e3baec60"),
+            "comm"
+        );
     }
 
     #[test]
     fn containers() {
         assert_eq!(name(&format!("/docker/{ID}")), "docker-3f1c2e9b7a6d");
-        assert_eq!(name(&format!("/system.slice/docker-{ID}.scope")), "docker-3f1c2e9b7a6d");
+        assert_eq!(
+            name(&format!("/system.slice/docker-{ID}.scope")),
+            "docker-3f1c2e9b7a6d"
+        );
         assert_eq!(
             name(&format!(
                 "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-{ID}.scope"
             )),
             "containerd-3f1c2e9b7a6d"
         );
-        assert_eq!(name(&format!("/kubepods/burstable/pod1234/{ID}")), "container-3f1c2e9b7a6d");
+        assert_eq!(
+            name(&format!("/kubepods/burstable/pod1234/{ID}")),
+            "container-3f1c2e9b7a6d"
+        );
         assert_eq!(
             name(&format!("/machine.slice/libpod-{ID}.scope/container")),
             "podman-3f1c2e9b7a6d"

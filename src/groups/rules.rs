@@ -113,12 +113,20 @@ mod tests {
         ]);
         assert!(rules.needs_cmdline());
         assert_eq!(rules.fixed_names().collect::<Vec<_>>(), ["mysql"]);
-        assert_eq!(rules.classify(fields("mysqld", "mysqld")).as_deref(), Some("mysql"));
         assert_eq!(
-            rules.classify(fields("java", "java -Xmx1g -jar /opt/cms.jar")).as_deref(),
+            rules.classify(fields("mysqld", "mysqld")).as_deref(),
+            Some("mysql")
+        );
+        assert_eq!(
+            rules
+                .classify(fields("java", "java -Xmx1g -jar /opt/cms.jar"))
+                .as_deref(),
             Some("java-cms")
         );
-        assert_eq!(rules.classify(fields("python3", "python3 x.py")).as_deref(), Some("app"));
+        assert_eq!(
+            rules.classify(fields("python3", "python3 x.py")).as_deref(),
+            Some("app")
+        );
         let none = ProcessFields {
             comm: "x",
             cmdline: None,

@@ -183,7 +183,9 @@ impl GroupTable {
                     .count(),
                 None => 0,
             };
-            let restarts = state.pending_deaths.min(u32::try_from(appeared).unwrap_or(u32::MAX));
+            let restarts = state
+                .pending_deaths
+                .min(u32::try_from(appeared).unwrap_or(u32::MAX));
             state.restarts += u64::from(restarts);
             state.pending_deaths -= restarts;
             state.top_level = now
@@ -335,7 +337,10 @@ mod tests {
     #[test]
     fn cap_folds_into_other_and_retention_frees_slots() {
         let mut table = GroupTable::new(settings(), ["fixed"], GroupsState::default());
-        let names: Vec<_> = ["a", "b", "c", "d", "e"].iter().map(|n| table.admit(n)).collect();
+        let names: Vec<_> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|n| table.admit(n))
+            .collect();
         assert_eq!(
             names.iter().map(|n| &**n).collect::<Vec<_>>(),
             ["a", "b", "c", "other", "other"]
@@ -343,7 +348,10 @@ mod tests {
         assert!(table.contains("fixed"));
         table.observe(10.0, &HashMap::new());
         table.observe(80.0, &HashMap::new());
-        assert!(!table.contains("a"), "empty auto group dropped after retention");
+        assert!(
+            !table.contains("a"),
+            "empty auto group dropped after retention"
+        );
         assert!(table.contains("fixed"), "configured groups always exist");
         assert_eq!(&*table.admit("f"), "f");
     }

@@ -30,7 +30,9 @@ pub fn parse_meminfo(bytes: &[u8]) -> Result<MemInfo, ParseError> {
             continue;
         };
         let field = KEYS[index];
-        let mut words = rest.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty());
+        let mut words = rest
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty());
         let number = words.next().unwrap_or_default();
         let kib = parse_u64(number).ok_or_else(|| ParseError::BadNumber {
             file: FILE,
@@ -148,10 +150,7 @@ pub fn parse_stat_btime(bytes: &[u8]) -> Result<u64, ParseError> {
 /// Parses `/proc/uptime` into seconds since boot (its first field).
 pub fn parse_uptime(bytes: &[u8]) -> Result<f64, ParseError> {
     const FILE: &str = "uptime";
-    let first = trim(bytes)
-        .split(|&b| b == b' ')
-        .next()
-        .unwrap_or_default();
+    let first = trim(bytes).split(|&b| b == b' ').next().unwrap_or_default();
     std::str::from_utf8(first)
         .ok()
         .and_then(|s| s.parse::<f64>().ok())

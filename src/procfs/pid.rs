@@ -48,7 +48,8 @@ pub fn parse_pid_stat(bytes: &[u8]) -> Result<PidStat<'_>, ParseError> {
                 3 => "state",
                 4 => "ppid",
                 9 => "flags",
-                _ => "starttime",
+                22 => "starttime",
+                _ => "vsize",
             },
         })
     };
@@ -63,6 +64,9 @@ pub fn parse_pid_stat(bytes: &[u8]) -> Result<PidStat<'_>, ParseError> {
     let ppid = number("ppid", field(4, 0)?)?;
     let flags = number("flags", field(9, 4)?)?;
     let start_ticks = number("starttime", field(22, 12)?)?;
+    // The kernel always prints vsize after starttime: without it the line was cut, maybe
+    // inside starttime itself, which would then read as a wrong, shorter number.
+    field(23, 0)?;
     Ok(PidStat {
         comm,
         state: state.first().copied().unwrap_or(b'?'),
@@ -191,7 +195,14 @@ mod tests {
 
     #[test]
     fn comm_with_parentheses_spaces_and_newlines() {
-        for comm in ["((resolved))", "a) S 1 2 (", "Web Content", "x\ny", ")", "runc:[2:INIT]"] {
+        for comm in [
+            "((resolved))",
+            "a) S 1 2 (",
+            "Web Content",
+            "x\ny",
+            ")",
+            "runc:[2:INIT]",
+        ] {
             let line = stat_line(comm);
             let stat = parse_pid_stat(&line).expect("parses");
             assert_eq!(stat.comm, comm.as_bytes());
@@ -212,13 +223,21 @@ mod tests {
     fn truncated_stat_names_the_missing_field() {
         let err = parse_pid_stat(b"1 (init) S 0 1 1 0 -1 4194560 5").expect_err("short");
         assert!(err.to_string().contains("starttime"), "{err}");
+        let cut = b"1 (init) S 0 1 1 0 -1 4194560 1 0 0 0 3 1 0 0 20 0 1 0 98";
+        assert!(
+            parse_pid_stat(cut).is_err(),
+            "a line cut inside starttime is rejected"
+        );
         assert!(parse_pid_stat(b"no parens").is_err());
         assert!(parse_pid_stat(b")(").is_err());
     }
 
     #[test]
     fn statm_and_oom_values() {
-        assert_eq!(parse_statm_resident_pages(b"2000 321 100 5 0 200 0\n"), Ok(321));
+        assert_eq!(
+            parse_statm_resident_pages(b"2000 321 100 5 0 200 0\n"),
+            Ok(321)
+        );
         assert!(parse_statm_resident_pages(b"2000\n").is_err());
         assert_eq!(parse_oom_value("oom_score_adj", b"-1000\n"), Ok(-1000));
         assert_eq!(parse_oom_value("oom_score", b"667\n"), Ok(667));
@@ -227,7 +246,8 @@ mod tests {
 
     #[test]
     fn cgroup_v1_and_v2_lines() {
-        let v1 = b"12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n0::/\n";
+        let v1 =
+            b"12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n0::/\n";
         let cg = parse_pid_cgroup(v1).expect("parses");
         assert_eq!(cg.memory_v1, Some(&b"/docker/abc"[..]));
         assert_eq!(cg.systemd_v1, Some(&b"/docker/abc"[..]));

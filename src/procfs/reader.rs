@@ -143,8 +143,13 @@ impl PidDir {
     /// Reads the whole file `name` (at most `MAX_FILE_BYTES`) into `buf` and returns it.
     pub fn read<'b>(&self, name: &CStr, buf: &'b mut ReadBuf) -> Result<&'b [u8], PidReadError> {
         let path = || format!("{}/{}", self.pid, name.to_string_lossy());
-        let fd = openat(&self.fd, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|errno| classify(errno, path))?;
+        let fd = openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| classify(errno, path))?;
         buf.fill_from(&fd, MAX_FILE_BYTES)
             .map_err(|errno| classify(errno, path))
     }
@@ -210,7 +215,10 @@ mod tests {
         let mut buf = ReadBuf::default();
         let stat = pinned.read(c"stat", &mut buf).expect("reads stat");
         assert!(stat.starts_with(format!("{me} (").as_bytes()));
-        assert!(matches!(dir.open_pid(u32::MAX), Err(PidReadError::Vanished)));
+        assert!(matches!(
+            dir.open_pid(u32::MAX),
+            Err(PidReadError::Vanished)
+        ));
     }
 
     #[test]

@@ -119,7 +119,11 @@ impl Handler {
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    with_type(status, "text/plain; charset=utf-8", Bytes::from_static(body.as_bytes()))
+    with_type(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
 }
 
 fn with_type(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
@@ -145,4 +149,65 @@ fn landing_page(telemetry_path: &str) -> String {
         env!("CARGO_PKG_VERSION"),
         env!("OOMWATCH_REVISION"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::Scanner;
+    use crate::state::StateStore;
+
+    fn handler(max_requests: usize) -> (Handler, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp");
+        let (state, _) = StateStore::open(dir.path()).expect("state");
+        let scrape = SharedScrape::new(Scanner::new(Vec::new(), Arc::new(state)));
+        (Handler::new("/metrics".into(), max_requests, scrape), dir)
+    }
+
+    fn get(path: &str) -> Request<()> {
+        Request::get(path).body(()).expect("request")
+    }
+
+    #[tokio::test]
+    async fn scrapes_beyond_max_requests_get_503() {
+        let (handler, _dir) = handler(1);
+        let permits = handler.permits.as_ref().expect("limited");
+        let held = permits.try_acquire().expect("one permit");
+        let response = handler.handle(get("/metrics")).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        drop(held);
+        let response = handler.handle(get("/metrics")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn not_ready_until_marked() {
+        let (handler, _dir) = handler(0);
+        assert!(handler.permits.is_none());
+        let response = handler.handle(get("/-/ready")).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        handler.set_ready(true);
+        let response = handler.handle(get("/-/ready")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn accept_header_negotiation() {
+        let with = |accept: &str| {
+            let request = Request::get("/metrics")
+                .header(hyper::header::ACCEPT, accept)
+                .body(())
+                .expect("request");
+            accepts_openmetrics(&request)
+        };
+        assert!(with(
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
+        ));
+        assert!(with(
+            "text/plain, application/openmetrics-text; version=0.0.1"
+        ));
+        assert!(!with("application/openmetrics-text; q=0, text/plain"));
+        assert!(!with("text/plain;version=0.0.4"));
+        assert!(!with("*/*"));
+    }
 }

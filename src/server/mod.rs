@@ -42,12 +42,14 @@ pub async fn bind(addresses: &[ListenAddress]) -> Result<Vec<TcpListener>, Serve
     let mut listeners = Vec::with_capacity(addresses.len());
     for address in addresses {
         let listener = match address {
-            ListenAddress::Socket(addr) => TcpListener::bind(addr).await.map_err(|source| {
-                ServeError::Bind {
-                    address: addr.to_string(),
-                    source,
-                }
-            })?,
+            ListenAddress::Socket(addr) => {
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind {
+                        address: addr.to_string(),
+                        source,
+                    })?
+            }
             ListenAddress::AllInterfaces(port) => {
                 // [::] accepts IPv4 too where the host has IPv6; else fall back to 0.0.0.0.
                 match TcpListener::bind(SocketAddr::from(([0u16; 8], *port))).await {

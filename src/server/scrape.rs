@@ -33,7 +33,9 @@ impl Drop for ClearOnDrop {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SharedScrape {
@@ -77,5 +79,53 @@ impl SharedScrape {
         render(Arc::new(snapshot), BuildInfo::CURRENT)
             .map(Bytes::from)
             .map_err(|_| "encoding the exposition failed".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::{CollectError, Collector};
+    use crate::snapshot::Snapshot;
+    use crate::state::StateStore;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    /// A collector that takes a while and counts its scans.
+    struct Slow(Arc<AtomicU64>);
+
+    impl Collector for Slow {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+        fn collect(&mut self, out: &mut Snapshot) -> Result<(), CollectError> {
+            let scan = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+            std::thread::sleep(Duration::from_millis(300));
+            out.vmstat_oom_kills = Some(scan);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_scrapes_share_one_scan() {
+        let dir = tempfile::tempdir().expect("temp");
+        let (state, _) = StateStore::open(dir.path()).expect("state");
+        let scans = Arc::new(AtomicU64::new(0));
+        let collectors: Vec<Box<dyn Collector>> = vec![Box::new(Slow(scans.clone()))];
+        let shared = SharedScrape::new(Scanner::new(collectors, Arc::new(state)));
+        let (a, b, c) = tokio::join!(
+            shared.exposition(),
+            shared.exposition(),
+            shared.exposition()
+        );
+        assert_eq!(scans.load(Ordering::SeqCst), 1);
+        let a = a.expect("scraped");
+        assert_eq!(a, b.expect("scraped"));
+        assert_eq!(a, c.expect("scraped"));
+        assert!(String::from_utf8_lossy(&a).contains("oomwatch_vmstat_oom_kills_total 1"));
+        // A scrape after the shared one has finished runs a fresh scan.
+        let later = shared.exposition().await.expect("scraped");
+        assert_eq!(scans.load(Ordering::SeqCst), 2);
+        assert!(String::from_utf8_lossy(&later).contains("oomwatch_vmstat_oom_kills_total 2"));
     }
 }

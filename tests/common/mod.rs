@@ -23,7 +23,9 @@ pub fn require(condition: bool, what: &str) {
 }
 
 pub fn fixture(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(relative)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(relative)
 }
 
 pub struct Exporter {
@@ -52,7 +54,12 @@ impl Exporter {
     /// until it says where it listens.
     pub fn start(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_oomwatch"))
-            .args(["--web.listen-address", "127.0.0.1:0", "--log.level", "debug"])
+            .args([
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--log.level",
+                "debug",
+            ])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -65,8 +72,16 @@ impl Exporter {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("address=").nth(1).filter(|_| line.contains("message=listening")) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                if let Some(rest) = line
+                    .split("address=")
+                    .nth(1)
+                    .filter(|_| line.contains("message=listening"))
+                {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
                     let _ = tx.send(addr);
                 }
                 sink.lock().expect("log lock").push(line);
@@ -162,7 +177,10 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"

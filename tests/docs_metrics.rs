@@ -1,0 +1,68 @@
+//! Shipped text matches the binary: every metric named in README.md and docs/ exists in
+//! what the exporter emits (the golden files of the fixture hosts plus a live scrape, which
+//! has PSI), and every metric the exporter emits is documented in docs/metrics.md.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::Exporter;
+
+/// Sample names in an exposition (counters with their `_total`).
+fn emitted(exposition: &str) -> BTreeSet<String> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `oomwatch_*` names mentioned in a text.
+fn mentioned(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("oomwatch_") {
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = tail[..end].trim_end_matches('_');
+        if name.len() > "oomwatch_".len() {
+            names.insert(name.to_owned());
+        }
+        rest = &tail[end..];
+    }
+    names
+}
+
+fn read(relative: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(relative))
+        .unwrap_or_else(|e| panic!("{relative}: {e}"))
+}
+
+#[test]
+fn documented_metrics_match_the_exporter() {
+    let state = tempfile::tempdir().expect("temp");
+    let live = Exporter::start(&["--state.dir", state.path().to_str().expect("utf-8")]);
+    let mut names = emitted(&live.scrape());
+    for golden in ["tests/golden/e2e-cgroup-v1.txt", "tests/golden/e2e-cgroup-v2.txt"] {
+        names.extend(emitted(&read(golden)));
+    }
+    // The golden files leave the per-collector durations out; the live scrape has them.
+    assert!(names.contains("oomwatch_collector_duration_seconds"));
+
+    let catalogue = read("docs/metrics.md");
+    let documented = mentioned(&catalogue);
+    let undocumented: Vec<_> = names.difference(&documented).collect();
+    assert!(undocumented.is_empty(), "emitted but not in docs/metrics.md: {undocumented:?}");
+
+    for doc in ["README.md", "docs/metrics.md", "docs/configuration.md"] {
+        let unknown: Vec<_> = mentioned(&read(doc))
+            .into_iter()
+            .filter(|n| !names.contains(n))
+            .collect();
+        assert!(unknown.is_empty(), "{doc} names metrics the exporter does not emit: {unknown:?}");
+    }
+}
