@@ -47,7 +47,10 @@ fn documented_metrics_match_the_exporter() {
     let state = tempfile::tempdir().expect("temp");
     let live = Exporter::start(&["--state.dir", state.path().to_str().expect("utf-8")]);
     let mut names = emitted(&live.scrape());
-    for golden in ["tests/golden/e2e-cgroup-v1.txt", "tests/golden/e2e-cgroup-v2.txt"] {
+    for golden in [
+        "tests/golden/e2e-cgroup-v1.txt",
+        "tests/golden/e2e-cgroup-v2.txt",
+    ] {
         names.extend(emitted(&read(golden)));
     }
     // The golden files leave the per-collector durations out; the live scrape has them.
@@ -56,13 +59,19 @@ fn documented_metrics_match_the_exporter() {
     let catalogue = read("docs/metrics.md");
     let documented = mentioned(&catalogue);
     let undocumented: Vec<_> = names.difference(&documented).collect();
-    assert!(undocumented.is_empty(), "emitted but not in docs/metrics.md: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "emitted but not in docs/metrics.md: {undocumented:?}"
+    );
 
     for doc in ["README.md", "docs/metrics.md", "docs/configuration.md"] {
         let unknown: Vec<_> = mentioned(&read(doc))
             .into_iter()
             .filter(|n| !names.contains(n))
             .collect();
-        assert!(unknown.is_empty(), "{doc} names metrics the exporter does not emit: {unknown:?}");
+        assert!(
+            unknown.is_empty(),
+            "{doc} names metrics the exporter does not emit: {unknown:?}"
+        );
     }
 }
