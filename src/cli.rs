@@ -62,7 +62,7 @@ pub struct ServeArgs {
     #[arg(long = "path.procfs", value_name = "DIR", default_value = "/proc")]
     pub path_procfs: PathBuf,
 
-    /// sysfs mount point (cgroups are read under <sysfs>/fs/cgroup).
+    /// sysfs mount point (cgroups are read under `<sysfs>/fs/cgroup`).
     #[arg(long = "path.sysfs", value_name = "DIR", default_value = "/sys")]
     pub path_sysfs: PathBuf,
 

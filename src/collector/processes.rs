@@ -74,7 +74,12 @@ pub struct ProcessesCollector {
     scan: u64,
     vanished: u64,
     unreadable_logged: bool,
+    /// Uptime of the last state write.
+    last_persisted: Option<f64>,
 }
+
+/// How stale the last-seen times in the state file may grow when nothing else changes.
+const STATE_REFRESH_SECS: f64 = 60.0;
 
 impl std::fmt::Debug for ProcessesCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,6 +110,7 @@ impl ProcessesCollector {
             scan: 0,
             vanished: 0,
             unreadable_logged: false,
+            last_persisted: None,
         }
     }
 
@@ -288,8 +294,16 @@ impl Collector for ProcessesCollector {
         let sample = summarise(&rows, &mut self.table, now_secs, btime, &self.settings);
         self.memcgs
             .retain(|_, interned| Arc::strong_count(interned) > 1);
-        let groups = self.table.to_state();
-        self.state.update(|s| s.groups = groups);
+        // Write the state when counts or instances changed, and at least every
+        // STATE_REFRESH so the last-seen times on disk stay close to the truth.
+        let due = self
+            .last_persisted
+            .is_none_or(|at| now_secs - at >= STATE_REFRESH_SECS);
+        if self.table.take_changed() || due {
+            let groups = self.table.to_state();
+            self.state.update(|s| s.groups = groups);
+            self.last_persisted = Some(now_secs);
+        }
         self.rows = rows;
         out.processes = Some(ProcessesSample {
             vanished_total: self.vanished,

@@ -95,6 +95,8 @@ pub struct GroupTable {
     groups: BTreeMap<Arc<str>, GroupEntry>,
     auto_groups: usize,
     last_scan_ticks: Option<u64>,
+    /// Something other than a time stamp changed since `take_changed` was last called.
+    changed: bool,
 }
 
 impl GroupTable {
@@ -109,6 +111,7 @@ impl GroupTable {
             groups: BTreeMap::new(),
             auto_groups: 0,
             last_scan_ticks: persisted.last_scan_ticks,
+            changed: false,
         };
         for name in configured {
             table.groups.insert(
@@ -149,6 +152,7 @@ impl GroupTable {
             OTHER_GROUP
         };
         let key: Arc<str> = Arc::from(name);
+        self.changed = true;
         self.groups
             .entry(key.clone())
             .or_insert_with(|| GroupEntry {
@@ -165,6 +169,7 @@ impl GroupTable {
         let ticks = settings.clock_ticks.max(1) as f64;
         let baseline = self.last_scan_ticks;
         let mut dropped = 0;
+        let mut changed = false;
         self.groups.retain(|name, entry| {
             let now: &[InstanceKey] = top_level.get(name).map(Vec::as_slice).unwrap_or(&[]);
             let state = &mut entry.state;
@@ -188,6 +193,9 @@ impl GroupTable {
                 .min(u32::try_from(appeared).unwrap_or(u32::MAX));
             state.restarts += u64::from(restarts);
             state.pending_deaths -= restarts;
+            changed |= previous.len() != now.len()
+                || previous.iter().zip(now).any(|(p, n)| p.key != *n)
+                || restarts > 0;
             state.top_level = now
                 .iter()
                 .map(|&key| TrackedInstance {
@@ -196,18 +204,30 @@ impl GroupTable {
                 })
                 .collect();
             if !now.is_empty() || entry.configured {
-                state.empty_since_secs = None;
+                changed |= state.empty_since_secs.take().is_some();
                 return true;
             }
-            let since = *state.empty_since_secs.get_or_insert(now_secs);
+            let since = *state.empty_since_secs.get_or_insert_with(|| {
+                changed = true;
+                now_secs
+            });
             let keep = now_secs - since < settings.retention_secs;
             if !keep && &**name != OTHER_GROUP {
                 dropped += 1;
             }
+            changed |= !keep;
             keep
         });
         self.auto_groups -= dropped;
+        self.changed |= changed;
         self.last_scan_ticks = Some((now_secs * ticks) as u64);
+    }
+
+    /// True (once) when the table changed in more than its time stamps since the last
+    /// call: counts, instances, or the set of groups. Only then is it worth persisting
+    /// right away; time stamps alone can wait for the next periodic write.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     /// Every group with its restart count, by name.
@@ -332,6 +352,17 @@ mod tests {
         let mut rebooted = GroupTable::new(settings(), ["svc"], state);
         scan(&mut rebooted, 20, "svc", &[key(40, 5)]);
         assert_eq!(restarts(&rebooted, "svc"), 1);
+    }
+
+    #[test]
+    fn only_real_changes_ask_for_a_write() {
+        let mut table = GroupTable::new(settings(), [], GroupsState::default());
+        scan(&mut table, 100, "svc", &[key(1, 10)]);
+        assert!(table.take_changed(), "a new group and instance");
+        scan(&mut table, 115, "svc", &[key(1, 10)]);
+        assert!(!table.take_changed(), "only time stamps moved");
+        scan(&mut table, 130, "svc", &[key(1, 10), key(2, 120)]);
+        assert!(table.take_changed(), "a new instance");
     }
 
     #[test]

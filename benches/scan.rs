@@ -1,0 +1,428 @@
+//! Benchmark (not a test) of one full pass of the `processes` collector over the live
+//! `/proc`, with 0, 1,000 and 10,000 extra idle processes (`sleep 3600` children).
+//!
+//! For each count it times the first (cold) scan of a fresh collector, then, after a
+//! warm-up, at least 20 scans (more while under a second of wall time), reporting median
+//! and p95 wall time and mean CPU time per scan from `/proc/self/stat`. The same run times
+//! a "raw floor": list `/proc` and `std::fs::read` statm, oom_score and oom_score_adj of
+//! every pid (and a second floor that also reads stat, the collector's fourth file).
+//! Results go to stdout as a Markdown table. It raises RLIMIT_NPROC/NOFILE only when they
+//! are too low, never touches sysctls, and kills and reaps every child it started, also
+//! on error or panic. Run with `cargo bench --bench scan`; `SCAN_BENCH_COUNTS=0,100`
+//! overrides the counts. It must not be part of `cargo test`: it changes the host.
+
+use std::error::Error;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oomwatch::collector::processes::{ProcessesCollector, ProcessesSettings};
+use oomwatch::collector::Collector;
+use oomwatch::groups::{GroupRules, TableSettings};
+use oomwatch::roots::Roots;
+use oomwatch::snapshot::Snapshot;
+use oomwatch::state::StateStore;
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+
+type BenchResult<T> = Result<T, Box<dyn Error>>;
+
+const DEFAULT_COUNTS: [usize; 3] = [0, 1_000, 10_000];
+const MIN_TIMED_SCANS: usize = 20;
+const MAX_TIMED_SCANS: usize = 2_000;
+/// Keep timing past `MIN_TIMED_SCANS` until this much wall time, so CPU time (counted in
+/// 10 ms clock ticks by the kernel) is measured over enough ticks to mean something.
+const MIN_BATCH_WALL: Duration = Duration::from_secs(1);
+/// Room left under pid_max / threads-max / RLIMIT_NPROC for everything else on the host.
+const HEADROOM: u64 = 2_000;
+
+fn main() -> BenchResult<()> {
+    let counts = counts_from_env()?;
+    let max_extra = counts.iter().copied().max().unwrap_or(0);
+    print_machine_facts()?;
+    check_kernel_limits(max_extra as u64)?;
+    raise_rlimits(max_extra as u64)?;
+
+    let mut children = Children::default();
+    let mut rows = Vec::new();
+    for &extra in &counts {
+        children.grow_to(extra)?;
+        eprintln!("scan bench: {extra} extra processes running; measuring");
+        rows.push(measure(extra)?);
+    }
+    let reaped = children.kill_and_reap();
+    eprintln!("scan bench: killed and reaped {reaped} children");
+    print_table(&rows);
+    Ok(())
+}
+
+fn counts_from_env() -> BenchResult<Vec<usize>> {
+    match std::env::var("SCAN_BENCH_COUNTS") {
+        Ok(list) => Ok(list
+            .split(',')
+            .map(|n| n.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("SCAN_BENCH_COUNTS={list:?}: {e}"))?),
+        Err(_) => Ok(DEFAULT_COUNTS.to_vec()),
+    }
+}
+
+/// The `sleep 3600` children; dropping this kills (SIGKILL) and reaps them all.
+#[derive(Default)]
+struct Children {
+    running: Vec<Child>,
+}
+
+impl Children {
+    fn grow_to(&mut self, count: usize) -> BenchResult<()> {
+        let mut sleep = Command::new("sleep");
+        sleep
+            .arg("3600")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let started = Instant::now();
+        let before = self.running.len();
+        while self.running.len() < count {
+            let child = sleep
+                .spawn()
+                .map_err(|e| format!("spawning idle child #{}: {e}", self.running.len() + 1))?;
+            self.running.push(child);
+        }
+        if count > before {
+            eprintln!(
+                "scan bench: spawned {} children in {:.2} s",
+                count - before,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+
+    /// Kills every child first (so none lingers while others are reaped), then reaps.
+    fn kill_and_reap(&mut self) -> usize {
+        for child in &mut self.running {
+            // An already-dead child is fine: wait() below still reaps it.
+            let _ = child.kill();
+        }
+        let mut reaped = 0;
+        for mut child in self.running.drain(..) {
+            if child.wait().is_ok() {
+                reaped += 1;
+            }
+        }
+        reaped
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        if !self.running.is_empty() {
+            let reaped = self.kill_and_reap();
+            eprintln!("scan bench: cleanup killed and reaped {reaped} children");
+        }
+    }
+}
+
+fn read_trimmed(path: &str) -> BenchResult<String> {
+    Ok(std::fs::read_to_string(path)
+        .map_err(|e| format!("{path}: {e}"))?
+        .trim()
+        .to_owned())
+}
+
+fn read_u64(path: &str) -> BenchResult<u64> {
+    let text = read_trimmed(path)?;
+    Ok(text.parse().map_err(|e| format!("{path}: {text:?}: {e}"))?)
+}
+
+fn print_machine_facts() -> BenchResult<()> {
+    let cpus = std::thread::available_parallelism()?.get();
+    let meminfo = read_trimmed("/proc/meminfo")?;
+    let mem_total = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .unwrap_or("MemTotal: ?");
+    println!("## oomwatch processes-collector scan benchmark\n");
+    println!(
+        "machine: {cpus} CPUs, {}, kernel {}, page size {} B, CLK_TCK {}",
+        mem_total
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" "),
+        read_trimmed("/proc/sys/kernel/osrelease")?,
+        rustix::param::page_size(),
+        rustix::param::clock_ticks_per_second(),
+    );
+    Ok(())
+}
+
+/// Threads now alive on the host (the 4th field of /proc/loadavg, "running/total").
+fn host_threads() -> BenchResult<u64> {
+    let loadavg = read_trimmed("/proc/loadavg")?;
+    let total = loadavg
+        .split_whitespace()
+        .nth(3)
+        .and_then(|f| f.split('/').nth(1))
+        .ok_or_else(|| format!("/proc/loadavg: unexpected {loadavg:?}"))?;
+    Ok(total.parse()?)
+}
+
+/// Fails early, naming the sysctl, when the host cannot hold the children. The sysctls
+/// are host-wide, so this benchmark reports them and never changes them.
+fn check_kernel_limits(extra: u64) -> BenchResult<()> {
+    let pid_max = read_u64("/proc/sys/kernel/pid_max")?;
+    let threads_max = read_u64("/proc/sys/kernel/threads-max")?;
+    let threads = host_threads()?;
+    let need = threads + extra + HEADROOM;
+    println!(
+        "kernel: pid_max {pid_max}, threads-max {threads_max}, threads now {threads}, \
+         need about {need} (unchanged)"
+    );
+    for (name, limit) in [
+        ("kernel.pid_max", pid_max),
+        ("kernel.threads-max", threads_max),
+    ] {
+        if limit < need {
+            return Err(format!("{name} is {limit}, below the {need} this run needs").into());
+        }
+    }
+    Ok(())
+}
+
+/// Raises the soft limit (up to the hard one) where it is below what the run needs.
+fn raise_rlimits(extra: u64) -> BenchResult<()> {
+    let need_nproc = host_threads()? + extra + HEADROOM;
+    // Children hold no descriptors in this process; spawning needs a pipe at a time.
+    let need_nofile = 1_024;
+    for (name, resource, need) in [
+        ("RLIMIT_NPROC", Resource::Nproc, need_nproc),
+        ("RLIMIT_NOFILE", Resource::Nofile, need_nofile),
+    ] {
+        let old = getrlimit(resource);
+        let show = |v: Option<u64>| v.map_or_else(|| "unlimited".to_owned(), |v| v.to_string());
+        if old.current.is_none_or(|soft| soft >= need) {
+            println!(
+                "{name}: soft {} hard {} >= {need} needed (unchanged)",
+                show(old.current),
+                show(old.maximum)
+            );
+            continue;
+        }
+        let raised = old.maximum.map_or(need, |hard| need.min(hard));
+        setrlimit(
+            resource,
+            Rlimit {
+                current: Some(raised),
+                maximum: old.maximum,
+            },
+        )
+        .map_err(|e| format!("raising {name} soft limit to {raised}: {e}"))?;
+        println!(
+            "{name}: soft {} -> {raised} (hard {})",
+            show(old.current),
+            show(old.maximum)
+        );
+    }
+    Ok(())
+}
+
+/// This process's user and system CPU time in clock ticks (`/proc/self/stat` 14, 15).
+fn cpu_ticks() -> BenchResult<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after_comm = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or("/proc/self/stat: no comm")?;
+    // Fields after comm start at field 3 (state); utime is field 14, stime 15.
+    let mut fields = after_comm.split_whitespace().skip(11);
+    let mut next =
+        || -> BenchResult<u64> { Ok(fields.next().ok_or("/proc/self/stat: short")?.parse()?) };
+    Ok((next()?, next()?))
+}
+
+/// Wall times of a batch plus the CPU it burnt.
+struct Batch {
+    walls: Vec<Duration>,
+    user: Duration,
+    system: Duration,
+    /// What the last pass saw (processes, or pids read by a floor).
+    seen: u64,
+}
+
+impl Batch {
+    fn percentile(&self, pct: usize) -> Duration {
+        let mut sorted = self.walls.clone();
+        sorted.sort_unstable();
+        let rank = (sorted.len() * pct).div_ceil(100).max(1);
+        sorted.get(rank - 1).copied().unwrap_or_default()
+    }
+
+    fn cpu_per_pass(&self) -> Duration {
+        (self.user + self.system) / self.walls.len().max(1) as u32
+    }
+}
+
+/// Runs `pass` at least `MIN_TIMED_SCANS` times and until `MIN_BATCH_WALL` has passed.
+fn time_batch(mut pass: impl FnMut() -> BenchResult<u64>) -> BenchResult<Batch> {
+    let ticks = rustix::param::clock_ticks_per_second().max(1);
+    let tick = |t: u64| Duration::from_nanos(t * 1_000_000_000 / ticks);
+    let mut walls = Vec::new();
+    let mut seen = 0;
+    let (user0, sys0) = cpu_ticks()?;
+    let batch_start = Instant::now();
+    while walls.len() < MIN_TIMED_SCANS
+        || (batch_start.elapsed() < MIN_BATCH_WALL && walls.len() < MAX_TIMED_SCANS)
+    {
+        let start = Instant::now();
+        seen = pass()?;
+        walls.push(start.elapsed());
+    }
+    let (user1, sys1) = cpu_ticks()?;
+    Ok(Batch {
+        walls,
+        user: tick(user1 - user0),
+        system: tick(sys1 - sys0),
+        seen,
+    })
+}
+
+struct Row {
+    extra: usize,
+    cold_wall: Duration,
+    cold_cpu: Duration,
+    scan: Batch,
+    floor: Batch,
+    floor_with_stat: Batch,
+}
+
+fn new_collector(state_dir: &Path) -> BenchResult<ProcessesCollector> {
+    let (state, _outcome) = StateStore::open(state_dir)?;
+    let settings = ProcessesSettings {
+        top_k: 10,
+        table: TableSettings {
+            max_auto_groups: 200,
+            retention_secs: 3600.0,
+            restart_min_age_secs: 30.0,
+            clock_ticks: rustix::param::clock_ticks_per_second(),
+        },
+        rules: GroupRules::default(),
+        page_size: rustix::param::page_size() as u64,
+    };
+    Ok(ProcessesCollector::new(
+        Roots::default(),
+        settings,
+        Arc::new(state),
+    ))
+}
+
+/// One scan; returns the processes it saw (summed over the groups).
+fn scan_once(collector: &mut ProcessesCollector) -> BenchResult<u64> {
+    let mut snapshot = Snapshot::default();
+    collector.collect(&mut snapshot)?;
+    let sample = snapshot
+        .processes
+        .ok_or("the processes collector left no sample")?;
+    Ok(sample.groups.iter().map(|g| g.processes).sum())
+}
+
+/// The raw floor: list /proc, `std::fs::read` each file of every pid; returns the pids
+/// whose files were all read (one that exits mid-pass is skipped, as the collector does).
+fn floor_once(files: &[&str]) -> BenchResult<u64> {
+    let mut read = 0;
+    'pids: for entry in std::fs::read_dir("/proc")? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        let dir = entry.path();
+        for file in files {
+            if std::fs::read(dir.join(file)).is_err() {
+                continue 'pids;
+            }
+        }
+        read += 1;
+    }
+    Ok(read)
+}
+
+fn measure(extra: usize) -> BenchResult<Row> {
+    let state_dir = tempfile::tempdir()?;
+    let mut collector = new_collector(state_dir.path())?;
+    let (user0, sys0) = cpu_ticks()?;
+    let start = Instant::now();
+    scan_once(&mut collector)?;
+    let cold_wall = start.elapsed();
+    let (user1, sys1) = cpu_ticks()?;
+    let ticks = rustix::param::clock_ticks_per_second().max(1);
+    let cold_cpu = Duration::from_nanos((user1 + sys1 - user0 - sys0) * 1_000_000_000 / ticks);
+
+    scan_once(&mut collector)?; // warm-up: the cold scan filled the cache, this settles it
+    let scan = time_batch(|| scan_once(&mut collector))?;
+
+    let three = ["statm", "oom_score", "oom_score_adj"];
+    let four = ["stat", "statm", "oom_score", "oom_score_adj"];
+    floor_once(&three)?;
+    let floor = time_batch(|| floor_once(&three))?;
+    floor_once(&four)?;
+    let floor_with_stat = time_batch(|| floor_once(&four))?;
+    Ok(Row {
+        extra,
+        cold_wall,
+        cold_cpu,
+        scan,
+        floor,
+        floor_with_stat,
+    })
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1e3)
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!(
+        "Wall times in ms per pass; CPU is the mean per pass over the batch (user+sys from \
+         /proc/self/stat, 10 ms ticks); floor = read_dir(/proc) + std::fs::read of statm, \
+         oom_score, oom_score_adj per pid; floor+stat also reads stat.\n"
+    );
+    println!(
+        "| extra procs | procs seen | cold scan (CPU) | scans | scan median | scan p95 | \
+         scan CPU (user/sys) | us/proc (median) | floor pids | floor median | floor p95 | \
+         floor CPU | scan/floor | floor+stat median | scan/floor+stat |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let scan_median = row.scan.percentile(50);
+        let floor_median = row.floor.percentile(50);
+        let floor4_median = row.floor_with_stat.percentile(50);
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-12);
+        let per_proc_us = scan_median.as_secs_f64() * 1e6 / row.scan.seen.max(1) as f64;
+        let (user, system) = (row.scan.user.as_secs_f64(), row.scan.system.as_secs_f64());
+        let user_pct = 100.0 * user / (user + system).max(1e-12);
+        println!(
+            "| {} | {} | {} ({}) | {} | {} | {} | {} ({:.0}/{:.0}%) | {:.1} | {} | {} | {} | {} | {:.2} | {} | {:.2} |",
+            row.extra,
+            row.scan.seen,
+            ms(row.cold_wall),
+            ms(row.cold_cpu),
+            row.scan.walls.len(),
+            ms(scan_median),
+            ms(row.scan.percentile(95)),
+            ms(row.scan.cpu_per_pass()),
+            user_pct,
+            100.0 - user_pct,
+            per_proc_us,
+            row.floor.seen,
+            ms(floor_median),
+            ms(row.floor.percentile(95)),
+            ms(row.floor.cpu_per_pass()),
+            ratio(scan_median, floor_median),
+            ms(floor4_median),
+            ratio(scan_median, floor4_median),
+        );
+    }
+}
