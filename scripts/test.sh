@@ -24,4 +24,4 @@ command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) f
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --all-targets --locked -- -D warnings
 echo "== doc";    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
-echo "== tests";  cargo test --all-targets --locked
+echo "== tests";  cargo test --locked --lib --bins --tests   # benches are run by hand, never here

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod groups;
+pub mod kmsg;
 pub mod logging;
 pub mod metrics;
 pub mod procfs;

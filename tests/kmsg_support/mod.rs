@@ -1,0 +1,61 @@
+//! Test helpers shared by the integration tests: read a fixture and run it through the
+//! parsers the way the exporter will (kmsg files record by record, text files line by
+//! line). Only tests use this; it must not hold expectations.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use oomwatch::kmsg::{
+    parse_record, parse_text_line, split_records, KernelKill, OomAssembler, OomEvent,
+};
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/kmsg")
+        .join(name)
+}
+
+pub fn read_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// All events of a fixture: `.kmsg` files as records (`at` = seq, `time` = ts_usec),
+/// anything else as text lines (`at` = 1-based line number).
+pub fn events(name: &str) -> Vec<OomEvent> {
+    let bytes = read_fixture(name);
+    let mut asm = OomAssembler::new();
+    let mut out = Vec::new();
+    if name.ends_with(".kmsg") {
+        for rec in split_records(&bytes) {
+            let r = parse_record(rec).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let ts = r.ts_usec.to_string();
+            let (source, msg) = r.source();
+            out.extend(asm.push(source, msg, r.seq, Some(&ts)));
+        }
+    } else {
+        let text = String::from_utf8(bytes).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let t = parse_text_line(line);
+            out.extend(asm.push(t.source, t.message, i as u64 + 1, t.time));
+        }
+    }
+    out
+}
+
+pub fn kills(events: &[OomEvent]) -> Vec<KernelKill> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            OomEvent::Kill(k) => Some(k.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A kill with the position fields cleared, to compare the same report across formats.
+pub fn without_position(mut k: KernelKill) -> KernelKill {
+    k.at = 0;
+    k.time = None;
+    k
+}
