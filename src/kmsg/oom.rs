@@ -431,7 +431,6 @@ impl OomAssembler {
 }
 
 #[cfg(test)]
-
 mod tests {
     use super::*;
 
