@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use oomwatch::collector::processes::{ProcessesCollector, ProcessesSettings};
 use oomwatch::collector::Collector;
+use oomwatch::groups::live::LivePids;
 use oomwatch::groups::{GroupRules, TableSettings};
 use oomwatch::roots::Roots;
 use oomwatch::snapshot::Snapshot;
@@ -314,6 +315,7 @@ fn new_collector(state_dir: &Path) -> BenchResult<ProcessesCollector> {
         Roots::default(),
         settings,
         Arc::new(state),
+        Arc::new(LivePids::default()),
     ))
 }
 

@@ -5,12 +5,17 @@ use std::sync::Arc;
 
 use crate::collector::boot::{read_boot_id, BootCollector};
 use crate::collector::cgroups::CgroupsCollector;
+use crate::collector::kmsg::KmsgCollector;
 use crate::collector::meminfo::MeminfoCollector;
 use crate::collector::pressure::PressureCollector;
 use crate::collector::processes::ProcessesCollector;
 use crate::collector::vmstat::VmstatCollector;
 use crate::collector::Collector;
 use crate::config::Config;
+use crate::groups::live::LivePids;
+use crate::kmsg::attribution::VictimNamer;
+use crate::kmsg::follower::{Follower, KmsgShared};
+use crate::procfs::host::parse_stat_btime;
 use crate::scan::Scanner;
 use crate::server::handlers::Handler;
 use crate::server::scrape::SharedScrape;
@@ -43,7 +48,12 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let state = Arc::new(state);
     start_boot(&config, &state);
 
-    let collectors = build_collectors(&config, &state);
+    let live = Arc::new(LivePids::default());
+    let kmsg = Arc::new(KmsgShared::new(state.snapshot().kmsg));
+    if config.collectors.contains(&"kmsg") {
+        start_kmsg_follower(&config, &state, &kmsg, &live);
+    }
+    let collectors = build_collectors(&config, &state, &live, &kmsg);
     let scrape = SharedScrape::new(Scanner::new(collectors, state.clone()));
     let handler = Arc::new(Handler::new(
         config.telemetry_path.clone(),
@@ -85,6 +95,7 @@ fn start_boot(config: &Config, state: &StateStore) {
                     tracing::info!(previous = ?s.boot_id, current = %boot_id, "first start in a new boot");
                 }
                 s.groups.start_new_boot();
+                s.kmsg.start_new_boot();
                 s.boot_id = Some(boot_id);
             }
         }),
@@ -92,7 +103,46 @@ fn start_boot(config: &Config, state: &StateStore) {
     }
 }
 
-fn build_collectors(config: &Config, state: &Arc<StateStore>) -> Vec<Box<dyn Collector>> {
+fn start_kmsg_follower(
+    config: &Config,
+    state: &Arc<StateStore>,
+    shared: &Arc<KmsgShared>,
+    live: &Arc<LivePids>,
+) {
+    let boot_time_seconds = std::fs::read(config.roots.proc_file("stat"))
+        .ok()
+        .and_then(|bytes| parse_stat_btime(&bytes).ok())
+        .map_or_else(
+            || {
+                tracing::warn!(
+                    "cannot read btime from /proc/stat; OOM kill times count from the epoch"
+                );
+                0.0
+            },
+            |btime| btime as f64,
+        );
+    let follower = Follower {
+        path: config.kmsg_path.clone(),
+        state: state.clone(),
+        shared: shared.clone(),
+        namer: VictimNamer {
+            rules: config.processes.rules.clone(),
+            live: live.clone(),
+            clock_ticks: config.processes.table.clock_ticks,
+        },
+        boot_time_seconds,
+    };
+    if let Err(e) = follower.spawn() {
+        tracing::error!(error = %e, "cannot start the kernel log thread; OOM victims will not be named");
+    }
+}
+
+fn build_collectors(
+    config: &Config,
+    state: &Arc<StateStore>,
+    live: &Arc<LivePids>,
+    kmsg: &Arc<KmsgShared>,
+) -> Vec<Box<dyn Collector>> {
     let roots = &config.roots;
     config
         .collectors
@@ -107,8 +157,10 @@ fn build_collectors(config: &Config, state: &Arc<StateStore>) -> Vec<Box<dyn Col
                     roots.clone(),
                     config.processes.clone(),
                     state.clone(),
+                    live.clone(),
                 )),
                 "cgroups" => Box::new(CgroupsCollector::new(roots.clone())),
+                "kmsg" => Box::new(KmsgCollector::new(kmsg.clone())),
                 _ => return None,
             })
         })

@@ -66,6 +66,10 @@ pub struct ServeArgs {
     #[arg(long = "path.sysfs", value_name = "DIR", default_value = "/sys")]
     pub path_sysfs: PathBuf,
 
+    /// The kernel log device, or a file of kmsg records (read from its start, then followed).
+    #[arg(long = "path.kmsg", value_name = "FILE", default_value = "/dev/kmsg")]
+    pub path_kmsg: PathBuf,
+
     /// Root filesystem of the host (for files such as /var/log/wtmp).
     #[arg(long = "path.rootfs", value_name = "DIR", default_value = "/")]
     pub path_rootfs: PathBuf,

@@ -22,6 +22,8 @@ pub struct Config {
     /// 0: unlimited.
     pub max_requests: usize,
     pub roots: Roots,
+    /// `--path.kmsg`.
+    pub kmsg_path: PathBuf,
     pub state_dir: PathBuf,
     pub processes: ProcessesSettings,
     /// Enabled collectors, in scan order.
@@ -88,6 +90,7 @@ impl Config {
             telemetry_path: path.clone(),
             max_requests: args.web_max_requests,
             roots: Roots::new(&args.path_procfs, &args.path_sysfs, &args.path_rootfs),
+            kmsg_path: args.path_kmsg.clone(),
             state_dir,
             processes: ProcessesSettings {
                 top_k: args.processes_top,

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod procfs;
 pub mod roots;
 pub mod scan;
+pub mod scratch_cgroup;
 pub mod server;
 pub mod snapshot;
 pub mod state;

@@ -18,7 +18,10 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::snapshot::{ProcessRow, Snapshot};
+use std::collections::BTreeMap;
+
+use crate::kmsg::ledger::VictimTally;
+use crate::snapshot::{KmsgSample, ProcessRow, Snapshot};
 
 /// The exporter's own version, for `oomwatch_build_info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +94,86 @@ pub fn render(snapshot: Arc<Snapshot>, build: BuildInfo) -> Result<String, std::
     let mut text = String::with_capacity(16 * 1024);
     prometheus_client::encoding::text::encode(&mut text, &registry)?;
     Ok(text)
+}
+
+/// The kernel-log series: kills per victim, the latest kill of each, and the log's health.
+fn render_kmsg(
+    f: &mut Family<'_, '_>,
+    k: &KmsgSample,
+    vmstat_oom_kills: Option<u64>,
+) -> Result<(), std::fmt::Error> {
+    let mut victims: Vec<&VictimTally> = k.ledger.victims.iter().collect();
+    victims.sort_by(|a, b| {
+        (&a.group, &a.comm, &a.constraint).cmp(&(&b.group, &b.comm, &b.constraint))
+    });
+    f.counters(
+        "oomwatch_oom_kills_total",
+        "OOM kills read from the kernel log, by victim; never goes down across restarts and reboots.",
+        victims.iter().map(|v| {
+            let labels = [
+                ("group", v.group.as_str()),
+                ("comm", v.comm.as_str()),
+                ("constraint", v.constraint.as_str()),
+            ];
+            (labels, v.kills)
+        }),
+    )?;
+    // The latest kill per (group, comm), whatever its constraint.
+    let mut latest: BTreeMap<(&str, &str), &VictimTally> = BTreeMap::new();
+    for v in &victims {
+        let slot = latest.entry((&v.group, &v.comm)).or_insert(v);
+        if v.last_kill_seconds > slot.last_kill_seconds {
+            *slot = v;
+        }
+    }
+    f.gauges(
+        "oomwatch_oom_last_kill_timestamp_seconds",
+        "Time of the latest OOM kill of this victim, seconds since the epoch.",
+        latest
+            .iter()
+            .map(|((group, comm), v)| ([("group", *group), ("comm", *comm)], v.last_kill_seconds)),
+    )?;
+    f.gauges(
+        "oomwatch_oom_last_victim_rss_bytes",
+        "Resident memory of the latest victim when it was killed, by kind (anon, file, shmem).",
+        latest.iter().flat_map(|((group, comm), v)| {
+            let rss = v.last_rss;
+            [
+                ("anon", rss.anon_bytes),
+                ("file", rss.file_bytes),
+                ("shmem", rss.shmem_bytes),
+            ]
+            .into_iter()
+            .filter_map(move |(kind, bytes)| {
+                Some(([("group", *group), ("comm", *comm), ("kind", kind)], bytes?))
+            })
+        }),
+    )?;
+    f.gauge(
+        "oomwatch_oom_kills_unattributed",
+        "OOM kills in /proc/vmstat since boot minus kills the kernel log explained (0 when every kill was named).",
+        vmstat_oom_kills.map(|v| v as i64 - k.ledger.kernel_kills_this_boot as i64),
+    )?;
+    let mut userspace: Vec<_> = k.ledger.userspace.iter().collect();
+    userspace.sort_by(|a, b| (&a.killer, &a.group).cmp(&(&b.killer, &b.group)));
+    f.counters(
+        "oomwatch_userspace_oom_kills_total",
+        "Kills by userspace OOM killers (systemd-oomd, earlyoom, ...) seen in the kernel log, never counted as kernel kills.",
+        userspace.iter().map(|u| {
+            let labels = [("killer", u.killer.as_str()), ("group", u.group.as_str())];
+            (labels, u.kills)
+        }),
+    )?;
+    f.gauge(
+        "oomwatch_kmsg_up",
+        "1 while the kernel log is being read.",
+        Some(i64::from(k.up)),
+    )?;
+    f.counter(
+        "oomwatch_kmsg_records_lost_total",
+        "Kernel log records overwritten in the ring buffer before oomwatch read them.",
+        Some(k.ledger.records_lost),
+    )
 }
 
 #[cfg(test)]
@@ -352,6 +435,10 @@ impl Collector for SnapshotMetrics {
             "OOM kills the kernel counted in the group's memory cgroup (memory.events / memory.oom_control); resets when the cgroup is recreated.",
             gm.iter().filter_map(|r| Some((label(&r.group), r.oom_kills?))),
         )?;
+
+        if let Some(k) = &s.kmsg {
+            render_kmsg(&mut f, k, s.vmstat_oom_kills)?;
+        }
 
         f.counter(
             "oomwatch_state_write_errors_total",

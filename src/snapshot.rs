@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use crate::kmsg::ledger::KillLedger;
 use crate::procfs::host::{MemInfo, MemoryPressure};
 
 #[derive(Debug, Clone, Default)]
@@ -19,6 +20,8 @@ pub struct Snapshot {
     pub processes: Option<ProcessesSample>,
     /// Memory cgroup figures per group, for the groups that map to a memory cgroup.
     pub group_memory: Vec<GroupMemory>,
+    /// OOM kills read from the kernel log.
+    pub kmsg: Option<KmsgSample>,
     pub state: StateHealth,
     pub collectors: Vec<CollectorOutcome>,
 }
@@ -83,6 +86,13 @@ pub struct GroupMemory {
     pub usage_bytes: u64,
     /// OOM kills counted by the kernel in the group's cgroup, when the group owns it.
     pub oom_kills: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KmsgSample {
+    /// 1 while the kernel log is being read.
+    pub up: bool,
+    pub ledger: KillLedger,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::groups::table::GroupsState;
+use crate::kmsg::ledger::KillLedger;
 
 /// The state file format; bump on an incompatible change.
 pub const STATE_VERSION: u32 = 1;
@@ -29,6 +30,9 @@ pub struct PersistedState {
     pub boot_id: Option<String>,
     #[serde(default)]
     pub groups: GroupsState,
+    /// OOM kills read from the kernel log.
+    #[serde(default)]
+    pub kmsg: KillLedger,
 }
 
 #[derive(Debug, thiserror::Error)]

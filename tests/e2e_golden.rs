@@ -1,12 +1,15 @@
 //! Golden end-to-end test: the real binary on the fixture host (tests/fixtures/host: several
 //! groups, a kernel thread, a pid reused by another program, a process that vanished, a
-//! comm with parentheses, v1 and v2 cgroup layouts, no PSI), /metrics compared with the
+//! comm with parentheses, v1 and v2 cgroup layouts, no PSI, a kernel log file with three
+//! OOM kills and a gap of overwritten records), /metrics compared with the
 //! checked-in files in tests/golden. `UPDATE_GOLDEN=1 cargo test --test e2e_golden`
 //! rewrites them; review the diff before committing.
 
 mod common;
 
-use common::{fixture, sample, Exporter};
+use std::time::Duration;
+
+use common::{eventually, fixture, sample, Exporter};
 
 /// Drops what differs between runs: collector durations and the build revision.
 fn normalise(exposition: &str) -> String {
@@ -39,10 +42,17 @@ fn run_layout(layout: &str) -> String {
         state.path().display().to_string(),
         "--config.file".to_owned(),
         fixture("host/oomwatch.yml").display().to_string(),
+        "--path.kmsg".to_owned(),
+        fixture("host/kmsg").display().to_string(),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let exporter = Exporter::start(&args);
-    let first = exporter.scrape();
+    // The kernel log file is replayed by its own thread: wait until it has caught up.
+    let first = eventually(Duration::from_secs(10), || {
+        let body = exporter.scrape();
+        (sample(&body, "oomwatch_kmsg_up", &[]) == Some(1.0)).then_some(body)
+    })
+    .expect("the fixture kernel log is read");
     // A second scrape must not count the restart again.
     let second = exporter.scrape();
     let restarts = [("group", "redis-server")];

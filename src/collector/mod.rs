@@ -8,6 +8,7 @@
 
 pub mod boot;
 pub mod cgroups;
+pub mod kmsg;
 pub mod meminfo;
 pub mod pressure;
 pub mod processes;
@@ -64,6 +65,11 @@ pub const COLLECTORS: &[CollectorSpec] = &[
         name: "cgroups",
         enabled_by_default: true,
         help: "memory cgroup limit, usage and OOM kills per group (v1 and v2)",
+    },
+    CollectorSpec {
+        name: "kmsg",
+        enabled_by_default: true,
+        help: "every OOM kill named, from the kernel log (--path.kmsg)",
     },
 ];
 

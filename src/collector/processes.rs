@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::{read_file, CollectError, Collector};
 use crate::cgroupfs::MemoryHierarchy;
+use crate::groups::live::LivePids;
 use crate::groups::rules::ProcessFields;
 use crate::groups::{auto_group_name, GroupRules, GroupTable, InstanceKey, TableSettings};
 use crate::procfs::host::{parse_stat_btime, parse_uptime};
@@ -63,6 +64,7 @@ pub struct ProcessesCollector {
     settings: ProcessesSettings,
     hierarchy: Option<MemoryHierarchy>,
     state: Arc<StateStore>,
+    live: Arc<LivePids>,
     table: GroupTable,
     proc_dir: Option<ProcDir>,
     buf: ReadBuf,
@@ -91,7 +93,13 @@ impl std::fmt::Debug for ProcessesCollector {
 }
 
 impl ProcessesCollector {
-    pub fn new(roots: Roots, settings: ProcessesSettings, state: Arc<StateStore>) -> Self {
+    /// `live` receives the pid-to-group map of every scan (for naming OOM victims).
+    pub fn new(
+        roots: Roots,
+        settings: ProcessesSettings,
+        state: Arc<StateStore>,
+        live: Arc<LivePids>,
+    ) -> Self {
         let persisted = state.snapshot().groups;
         let table = GroupTable::new(settings.table, settings.rules.fixed_names(), persisted);
         Self {
@@ -99,6 +107,7 @@ impl ProcessesCollector {
             roots,
             settings,
             state,
+            live,
             table,
             proc_dir: None,
             buf: ReadBuf::default(),
@@ -292,6 +301,8 @@ impl Collector for ProcessesCollector {
         }
 
         let sample = summarise(&rows, &mut self.table, now_secs, btime, &self.settings);
+        self.live
+            .publish(rows.iter().map(|r| (r.pid, r.start_ticks, r.group.clone())));
         self.memcgs
             .retain(|_, interned| Arc::strong_count(interned) > 1);
         // Write the state when counts or instances changed, and at least every

@@ -5,6 +5,7 @@
 //! the cap on automatic groups, retention of empty ones, and restart counting. None of
 //! these files reads /proc; the processes collector hands them what it read.
 
+pub mod live;
 pub mod naming;
 pub mod rules;
 pub mod table;

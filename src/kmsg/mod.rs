@@ -1,14 +1,18 @@
 //! The kernel log: parsing `/dev/kmsg` records and log text lines, and turning the OOM
 //! reports in them into one event per kill.
 //!
-//! This module owns the pure parsers only: `record` (kmsg records), `text` (dmesg,
-//! syslog, journal lines), `kernel_lines` (single kernel OOM messages), `userspace`
-//! (systemd-oomd, earlyoom, oomd, nohang) and `oom` (the assembler that joins a report's
-//! lines into events). It must not open files or devices, spawn threads or keep anything
-//! unbounded; the follower that reads `/dev/kmsg` lives elsewhere and feeds these.
-//! This file holds the re-exports and the size caps every part shares.
+//! The pure parsers: `record` (kmsg records), `text` (dmesg, syslog, journal lines),
+//! `kernel_lines` (single kernel OOM messages), `userspace` (systemd-oomd, earlyoom, oomd,
+//! nohang) and `oom` (the assembler that joins a report's lines into events); none of them
+//! opens a file or keeps anything unbounded. Around them: `ledger` (the persisted count of
+//! kills), `attribution` (naming a victim's group) and `follower` (the only part that does
+//! I/O: the thread that reads `/dev/kmsg`). This file holds the re-exports and the size
+//! caps every part shares.
 
+pub mod attribution;
+pub mod follower;
 pub mod kernel_lines;
+pub mod ledger;
 pub mod oom;
 pub mod record;
 pub mod text;

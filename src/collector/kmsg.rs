@@ -1,0 +1,41 @@
+//! The `kmsg` collector: the OOM kills the kernel-log follower has counted, as they are
+//! now. It reads no file itself; the follower thread owns the kernel log.
+
+use std::sync::Arc;
+
+use super::{CollectError, Collector};
+use crate::kmsg::follower::KmsgShared;
+use crate::snapshot::{KmsgSample, Snapshot};
+
+#[derive(Debug)]
+pub struct KmsgCollector {
+    shared: Arc<KmsgShared>,
+}
+
+impl KmsgCollector {
+    pub fn new(shared: Arc<KmsgShared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl Collector for KmsgCollector {
+    fn name(&self) -> &'static str {
+        "kmsg"
+    }
+
+    fn collect(&mut self, out: &mut Snapshot) -> Result<(), CollectError> {
+        let up = self.shared.up();
+        // The counts are served either way: they are persisted, and still true.
+        out.kmsg = Some(KmsgSample {
+            up,
+            ledger: self.shared.ledger(),
+        });
+        if up {
+            Ok(())
+        } else {
+            Err(CollectError::Unavailable(
+                "the kernel log is not being read (see the log line that says why)".into(),
+            ))
+        }
+    }
+}

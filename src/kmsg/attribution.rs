@@ -1,0 +1,58 @@
+//! Naming an OOM victim's group and the kill's constraint, with the same rules as the
+//! processes collector: the group the last scan saw that pid (and start time) in, else
+//! the config file's rules and the zero-config name from the victim's cgroup (task_memcg)
+//! and comm. A group that died keeps its name: the kill is counted on it all the same.
+
+use std::sync::Arc;
+
+use super::oom::KernelKill;
+use crate::groups::live::LivePids;
+use crate::groups::rules::ProcessFields;
+use crate::groups::{auto_group_name, GroupRules};
+
+#[derive(Debug, Clone)]
+pub struct VictimNamer {
+    pub rules: GroupRules,
+    pub live: Arc<LivePids>,
+    /// Kernel clock ticks per second, to compare a kill's time with start ticks.
+    pub clock_ticks: u64,
+}
+
+impl VictimNamer {
+    /// The victim's group; `uptime_secs` is when the kernel logged the kill.
+    pub fn group(&self, kill: &KernelKill, uptime_secs: f64) -> String {
+        let ticks = (uptime_secs * self.clock_ticks as f64) as u64;
+        if let Some(group) = self.live.group_of(kill.pid, ticks) {
+            return group.to_string();
+        }
+        self.by_name(&kill.comm, kill.task_memcg.as_deref())
+    }
+
+    /// The group a process of this comm in this cgroup would be in.
+    pub fn by_name(&self, comm: &str, cgroup: Option<&str>) -> String {
+        self.rules
+            .classify(ProcessFields {
+                comm,
+                cmdline: None,
+                cgroup,
+            })
+            .unwrap_or_else(|| auto_group_name(cgroup, comm))
+    }
+}
+
+/// The bounded constraint label of a kill: `memcg` when a memory cgroup's limit was hit,
+/// `cpuset` or `mempolicy` for those constraints, `global` for the whole machine, and
+/// `unknown` when the report does not say.
+pub fn constraint_label(kill: &KernelKill) -> &'static str {
+    if kill.global == Some(false) {
+        return "memcg";
+    }
+    match kill.constraint.as_deref() {
+        Some("CONSTRAINT_MEMCG") => "memcg",
+        Some("CONSTRAINT_CPUSET") => "cpuset",
+        Some("CONSTRAINT_MEMORY_POLICY") => "mempolicy",
+        _ if kill.global == Some(true) => "global",
+        Some("CONSTRAINT_NONE") => "global",
+        _ => "unknown",
+    }
+}

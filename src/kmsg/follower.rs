@@ -1,0 +1,289 @@
+//! The kernel-log follower: a thread that reads `/dev/kmsg` (`--path.kmsg`) from the
+//! oldest record in the ring buffer, then each new record as the kernel writes it, and
+//! turns OOM reports into counted, attributed kills in the ledger.
+//!
+//! The device is read non-blocking and drained; between bursts the thread sleeps in
+//! `poll()`, so it costs nothing while the kernel is quiet. `oomwatch_kmsg_up` turns 1
+//! once the replay of the ring buffer has caught up with the kernel. EPIPE (records overwritten
+//! before they were read) is counted from the sequence gap and reading goes on. Kills are
+//! written to the state file as soon as a burst is drained, with the last sequence number
+//! handled, so a restart replays the ring buffer without counting anything twice. A
+//! regular file given as `--path.kmsg` (fixtures, tests) is read from its start and then
+//! followed by polling for growth every 250 ms; the device never is polled that way.
+//! When the log cannot be opened (no CAP_SYSLOG under dmesg_restrict, a container) the
+//! thread says once what to grant, keeps `oomwatch_kmsg_up` at 0, and retries every 30 s.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fs::{fstat, open, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::attribution::{constraint_label, VictimNamer};
+use super::ledger::{AttributedKill, KillLedger, RssAtDeath, SeqCheck};
+use super::oom::{OomAssembler, OomEvent};
+use super::record::{parse_record, split_records};
+use crate::state::StateStore;
+
+/// How long a burst of records that held no kill may stay unpersisted.
+const SEQ_PERSIST_INTERVAL: Duration = Duration::from_secs(30);
+const REOPEN_DELAY: Duration = Duration::from_secs(30);
+const FILE_FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+/// Larger than any kmsg record (the kernel's limit is 1024 bytes of text plus metadata).
+const RECORD_BUFFER: usize = 16 * 1024;
+
+/// What the follower shares with the scrapes.
+#[derive(Debug, Default)]
+pub struct KmsgShared {
+    up: AtomicBool,
+    ledger: Mutex<KillLedger>,
+}
+
+impl KmsgShared {
+    /// Starts from the ledger persisted in the state file.
+    pub fn new(ledger: KillLedger) -> Self {
+        Self {
+            up: AtomicBool::new(false),
+            ledger: Mutex::new(ledger),
+        }
+    }
+
+    pub fn up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// A copy of the ledger as it is now.
+    pub fn ledger(&self) -> KillLedger {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, KillLedger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct Follower {
+    pub path: PathBuf,
+    pub state: Arc<StateStore>,
+    pub shared: Arc<KmsgShared>,
+    pub namer: VictimNamer,
+    /// Boot time, seconds since the epoch, to turn record time stamps into wall time.
+    pub boot_time_seconds: f64,
+}
+
+impl Follower {
+    /// Starts the follower thread.
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("kmsg".into())
+            .spawn(move || self.run())
+    }
+
+    fn run(self) {
+        let mut warned = false;
+        loop {
+            match open(
+                &self.path,
+                OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => {
+                    warned = false;
+                    tracing::info!(path = %self.path.display(), "reading the kernel log");
+                    let device = fstat(&fd).is_ok_and(|s| {
+                        FileType::from_raw_mode(s.st_mode) == FileType::CharacterDevice
+                    });
+                    let mut reader = RecordReader::new(&self);
+                    let result = if device {
+                        reader.follow_device(&fd)
+                    } else {
+                        reader.follow_file(&fd)
+                    };
+                    self.shared.up.store(false, Ordering::Relaxed);
+                    if let Err(errno) = result {
+                        tracing::error!(path = %self.path.display(), error = %errno,
+                            "reading the kernel log failed; OOM victims are not named until it works again");
+                    }
+                }
+                Err(errno) => {
+                    self.shared.up.store(false, Ordering::Relaxed);
+                    if !warned {
+                        let hint = match errno {
+                            Errno::PERM | Errno::ACCESS => {
+                                "grant CAP_SYSLOG (kernel.dmesg_restrict=1 hides /dev/kmsg from other users), or run as root"
+                            }
+                            Errno::NOENT => "the kernel log device is missing; in a container, mount the host's /dev/kmsg",
+                            _ => "check --path.kmsg",
+                        };
+                        tracing::warn!(path = %self.path.display(), error = %errno, hint,
+                            "cannot read the kernel log: OOM kills are counted from /proc/vmstat only, without victims; oomwatch_kmsg_up is 0");
+                        warned = true;
+                    }
+                }
+            }
+            std::thread::sleep(REOPEN_DELAY);
+        }
+    }
+}
+
+/// One open kernel log: the assembler and the persistence bookkeeping.
+struct RecordReader<'f> {
+    follower: &'f Follower,
+    assembler: OomAssembler,
+    unsaved_kills: bool,
+    unsaved_seq: bool,
+    saved_at: Instant,
+}
+
+impl<'f> RecordReader<'f> {
+    fn new(follower: &'f Follower) -> Self {
+        Self {
+            follower,
+            assembler: OomAssembler::new(),
+            unsaved_kills: false,
+            unsaved_seq: false,
+            saved_at: Instant::now(),
+        }
+    }
+
+    fn follow_device(&mut self, fd: &OwnedFd) -> Result<(), Errno> {
+        let mut buf = vec![0u8; RECORD_BUFFER];
+        loop {
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => self.wait_readable(fd)?,
+                Ok(n) => self.handle(&buf[..n]),
+                Err(Errno::AGAIN) => self.wait_readable(fd)?,
+                // Overwritten before they were read: the sequence gap counts them.
+                Err(Errno::PIPE) | Err(Errno::INTR) => {}
+                Err(errno) => return Err(errno),
+            }
+        }
+    }
+
+    /// Persists what the drained burst changed, then sleeps until the kernel writes.
+    fn wait_readable(&mut self, fd: &OwnedFd) -> Result<(), Errno> {
+        self.caught_up();
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        match poll(&mut fds, None) {
+            Ok(_) | Err(Errno::INTR) => Ok(()),
+            Err(errno) => Err(errno),
+        }
+    }
+
+    fn follow_file(&mut self, fd: &OwnedFd) -> Result<(), Errno> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut carry: Vec<u8> = Vec::new();
+        loop {
+            match rustix::io::read(fd, &mut chunk) {
+                Ok(0) | Err(Errno::AGAIN) => {
+                    self.caught_up();
+                    std::thread::sleep(FILE_FOLLOW_INTERVAL);
+                }
+                Ok(n) => {
+                    carry.extend_from_slice(&chunk[..n]);
+                    // Only whole lines; a record still being written stays in `carry`.
+                    let complete = carry.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                    for record in split_records(&carry[..complete]) {
+                        self.handle(record);
+                    }
+                    carry.drain(..complete);
+                }
+                Err(Errno::INTR) => {}
+                Err(errno) => return Err(errno),
+            }
+        }
+    }
+
+    fn handle(&mut self, bytes: &[u8]) {
+        let record = match parse_record(bytes) {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::debug!(error = %e, "skipping a malformed kernel log record");
+                return;
+            }
+        };
+        let (source, message) = record.source();
+        let event = self.assembler.push(source, message, record.seq, None);
+        let shared = &self.follower.shared;
+        let mut ledger = shared.lock();
+        match ledger.advance(record.seq) {
+            // Seen before a restart: the assembler has its context, nothing is counted.
+            SeqCheck::Replayed => return,
+            SeqCheck::New { lost } => {
+                if lost > 0 {
+                    tracing::warn!(
+                        lost,
+                        "kernel log records were overwritten before oomwatch read them"
+                    );
+                }
+                self.unsaved_seq = true;
+            }
+        }
+        let uptime = record.ts_usec as f64 / 1e6;
+        let at_seconds = self.follower.boot_time_seconds + uptime;
+        let namer = &self.follower.namer;
+        match event {
+            Some(OomEvent::Kill(kill)) => {
+                let group = namer.group(&kill, uptime);
+                let kb = |v: Option<u64>| v.map(|kb| kb.saturating_mul(1024));
+                tracing::warn!(pid = kill.pid, comm = %kill.comm, group = %group,
+                    constraint = constraint_label(&kill), memcg = kill.memcg.as_deref().unwrap_or(""),
+                    anon_rss_kb = kill.anon_rss_kb.unwrap_or(0), "OOM kill");
+                ledger.count_kill(AttributedKill {
+                    constraint: constraint_label(&kill),
+                    group,
+                    comm: kill.comm,
+                    at_seconds,
+                    rss: RssAtDeath {
+                        anon_bytes: kb(kill.anon_rss_kb),
+                        file_bytes: kb(kill.file_rss_kb),
+                        shmem_bytes: kb(kill.shmem_rss_kb),
+                    },
+                });
+                self.unsaved_kills = true;
+            }
+            Some(OomEvent::Userspace(kill)) => {
+                let comm = kill.comm.as_deref().unwrap_or("");
+                let group = namer.by_name(comm, kill.unit_or_cgroup.as_deref());
+                tracing::warn!(killer = %kill.killer, group = %group, "userspace OOM kill");
+                ledger.count_userspace(&kill.killer, &group);
+                self.unsaved_kills = true;
+            }
+            Some(OomEvent::Panic(panic)) => {
+                tracing::error!(reason = %panic.reason, "the kernel log shows a panic on OOM");
+            }
+            Some(OomEvent::NoKillable(none)) => {
+                tracing::warn!(
+                    memcg = none.memcg.as_deref().unwrap_or(""),
+                    "the OOM killer found no killable process"
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// Everything written so far is read: persist, and say the log is up (only now, so
+    /// `oomwatch_kmsg_up` 1 means the counts are current, not mid-replay).
+    fn caught_up(&mut self) {
+        self.persist();
+        self.follower.shared.up.store(true, Ordering::Relaxed);
+    }
+
+    /// Writes the ledger when kills are unsaved, or when only the position moved and the
+    /// last write is older than `SEQ_PERSIST_INTERVAL`.
+    fn persist(&mut self) {
+        let due = self.unsaved_seq && self.saved_at.elapsed() >= SEQ_PERSIST_INTERVAL;
+        if !self.unsaved_kills && !due {
+            return;
+        }
+        let ledger = self.follower.shared.ledger();
+        self.follower.state.update(|s| s.kmsg = ledger);
+        self.unsaved_kills = false;
+        self.unsaved_seq = false;
+        self.saved_at = Instant::now();
+    }
+}

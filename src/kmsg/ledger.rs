@@ -1,0 +1,206 @@
+//! The OOM kill ledger: what the kernel log has told oomwatch so far, in the form kept in
+//! the state file. Counts per victim (group, comm, constraint) and per userspace killer
+//! never go down, across exporter restarts and reboots; the last kmsg sequence number
+//! handled in this boot makes the replay of the ring buffer after a restart count nothing
+//! twice. Pure data and bookkeeping; the follower feeds it and persists it.
+
+use serde::{Deserialize, Serialize};
+
+/// Most victims kept; beyond, the one killed longest ago is forgotten (its series go).
+pub const MAX_VICTIMS: usize = 4096;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KillLedger {
+    /// The last kmsg sequence number handled in this boot; None before the first.
+    #[serde(default)]
+    pub last_seq: Option<u64>,
+    /// Kernel OOM kills read from the log in this boot (compared with /proc/vmstat).
+    #[serde(default)]
+    pub kernel_kills_this_boot: u64,
+    /// Records overwritten in the ring buffer before oomwatch read them, ever.
+    #[serde(default)]
+    pub records_lost: u64,
+    #[serde(default)]
+    pub victims: Vec<VictimTally>,
+    #[serde(default)]
+    pub userspace: Vec<UserspaceTally>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VictimTally {
+    pub group: String,
+    pub comm: String,
+    /// `memcg`, `global`, `cpuset`, `mempolicy` or `unknown`.
+    pub constraint: String,
+    pub kills: u64,
+    /// Wall-clock time of the latest kill, seconds since the epoch.
+    pub last_kill_seconds: f64,
+    pub last_rss: RssAtDeath,
+}
+
+/// The victim's resident memory when it was killed, from the kernel's report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RssAtDeath {
+    pub anon_bytes: Option<u64>,
+    pub file_bytes: Option<u64>,
+    pub shmem_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserspaceTally {
+    pub killer: String,
+    pub group: String,
+    pub kills: u64,
+}
+
+/// One kernel kill, attributed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributedKill {
+    pub group: String,
+    pub comm: String,
+    pub constraint: &'static str,
+    pub at_seconds: f64,
+    pub rss: RssAtDeath,
+}
+
+/// What handling one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqCheck {
+    /// Already handled before a restart: replayed, not counted again.
+    Replayed,
+    /// New; `lost` records between the last one handled and this one were overwritten.
+    New { lost: u64 },
+}
+
+impl KillLedger {
+    /// A new boot: its sequence numbers start again at 0; counts are kept.
+    pub fn start_new_boot(&mut self) {
+        self.last_seq = None;
+        self.kernel_kills_this_boot = 0;
+    }
+
+    /// Checks a record's sequence number and advances the ledger past it.
+    pub fn advance(&mut self, seq: u64) -> SeqCheck {
+        let expected = self.last_seq.map_or(0, |last| last.saturating_add(1));
+        if self.last_seq.is_some_and(|last| seq <= last) {
+            return SeqCheck::Replayed;
+        }
+        let lost = seq.saturating_sub(expected);
+        self.records_lost += lost;
+        self.last_seq = Some(seq);
+        SeqCheck::New { lost }
+    }
+
+    pub fn count_kill(&mut self, kill: AttributedKill) {
+        self.kernel_kills_this_boot += 1;
+        let existing = self.victims.iter_mut().find(|v| {
+            v.group == kill.group && v.comm == kill.comm && v.constraint == kill.constraint
+        });
+        match existing {
+            Some(tally) => {
+                tally.kills += 1;
+                if kill.at_seconds >= tally.last_kill_seconds {
+                    tally.last_kill_seconds = kill.at_seconds;
+                    tally.last_rss = kill.rss;
+                }
+            }
+            None => {
+                if self.victims.len() >= MAX_VICTIMS {
+                    let oldest = self
+                        .victims
+                        .iter()
+                        .enumerate()
+                        .min_by(|a, b| a.1.last_kill_seconds.total_cmp(&b.1.last_kill_seconds))
+                        .map(|(i, _)| i);
+                    if let Some(oldest) = oldest {
+                        self.victims.swap_remove(oldest);
+                    }
+                }
+                self.victims.push(VictimTally {
+                    group: kill.group,
+                    comm: kill.comm,
+                    constraint: kill.constraint.to_owned(),
+                    kills: 1,
+                    last_kill_seconds: kill.at_seconds,
+                    last_rss: kill.rss,
+                });
+            }
+        }
+    }
+
+    pub fn count_userspace(&mut self, killer: &str, group: &str) {
+        let existing = self
+            .userspace
+            .iter()
+            .position(|u| u.killer == killer && u.group == group);
+        match existing {
+            Some(index) => self.userspace[index].kills += 1,
+            None if self.userspace.len() < MAX_VICTIMS => self.userspace.push(UserspaceTally {
+                killer: killer.to_owned(),
+                group: group.to_owned(),
+                kills: 1,
+            }),
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kill(comm: &str, at: f64) -> AttributedKill {
+        AttributedKill {
+            group: "svc".into(),
+            comm: comm.into(),
+            constraint: "memcg",
+            at_seconds: at,
+            rss: RssAtDeath {
+                anon_bytes: Some(at as u64),
+                ..RssAtDeath::default()
+            },
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_skip_replays_and_count_gaps() {
+        let mut ledger = KillLedger::default();
+        assert_eq!(ledger.advance(0), SeqCheck::New { lost: 0 });
+        assert_eq!(ledger.advance(1), SeqCheck::New { lost: 0 });
+        assert_eq!(ledger.advance(5), SeqCheck::New { lost: 3 });
+        assert_eq!(ledger.advance(5), SeqCheck::Replayed);
+        assert_eq!(ledger.advance(2), SeqCheck::Replayed);
+        assert_eq!(ledger.records_lost, 3);
+        ledger.start_new_boot();
+        assert_eq!(ledger.advance(10), SeqCheck::New { lost: 10 });
+        assert_eq!(ledger.records_lost, 13);
+    }
+
+    #[test]
+    fn kills_add_up_and_the_latest_rss_wins() {
+        let mut ledger = KillLedger::default();
+        ledger.count_kill(kill("java", 10.0));
+        ledger.count_kill(kill("java", 30.0));
+        ledger.count_kill(kill("java", 20.0));
+        ledger.count_kill(kill("python3", 5.0));
+        assert_eq!(ledger.kernel_kills_this_boot, 4);
+        assert_eq!(ledger.victims.len(), 2);
+        let java = &ledger.victims[0];
+        assert_eq!(java.kills, 3);
+        assert_eq!(java.last_kill_seconds, 30.0);
+        assert_eq!(java.last_rss.anon_bytes, Some(30));
+        ledger.start_new_boot();
+        assert_eq!(ledger.kernel_kills_this_boot, 0);
+        assert_eq!(ledger.victims[0].kills, 3, "counts survive a reboot");
+    }
+
+    #[test]
+    fn victims_are_bounded() {
+        let mut ledger = KillLedger::default();
+        for i in 0..MAX_VICTIMS + 10 {
+            ledger.count_kill(kill(&format!("c{i}"), i as f64));
+        }
+        assert_eq!(ledger.victims.len(), MAX_VICTIMS);
+        assert!(ledger.victims.iter().all(|v| v.comm != "c0"));
+    }
+}
