@@ -291,7 +291,8 @@ mod tests {
                 "pressure",
                 "boot",
                 "processes",
-                "cgroups"
+                "cgroups",
+                "kmsg"
             ]
         );
         assert_eq!(config.processes.table.restart_min_age_secs, 30.0);
