@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::collector::COLLECTORS;
+use crate::commands::scan_log::ScanFormat;
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -33,7 +34,17 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Find the OOM kills in kernel log text (dmesg, dmesg -T, syslog, journalctl, kmsg;
+    /// gzip too) and print each once. Exit 0 with kills found, 1 with none, 2 on error.
+    Scan {
+        /// Files to read; standard input when none.
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
+        format: ScanFormat,
+    },
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {

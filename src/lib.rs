@@ -15,6 +15,7 @@ pub mod app;
 pub mod cgroupfs;
 pub mod cli;
 pub mod collector;
+pub mod commands;
 pub mod config;
 pub mod groups;
 pub mod kmsg;

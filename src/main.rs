@@ -1,5 +1,6 @@
 //! The `oomwatch` binary: parse flags, validate them into a `Config`, set up logging, run.
-//! Exit codes: 0 after a clean stop, 1 when running fails, 2 for a bad flag or config.
+//! Exit codes: 0 after a clean stop, 1 when running fails, 2 for a bad flag or config;
+//! subcommands (`oomwatch scan`) say their own.
 
 // No unwrap() or expect() in shipped code: every failure is a typed error or a counted,
 // logged event. Tests may use them.
@@ -9,13 +10,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use oomwatch::cli::Cli;
+use oomwatch::cli::{Cli, Command};
 use oomwatch::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(command) = cli.command {
-        match command {}
+        return match command {
+            Command::Scan { files, format } => {
+                ExitCode::from(oomwatch::commands::scan_log::run(&files, format))
+            }
+        };
     }
     let config = match Config::from_cli(&cli.serve) {
         Ok(config) => config,

@@ -1,0 +1,248 @@
+//! `oomwatch scan [FILE...]`: the seeds' `dmesg -T | egrep -i 'killed process'`, done
+//! right. Reads kernel log text in any form oomwatch parses (dmesg, dmesg -T, syslog,
+//! journalctl, kmsg records; gzip-compressed files too; standard input when no file is
+//! named), and prints each OOM kill once: kernel kills with the kernel's numbers, and
+//! userspace kills (systemd-oomd, earlyoom, …) marked as such. Exit 0 when kills were
+//! found, 1 when none, 2 when an input could not be read. Streams: memory stays bounded
+//! whatever the size of the log.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::kmsg::oom::{KernelKill, OomAssembler, OomEvent};
+use crate::kmsg::text::parse_text_line;
+use crate::kmsg::userspace::UserspaceKill;
+
+/// Longest line read whole; longer lines are cut (no kernel line comes near it).
+const MAX_LINE: u64 = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScanFormat {
+    /// A readable table.
+    Table,
+    /// One JSON object per line per kill.
+    Json,
+}
+
+/// One kill as `--format json` prints it; unknown values are null.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct KillRow {
+    pub kind: &'static str,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    pub uid: Option<u32>,
+    pub constraint: Option<String>,
+    pub global: Option<bool>,
+    pub memcg: Option<String>,
+    pub task_memcg: Option<String>,
+    pub total_vm_kb: Option<u64>,
+    pub anon_rss_kb: Option<u64>,
+    pub file_rss_kb: Option<u64>,
+    pub shmem_rss_kb: Option<u64>,
+    pub pgtables_kb: Option<u64>,
+    pub oom_score_adj: Option<i32>,
+    pub invoker: Option<String>,
+    pub time: Option<String>,
+    pub line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub killer: Option<String>,
+}
+
+impl KillRow {
+    fn kernel(k: KernelKill) -> Self {
+        Self {
+            kind: "kernel",
+            pid: Some(k.pid),
+            comm: Some(k.comm),
+            uid: k.uid,
+            constraint: k.constraint,
+            global: k.global,
+            memcg: k.memcg,
+            task_memcg: k.task_memcg,
+            total_vm_kb: k.total_vm_kb,
+            anon_rss_kb: k.anon_rss_kb,
+            file_rss_kb: k.file_rss_kb,
+            shmem_rss_kb: k.shmem_rss_kb,
+            pgtables_kb: k.pgtables_kb,
+            oom_score_adj: k.oom_score_adj,
+            invoker: k.invoker,
+            time: k.time,
+            line: k.at,
+            killer: None,
+        }
+    }
+
+    fn userspace(k: UserspaceKill) -> Self {
+        Self {
+            kind: "userspace",
+            pid: k.pid,
+            comm: k.comm,
+            uid: None,
+            constraint: None,
+            global: None,
+            memcg: None,
+            task_memcg: k.unit_or_cgroup,
+            total_vm_kb: None,
+            anon_rss_kb: None,
+            file_rss_kb: None,
+            shmem_rss_kb: None,
+            pgtables_kb: None,
+            oom_score_adj: None,
+            invoker: None,
+            time: k.time,
+            line: k.at,
+            killer: Some(k.killer),
+        }
+    }
+}
+
+/// Finds the kills in one input, line by line (`line` is 1-based).
+pub fn kills_in(input: impl Read) -> std::io::Result<Vec<KillRow>> {
+    let mut reader = BufReader::new(input);
+    let mut assembler = OomAssembler::new();
+    let mut rows = Vec::new();
+    let mut buf = Vec::new();
+    let mut number = 0u64;
+    loop {
+        buf.clear();
+        let read = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf)?;
+        if read == 0 {
+            break;
+        }
+        if buf.last() != Some(&b'\n') && read as u64 == MAX_LINE {
+            // Skip the rest of an overlong line.
+            let mut rest = Vec::new();
+            reader.read_until(b'\n', &mut rest)?;
+        }
+        number += 1;
+        let text = String::from_utf8_lossy(&buf);
+        let line = parse_text_line(text.trim_end_matches(['\n', '\r']));
+        match assembler.push(line.source, line.message, number, line.time) {
+            Some(OomEvent::Kill(kill)) => rows.push(KillRow::kernel(kill)),
+            Some(OomEvent::Userspace(kill)) => rows.push(KillRow::userspace(kill)),
+            _ => {}
+        }
+    }
+    Ok(rows)
+}
+
+/// Opens a file or standard input, decompressing gzip (by its magic bytes).
+fn open(path: Option<&Path>) -> std::io::Result<Box<dyn Read>> {
+    let raw: Box<dyn Read> = match path {
+        Some(path) => Box::new(std::fs::File::open(path)?),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut buffered = BufReader::new(raw);
+    let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gzip {
+        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    })
+}
+
+/// Runs `oomwatch scan`; returns the exit code.
+pub fn run(files: &[PathBuf], format: ScanFormat) -> u8 {
+    let inputs: Vec<Option<&Path>> = if files.is_empty() {
+        vec![None]
+    } else {
+        files.iter().map(|f| Some(f.as_path())).collect()
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut found = 0usize;
+    let mut failed = false;
+    for input in inputs {
+        let name = input.map_or_else(|| "<stdin>".to_owned(), |p| p.display().to_string());
+        let rows = match open(input).and_then(kills_in) {
+            Ok(rows) => rows,
+            Err(e) => {
+                eprintln!("oomwatch scan: {name}: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        found += rows.len();
+        let written = match format {
+            ScanFormat::Json => rows.iter().try_for_each(|row| {
+                let json = serde_json::to_string(row).map_err(std::io::Error::other)?;
+                writeln!(out, "{json}")
+            }),
+            ScanFormat::Table => write_table(&mut out, &name, files.len() > 1, &rows),
+        };
+        if written.is_err() {
+            // A closed pipe (`| head`): stop quietly.
+            return if found > 0 { 0 } else { 1 };
+        }
+    }
+    if failed {
+        2
+    } else if found > 0 {
+        0
+    } else {
+        1
+    }
+}
+
+fn write_table(
+    out: &mut impl Write,
+    name: &str,
+    named: bool,
+    rows: &[KillRow],
+) -> std::io::Result<()> {
+    if named {
+        writeln!(out, "== {name}")?;
+    }
+    if rows.is_empty() {
+        return writeln!(out, "no OOM kills found");
+    }
+    let mib = |kb: Option<u64>| {
+        kb.map_or_else(|| "-".to_owned(), |kb| format!("{:.1}", kb as f64 / 1024.0))
+    };
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    writeln!(
+        out,
+        "{:<6} {:<32} {:>8} {:<16} {:<8} {:>9} {:>9} {:>6} {:<16} {:<24} CGROUP",
+        "LINE",
+        "TIME",
+        "PID",
+        "COMM",
+        "KIND",
+        "ANON_MiB",
+        "FILE_MiB",
+        "ADJ",
+        "INVOKER",
+        "KILLED_BY"
+    )?;
+    for row in rows {
+        let kind = match (row.kind, row.global) {
+            ("userspace", _) => "user",
+            (_, Some(true)) => "global",
+            (_, Some(false)) => "memcg",
+            _ => "kernel",
+        };
+        let killed_by = match &row.killer {
+            Some(killer) => killer.clone(),
+            None => "kernel OOM killer".to_owned(),
+        };
+        writeln!(
+            out,
+            "{:<6} {:<32} {:>8} {:<16} {:<8} {:>9} {:>9} {:>6} {:<16} {:<24} {}",
+            row.line,
+            dash(row.time.clone()),
+            row.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+            dash(row.comm.clone()),
+            kind,
+            mib(row.anon_rss_kb),
+            mib(row.file_rss_kb),
+            row.oom_score_adj
+                .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            dash(row.invoker.clone()),
+            killed_by,
+            dash(row.task_memcg.clone().or_else(|| row.memcg.clone())),
+        )?;
+    }
+    Ok(())
+}
