@@ -215,26 +215,23 @@ struct Family<'e, 'w> {
 }
 
 impl Family<'_, '_> {
-    fn gauge<V: EncodeGaugeValue + Clone + std::fmt::Debug>(
+    /// Encodes `series` under `name` (a catalogue name: its `_total`, `_bytes` or
+    /// `_seconds` suffix is split off for the encoder, which writes it back).
+    fn family<L, M>(
         &mut self,
         name: &str,
         help: &str,
-        value: Option<V>,
-    ) -> Result<(), std::fmt::Error> {
-        let Some(value) = value else { return Ok(()) };
-        let (base, unit) = split_unit(name);
-        let metric = self
-            .encoder
-            .encode_descriptor(base, help, unit, MetricType::Gauge)?;
-        ConstGauge::new(value).encode(metric)
-    }
-
-    fn gauges<L, V, I>(&mut self, name: &str, help: &str, series: I) -> Result<(), std::fmt::Error>
+        metric_type: MetricType,
+        series: impl IntoIterator<Item = (L, M)>,
+    ) -> Result<(), std::fmt::Error>
     where
         L: EncodeLabelSet,
-        V: EncodeGaugeValue + Clone + std::fmt::Debug,
-        I: IntoIterator<Item = (L, V)>,
+        M: EncodeMetric,
     {
+        let name = match metric_type {
+            MetricType::Counter => name.strip_suffix("_total").unwrap_or(name),
+            _ => name,
+        };
         let (base, unit) = split_unit(name);
         let mut series = series.into_iter().peekable();
         if series.peek().is_none() {
@@ -242,11 +239,50 @@ impl Family<'_, '_> {
         }
         let mut metric = self
             .encoder
-            .encode_descriptor(base, help, unit, MetricType::Gauge)?;
+            .encode_descriptor(base, help, unit, metric_type)?;
         for (labels, value) in series {
-            ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+            value.encode(metric.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+
+    /// One unlabelled sample, written without a label set.
+    fn single<M: EncodeMetric>(
+        &mut self,
+        name: &str,
+        help: &str,
+        metric_type: MetricType,
+        value: Option<M>,
+    ) -> Result<(), std::fmt::Error> {
+        let Some(value) = value else { return Ok(()) };
+        let name = match metric_type {
+            MetricType::Counter => name.strip_suffix("_total").unwrap_or(name),
+            _ => name,
+        };
+        let (base, unit) = split_unit(name);
+        let metric = self
+            .encoder
+            .encode_descriptor(base, help, unit, metric_type)?;
+        value.encode(metric)
+    }
+
+    fn gauge<V: EncodeGaugeValue + Clone + std::fmt::Debug>(
+        &mut self,
+        name: &str,
+        help: &str,
+        value: Option<V>,
+    ) -> Result<(), std::fmt::Error> {
+        self.single(name, help, MetricType::Gauge, value.map(ConstGauge::new))
+    }
+
+    fn gauges<L: EncodeLabelSet, V: EncodeGaugeValue + Clone + std::fmt::Debug>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (L, V)>,
+    ) -> Result<(), std::fmt::Error> {
+        let series = series.into_iter().map(|(l, v)| (l, ConstGauge::new(v)));
+        self.family(name, help, MetricType::Gauge, series)
     }
 
     fn counter<V: EncodeCounterValue + Clone + std::fmt::Debug>(
@@ -255,39 +291,22 @@ impl Family<'_, '_> {
         help: &str,
         value: Option<V>,
     ) -> Result<(), std::fmt::Error> {
-        let Some(value) = value else { return Ok(()) };
-        let total = name.strip_suffix("_total").unwrap_or(name);
-        let (base, unit) = split_unit(total);
-        let metric = self
-            .encoder
-            .encode_descriptor(base, help, unit, MetricType::Counter)?;
-        ConstCounter::new(value).encode(metric)
+        self.single(
+            name,
+            help,
+            MetricType::Counter,
+            value.map(ConstCounter::new),
+        )
     }
 
-    fn counters<L, V, I>(
+    fn counters<L: EncodeLabelSet, V: EncodeCounterValue + Clone + std::fmt::Debug>(
         &mut self,
         name: &str,
         help: &str,
-        series: I,
-    ) -> Result<(), std::fmt::Error>
-    where
-        L: EncodeLabelSet,
-        V: EncodeCounterValue + Clone + std::fmt::Debug,
-        I: IntoIterator<Item = (L, V)>,
-    {
-        let total = name.strip_suffix("_total").unwrap_or(name);
-        let (base, unit) = split_unit(total);
-        let mut series = series.into_iter().peekable();
-        if series.peek().is_none() {
-            return Ok(());
-        }
-        let mut metric = self
-            .encoder
-            .encode_descriptor(base, help, unit, MetricType::Counter)?;
-        for (labels, value) in series {
-            ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
-        }
-        Ok(())
+        series: impl IntoIterator<Item = (L, V)>,
+    ) -> Result<(), std::fmt::Error> {
+        let series = series.into_iter().map(|(l, v)| (l, ConstCounter::new(v)));
+        self.family(name, help, MetricType::Counter, series)
     }
 }
 
