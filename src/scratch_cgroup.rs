@@ -31,7 +31,7 @@ pub enum ScratchError {
 #[derive(Debug)]
 pub struct ScratchCgroup {
     dir: PathBuf,
-    /// The path as /proc/<pid>/cgroup and the kernel log print it.
+    /// The path as `/proc/<pid>/cgroup` and the kernel log print it.
     path: String,
 }
 
