@@ -1,5 +1,6 @@
 //! `run`: wires the validated configuration into state, collectors, the scanner and the
-//! server, and shuts down in order (stop serving, then flush state). Nothing here parses.
+//! server; records the boot (and how the previous one ended) and a heartbeat; shuts down
+//! in order (stop serving, then write the clean-stop marker). Nothing here parses.
 
 use std::sync::Arc;
 
@@ -16,6 +17,8 @@ use crate::groups::live::LivePids;
 use crate::kmsg::attribution::VictimNamer;
 use crate::kmsg::follower::{Follower, KmsgShared};
 use crate::procfs::host::parse_stat_btime;
+use crate::reboot::history::Evidence;
+use crate::reboot::{pstore, wtmp};
 use crate::scan::Scanner;
 use crate::server::handlers::Handler;
 use crate::server::scrape::SharedScrape;
@@ -47,6 +50,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     }
     let state = Arc::new(state);
     start_boot(&config, &state);
+    start_heartbeat(state.clone(), config.heartbeat_interval);
 
     let live = Arc::new(LivePids::default());
     let kmsg = Arc::new(KmsgShared::new(state.snapshot().kmsg));
@@ -78,28 +82,93 @@ pub fn run(config: Config) -> Result<(), RunError> {
         server::serve(listeners, handler.clone(), shutdown_signal()).await;
         Ok::<_, RunError>(())
     })?;
-    // Flush: the state is written on every change already; this final update makes sure a
-    // change whose write failed earlier gets one more try.
-    state.update(|_| ());
+    // The clean-stop marker: the next boot will know this one was shut down on purpose.
+    state.update(|s| s.boot.clean_stop = Some(unix_now()));
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Records the current boot in the state; a new boot forgets the previous boot's
-/// instances (their start times count from another boot).
+/// Records the current boot in the state. The first start in a new boot (a boot_id other
+/// than the state's; btime never decides) classifies how the previous boot ended, counts
+/// the reboot, and forgets the previous boot's instances and kernel log position.
 fn start_boot(config: &Config, state: &StateStore) {
-    match read_boot_id(&config.roots) {
-        Ok(boot_id) => state.update(|s| {
-            if s.boot_id.as_deref() != Some(boot_id.as_str()) {
-                if s.boot_id.is_some() {
-                    tracing::info!(previous = ?s.boot_id, current = %boot_id, "first start in a new boot");
+    let boot_id = match read_boot_id(&config.roots) {
+        Ok(boot_id) => boot_id,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the boot_id; reboots cannot be detected");
+            return;
+        }
+    };
+    let started_at = std::fs::read(config.roots.proc_file("stat"))
+        .ok()
+        .and_then(|bytes| parse_stat_btime(&bytes).ok())
+        .map(|btime| btime as f64);
+    let known = state.read(|s| s.boot_id.clone());
+    let rebooted = known.as_ref().is_some_and(|known| *known != boot_id);
+    // Outside the state lock: reading pstore and wtmp is I/O.
+    let evidence = match (rebooted, started_at) {
+        (true, Some(started_at)) => gather_evidence(config, started_at),
+        _ => Evidence::default(),
+    };
+    state.update(|s| {
+        match (&s.boot_id, started_at) {
+            (None, Some(started_at)) => s.boot.first_boot(started_at),
+            (Some(previous), Some(started_at)) if *previous != boot_id => {
+                let event = s
+                    .boot
+                    .new_boot(Some(previous.clone()), started_at, &evidence);
+                if event.unexpected {
+                    tracing::warn!(previous_boot_id = %previous, cause = %event.cause,
+                        evidence = %event.evidence, downtime_seconds = ?event.downtime_seconds,
+                        "the previous boot ended unexpectedly");
+                } else {
+                    tracing::info!(previous_boot_id = %previous, cause = %event.cause,
+                        evidence = %event.evidence, downtime_seconds = ?event.downtime_seconds,
+                        "first start in a new boot");
                 }
                 s.groups.start_new_boot();
                 s.kmsg.start_new_boot();
-                s.boot_id = Some(boot_id);
             }
-        }),
-        Err(e) => tracing::warn!(error = %e, "cannot read the boot_id; restart tracking assumes the same boot"),
+            // A state file from before the boot history existed.
+            (Some(_), Some(started_at)) if s.boot.boots_total == 0 => s.boot.first_boot(started_at),
+            _ => {}
+        }
+        s.boot_id = Some(boot_id);
+        // This run has not stopped yet; it is alive now.
+        s.boot.clean_stop = None;
+        s.boot.last_heartbeat = Some(unix_now());
+    });
+}
+
+fn gather_evidence(config: &Config, started_at: f64) -> Evidence {
+    let pstore = pstore::read_records(&config.roots.sysfs().join("fs/pstore"));
+    let wtmp_path = config.roots.root_file("/var/log/wtmp");
+    let wtmp = match std::fs::read(&wtmp_path) {
+        Ok(bytes) => wtmp::previous_boot_verdict(&wtmp::parse(&bytes), started_at),
+        Err(e) => {
+            tracing::debug!(path = %wtmp_path.display(), error = %e, "no wtmp evidence");
+            None
+        }
+    };
+    Evidence { pstore, wtmp }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Records the exporter's last sign of life every `interval`, on its own thread.
+fn start_heartbeat(state: Arc<StateStore>, interval: std::time::Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || loop {
+            std::thread::sleep(interval);
+            state.update(|s| s.boot.last_heartbeat = Some(unix_now()));
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the heartbeat thread; the downtime of a crash will be overstated");
     }
 }
 
@@ -152,7 +221,7 @@ fn build_collectors(
                 "vmstat" => Box::new(VmstatCollector::new(roots.clone())),
                 "meminfo" => Box::new(MeminfoCollector::new(roots.clone())),
                 "pressure" => Box::new(PressureCollector::new(roots.clone())),
-                "boot" => Box::new(BootCollector::new(roots.clone())),
+                "boot" => Box::new(BootCollector::new(roots.clone(), state.clone())),
                 "processes" => Box::new(ProcessesCollector::new(
                     roots.clone(),
                     config.processes.clone(),

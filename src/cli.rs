@@ -90,6 +90,15 @@ pub struct ServeArgs {
     #[arg(long = "state.dir", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// How often oomwatch records its last sign of life in the state file (the downtime of
+    /// an unexpected reboot is measured from it).
+    #[arg(
+        long = "state.heartbeat-interval",
+        value_name = "DURATION",
+        default_value = "15s"
+    )]
+    pub state_heartbeat_interval: String,
+
     /// YAML file of named groups (see docs/configuration.md).
     #[arg(long = "config.file", value_name = "FILE")]
     pub config_file: Option<PathBuf>,

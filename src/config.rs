@@ -25,6 +25,8 @@ pub struct Config {
     /// `--path.kmsg`.
     pub kmsg_path: PathBuf,
     pub state_dir: PathBuf,
+    /// `--state.heartbeat-interval`.
+    pub heartbeat_interval: Duration,
     pub processes: ProcessesSettings,
     /// Enabled collectors, in scan order.
     pub collectors: Vec<&'static str>,
@@ -77,6 +79,15 @@ impl Config {
         }
         let retention = parse_duration("--groups.retention", &args.groups_retention)?;
         let min_age = parse_duration("--restarts.min-age", &args.restarts_min_age)?;
+        let heartbeat_interval =
+            parse_duration("--state.heartbeat-interval", &args.state_heartbeat_interval)?;
+        if heartbeat_interval < Duration::from_millis(100) {
+            return Err(ConfigError::Duration {
+                flag: "--state.heartbeat-interval",
+                value: args.state_heartbeat_interval.clone(),
+                reason: "must be at least 100ms",
+            });
+        }
         let rules = match &args.config_file {
             Some(path) => load_group_rules(path)?,
             None => GroupRules::default(),
@@ -92,6 +103,7 @@ impl Config {
             roots: Roots::new(&args.path_procfs, &args.path_sysfs, &args.path_rootfs),
             kmsg_path: args.path_kmsg.clone(),
             state_dir,
+            heartbeat_interval,
             processes: ProcessesSettings {
                 top_k: args.processes_top,
                 table: TableSettings {

@@ -22,6 +22,7 @@ pub mod kmsg;
 pub mod logging;
 pub mod metrics;
 pub mod procfs;
+pub mod reboot;
 pub mod roots;
 pub mod scan;
 pub mod scratch_cgroup;

@@ -368,6 +368,28 @@ impl Collector for SnapshotMetrics {
             "The current boot, named by its boot_id; always 1.",
             boot.map(|b| ([("boot_id", b.boot_id.as_str())], 1)),
         )?;
+        let history = boot.map(|b| &b.history);
+        f.counter(
+            "oomwatch_boots_total",
+            "Boots seen since the state directory was created (decided by boot_id, persisted).",
+            history.map(|h| h.boots_total),
+        )?;
+        f.counter(
+            "oomwatch_unexpected_reboots_total",
+            "Reboots not preceded by a clean shutdown: crash, power loss, panic, watchdog reset (persisted).",
+            history.map(|h| h.unexpected_reboots_total),
+        )?;
+        let last = history.and_then(|h| h.last_reboot.as_ref());
+        f.gauges(
+            "oomwatch_last_reboot_unexpected",
+            "1 when the last reboot was unexpected, with its cause (no_clean_shutdown, kernel_panic, oops); 0 for clean_shutdown or unknown.",
+            last.map(|r| ([("cause", r.cause.as_str())], i64::from(r.unexpected))),
+        )?;
+        f.gauge(
+            "oomwatch_last_downtime_seconds",
+            "From the previous boot's last sign of life (oomwatch's heartbeat) to this boot's start.",
+            last.and_then(|r| r.downtime_seconds),
+        )?;
 
         if let Some(p) = &s.processes {
             let top = &p.top;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::kmsg::ledger::KillLedger;
 use crate::procfs::host::{MemInfo, MemoryPressure};
+use crate::reboot::history::RebootEvent;
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -31,6 +32,15 @@ pub struct BootSample {
     /// `/proc/stat` btime: shown, never used to decide that a reboot happened.
     pub boot_time_seconds: u64,
     pub boot_id: String,
+    pub history: BootHistorySample,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BootHistorySample {
+    pub boots_total: u64,
+    pub unexpected_reboots_total: u64,
+    /// None until a reboot has been seen with this state directory.
+    pub last_reboot: Option<RebootEvent>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::groups::table::GroupsState;
 use crate::kmsg::ledger::KillLedger;
+use crate::reboot::history::BootHistory;
 
 /// The state file format; bump on an incompatible change.
 pub const STATE_VERSION: u32 = 1;
@@ -33,6 +34,9 @@ pub struct PersistedState {
     /// OOM kills read from the kernel log.
     #[serde(default)]
     pub kmsg: KillLedger,
+    /// Boots, reboots and the exporter's signs of life.
+    #[serde(default)]
+    pub boot: BootHistory,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +127,11 @@ impl StateStore {
     /// A copy of the state as last updated.
     pub fn snapshot(&self) -> PersistedState {
         self.lock().state.clone()
+    }
+
+    /// Reads part of the state without copying the rest.
+    pub fn read<R>(&self, look: impl FnOnce(&PersistedState) -> R) -> R {
+        look(&self.lock().state)
     }
 
     /// Changes the state and writes it out if its content changed. A failed write is

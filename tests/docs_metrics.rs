@@ -1,6 +1,7 @@
 //! Shipped text matches the binary: every metric named in README.md and docs/ exists in
-//! what the exporter emits (the golden files of the fixture hosts plus a live scrape, which
-//! has PSI), and every metric the exporter emits is documented in docs/metrics.md.
+//! what the exporter emits (the golden files of the fixture hosts, a live scrape, which has
+//! PSI, and a fixture host just after a reboot), and every metric the exporter emits is
+//! documented in docs/metrics.md.
 
 mod common;
 
@@ -47,6 +48,25 @@ fn documented_metrics_match_the_exporter() {
     let state = tempfile::tempdir().expect("temp");
     let live = Exporter::start(&["--state.dir", state.path().to_str().expect("utf-8")]);
     let mut names = emitted(&live.scrape());
+    // A fixture host after an unexpected reboot, for the series that only exist then.
+    let rebooted = tempfile::tempdir().expect("temp");
+    std::fs::write(
+        rebooted.path().join("state.json"),
+        r#"{"version":1,"boot_id":"00000000-0000-4000-8000-000000000000",
+            "boot":{"boots_total":1,"boot_started_at":1699990000,"last_heartbeat":1699999000}}"#,
+    )
+    .expect("seed state");
+    let after_reboot = Exporter::start(&[
+        "--path.procfs",
+        common::fixture("host/proc").to_str().expect("utf-8"),
+        "--path.sysfs",
+        common::fixture("host/sys-v2").to_str().expect("utf-8"),
+        "--state.dir",
+        rebooted.path().to_str().expect("utf-8"),
+    ]);
+    let body = after_reboot.scrape();
+    assert!(body.contains("oomwatch_last_reboot_unexpected{cause=\"no_clean_shutdown\"} 1"));
+    names.extend(emitted(&body));
     for golden in [
         "tests/golden/e2e-cgroup-v1.txt",
         "tests/golden/e2e-cgroup-v2.txt",

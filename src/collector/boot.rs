@@ -1,19 +1,25 @@
 //! The `boot` collector: boot time (`/proc/stat` btime, shown but never used to decide a
-//! reboot, since it moves when NTP steps the clock) and the boot_id that names this boot.
+//! reboot, since it moves when NTP steps the clock), the boot_id that names this boot, and
+//! the boot history from the state file (boots, unexpected reboots, the last one's cause
+//! and downtime), which `app` records at start.
 
 use super::{read_file, CollectError, Collector};
 use crate::procfs::host::{parse_boot_id, parse_stat_btime};
 use crate::roots::Roots;
-use crate::snapshot::{BootSample, Snapshot};
+use std::sync::Arc;
+
+use crate::snapshot::{BootHistorySample, BootSample, Snapshot};
+use crate::state::StateStore;
 
 #[derive(Debug)]
 pub struct BootCollector {
     roots: Roots,
+    state: Arc<StateStore>,
 }
 
 impl BootCollector {
-    pub fn new(roots: Roots) -> Self {
-        Self { roots }
+    pub fn new(roots: Roots, state: Arc<StateStore>) -> Self {
+        Self { roots, state }
     }
 }
 
@@ -30,9 +36,15 @@ impl Collector for BootCollector {
 
     fn collect(&mut self, out: &mut Snapshot) -> Result<(), CollectError> {
         let btime = parse_stat_btime(&read_file(&self.roots.proc_file("stat"))?)?;
+        let history = self.state.read(|s| BootHistorySample {
+            boots_total: s.boot.boots_total,
+            unexpected_reboots_total: s.boot.unexpected_reboots_total,
+            last_reboot: s.boot.last_reboot().cloned(),
+        });
         out.boot = Some(BootSample {
             boot_time_seconds: btime,
             boot_id: read_boot_id(&self.roots)?,
+            history,
         });
         Ok(())
     }
