@@ -47,12 +47,13 @@ fn run_layout(layout: &str) -> String {
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let exporter = Exporter::start(&args);
-    // The kernel log file is replayed by its own thread: wait until it has caught up.
-    let first = eventually(Duration::from_secs(10), || {
-        let body = exporter.scrape();
-        (sample(&body, "oomwatch_kmsg_up", &[]) == Some(1.0)).then_some(body)
+    // The kernel log file is replayed by its own thread: wait until it has caught up
+    // (from its log, so that the golden scrape is the exporter's first scan).
+    eventually(Duration::from_secs(10), || {
+        exporter.log().contains("kernel log caught up").then_some(())
     })
     .expect("the fixture kernel log is read");
+    let first = exporter.scrape();
     // A second scrape must not count the restart again.
     let second = exporter.scrape();
     let restarts = [("group", "redis-server")];

@@ -270,7 +270,14 @@ impl<'f> RecordReader<'f> {
     /// `oomwatch_kmsg_up` 1 means the counts are current, not mid-replay).
     fn caught_up(&mut self) {
         self.persist();
-        self.follower.shared.up.store(true, Ordering::Relaxed);
+        if !self.follower.shared.up.swap(true, Ordering::Relaxed) {
+            let ledger = self.follower.shared.lock();
+            tracing::info!(
+                last_seq = ?ledger.last_seq,
+                kills_this_boot = ledger.kernel_kills_this_boot,
+                "kernel log caught up; following new records"
+            );
+        }
     }
 
     /// Writes the ledger when kills are unsaved, or when only the position moved and the
