@@ -50,7 +50,10 @@ fn run_layout(layout: &str) -> String {
     // The kernel log file is replayed by its own thread: wait until it has caught up
     // (from its log, so that the golden scrape is the exporter's first scan).
     eventually(Duration::from_secs(10), || {
-        exporter.log().contains("kernel log caught up").then_some(())
+        exporter
+            .log()
+            .contains("kernel log caught up")
+            .then_some(())
     })
     .expect("the fixture kernel log is read");
     let first = exporter.scrape();
