@@ -12,9 +12,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exec sudo --preserve-env=PATH,CARGO_HOME,RUSTUP_HOME,CI "$0" "$@"
 fi
 
-# Debian packages the tests drive for real: promtool (prometheus), the OpenMetrics parser
-# (python3-prometheus-client).
-packages=(prometheus python3-prometheus-client)
+# Debian packages the tests drive for real: promtool and Prometheus (prometheus), amtool and
+# Alertmanager (prometheus-alertmanager), the OpenMetrics parser (python3-prometheus-client).
+packages=(prometheus prometheus-alertmanager python3-prometheus-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

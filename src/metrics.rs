@@ -424,6 +424,13 @@ impl Collector for SnapshotMetrics {
                 g.iter().map(|r| (label(&r.name), r.processes)),
             )?;
             f.gauges(
+                "oomwatch_group_configured",
+                "1 for groups named in --config.file: they always exist, so 0 processes means the service is down.",
+                g.iter()
+                    .filter(|r| r.configured)
+                    .map(|r| (label(&r.name), 1)),
+            )?;
+            f.gauges(
                 "oomwatch_group_resident_memory_bytes",
                 "Summed resident memory of the group's processes.",
                 g.iter().map(|r| (label(&r.name), r.resident_bytes)),

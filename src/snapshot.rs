@@ -85,6 +85,8 @@ pub struct GroupRow {
     pub oom_score_adj_min: Option<i32>,
     pub start_time_seconds: Option<f64>,
     pub restarts: u64,
+    /// Named in the config file: it always exists, and 0 processes means it is down.
+    pub configured: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -386,8 +386,8 @@ fn summarise(
     }
     let mut group_cgroups = Vec::new();
     let groups = table
-        .restarts()
-        .map(|(name, restarts)| {
+        .groups()
+        .map(|(name, restarts, configured)| {
             let agg = aggregates.get(name);
             // The memory cgroup most of the group lives in; ties go to the smaller path.
             let home = agg.and_then(|agg| {
@@ -412,6 +412,7 @@ fn summarise(
                 oom_score_adj_min: agg.adj_min,
                 start_time_seconds: agg.oldest_ticks.map(|t| btime as f64 + t as f64 / ticks),
                 restarts,
+                configured,
             }
         })
         .collect();

@@ -235,6 +235,14 @@ impl GroupTable {
         self.groups.iter().map(|(name, e)| (name, e.state.restarts))
     }
 
+    /// Every group by name: its restart count, and whether the config file names it
+    /// (such a group always exists, so 0 processes means the service is down).
+    pub fn groups(&self) -> impl Iterator<Item = (&Arc<str>, u64, bool)> {
+        self.groups
+            .iter()
+            .map(|(name, e)| (name, e.state.restarts, e.configured))
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.groups.contains_key(name)
     }
