@@ -9,137 +9,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{eventually, fixture, require, sample, Exporter};
+use common::host::Host;
+use common::{eventually, require, sample};
 
 fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_secs_f64()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
-/// A fixture host whose boot can be changed between exporter runs.
-struct Host {
-    root: tempfile::TempDir,
-}
-
-impl Host {
-    fn new() -> Self {
-        let root = tempfile::tempdir().expect("temp");
-        copy_tree(&fixture("host/proc"), &root.path().join("proc"));
-        copy_tree(&fixture("host/sys-v2"), &root.path().join("sys"));
-        std::fs::create_dir_all(root.path().join("var/log")).expect("mkdir");
-        Self { root }
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.root.path().join(relative)
-    }
-
-    fn boot(&self, boot_id: &str, btime: f64) {
-        std::fs::write(
-            self.path("proc/sys/kernel/random/boot_id"),
-            format!("{boot_id}\n"),
-        )
-        .expect("boot_id");
-        let stat = std::fs::read_to_string(self.path("proc/stat")).expect("stat");
-        let stat: String = stat
-            .lines()
-            .map(|l| {
-                if l.starts_with("btime ") {
-                    format!("btime {}", btime as u64)
-                } else {
-                    l.to_owned()
-                }
-            })
-            .map(|l| l + "\n")
-            .collect();
-        std::fs::write(self.path("proc/stat"), stat).expect("stat");
-    }
-
-    fn start(&self, state: &Path) -> Exporter {
-        let arg = |p: PathBuf| p.to_str().expect("utf-8").to_owned();
-        let args = [
-            "--path.procfs".to_owned(),
-            arg(self.path("proc")),
-            "--path.sysfs".to_owned(),
-            arg(self.path("sys")),
-            "--path.rootfs".to_owned(),
-            arg(self.root.path().to_path_buf()),
-            "--path.kmsg".to_owned(),
-            arg(self.path("no-kmsg")),
-            "--state.dir".to_owned(),
-            arg(state.to_path_buf()),
-            "--state.heartbeat-interval".to_owned(),
-            "200ms".to_owned(),
-        ];
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Exporter::start(&args)
-    }
-
-    /// wtmp from `utmpdump -r` text records: (type, user, line, time).
-    fn wtmp(&self, records: &[(u8, &str, &str, f64)]) {
-        let text: String = records
-            .iter()
-            .map(|(kind, user, line, time)| {
-                let stamp = chrono_like(*time);
-                format!("[{kind}] [00000] [~~  ] [{user:<8}] [{line:<12}] [6.1.0-test          ] [0.0.0.0        ] [{stamp}]\n")
-            })
-            .collect();
-        let mut child = Command::new("utmpdump")
-            .args(["-r", "-o"])
-            .arg(self.path("var/log/wtmp"))
-            .stdin(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("utmpdump (util-linux) runs");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("write");
-        assert!(child.wait().expect("utmpdump").success());
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS,000000+00:00` for utmpdump, from seconds since the epoch (UTC).
-fn chrono_like(time: f64) -> String {
-    let secs = time as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02},000000+00:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 fn reboot_series(body: &str) -> (f64, f64, Option<String>, Option<f64>) {
