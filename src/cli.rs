@@ -44,6 +44,27 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
         format: ScanFormat,
     },
+    /// Make a real, contained OOM kill in a scratch memory cgroup, and check that the
+    /// kernel killed it and (with --exporter) that oomwatch counted it. Needs root or a
+    /// delegated cgroup. Exit 0 when every check passed, 1 when one failed, 2 when the
+    /// drill could not run.
+    Drill {
+        /// Memory limit of the scratch cgroup, in MiB.
+        #[arg(long = "limit-mib", default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..=4096))]
+        limit_mib: u64,
+        /// The oomwatch to check, e.g. http://127.0.0.1:9721/metrics.
+        #[arg(long)]
+        exporter: Option<String>,
+        /// How long to wait for the exporter to count the kill.
+        #[arg(long, default_value = "30s")]
+        timeout: String,
+    },
+    /// The drill's victim (started by `oomwatch drill` inside the scratch cgroup).
+    #[command(hide = true)]
+    DrillVictim {
+        #[arg(long = "max-bytes")]
+        max_bytes: u64,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

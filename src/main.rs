@@ -20,6 +20,24 @@ fn main() -> ExitCode {
             Command::Scan { files, format } => {
                 ExitCode::from(oomwatch::commands::scan_log::run(&files, format))
             }
+            Command::Drill {
+                limit_mib,
+                exporter,
+                timeout,
+            } => match oomwatch::config::parse_duration("--timeout", &timeout) {
+                Ok(timeout) => ExitCode::from(oomwatch::commands::drill::run(
+                    limit_mib << 20,
+                    exporter.as_deref(),
+                    timeout,
+                )),
+                Err(e) => {
+                    eprintln!("oomwatch drill: {e}");
+                    ExitCode::from(2)
+                }
+            },
+            Command::DrillVictim { max_bytes } => {
+                ExitCode::from(oomwatch::commands::drill::victim(max_bytes))
+            }
         };
     }
     let config = match Config::from_cli(&cli.serve) {

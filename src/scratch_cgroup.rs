@@ -137,6 +137,17 @@ impl ScratchCgroup {
         Ok(child)
     }
 
+    /// OOM kills the kernel counted in this cgroup (v2 `memory.events`, v1
+    /// `memory.oom_control`); None where the kernel does not say (v1 before 4.13).
+    pub fn oom_kills(&self) -> Option<u64> {
+        ["memory.events", "memory.oom_control"]
+            .iter()
+            .find_map(|file| {
+                let bytes = std::fs::read(self.dir.join(file)).ok()?;
+                crate::cgroupfs::parse_keyed_counter(&bytes, b"oom_kill")
+            })
+    }
+
     /// The pids in the cgroup now.
     pub fn pids(&self) -> Vec<u32> {
         std::fs::read_to_string(self.dir.join("cgroup.procs"))

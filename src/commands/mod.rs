@@ -1,4 +1,5 @@
 //! Subcommands other than serving: tools an operator runs on a host's shell during an
 //! incident. Each reads its input, prints, and returns the process exit code.
 
+pub mod drill;
 pub mod scan_log;
