@@ -1,19 +1,31 @@
 //! The page, for real: oomwatch on the real /proc and /dev/kmsg, Prometheus (Debian
 //! package, scraping and evaluating every 5 s, loading alerts/) and Alertmanager (Debian
-//! package) sending to a webhook receiver run by this test, all on 127.0.0.1. A real OOM
-//! kill in a scratch memory cgroup must arrive at the webhook as OOMProcessKilled with the
-//! victim's comm and group within 60 s; an unexpected reboot, staged with a second
-//! oomwatch on a fixture host whose state says its previous boot never stopped cleanly,
-//! must arrive as UnexpectedReboot. Servers are stopped by PID and the cgroup removed even
-//! when the test fails (both on drop). Needs root: fails, never skips, without it.
+//! package) sending to a webhook receiver run by this test, all on 127.0.0.1.
+//!
+//! - A real OOM kill in a scratch memory cgroup must arrive at the webhook as
+//!   OOMProcessKilled with the victim's comm and group within 60 s.
+//! - An unexpected reboot, staged with a second oomwatch on a fixture host whose state
+//!   says its previous boot never stopped cleanly, must arrive as UnexpectedReboot.
+//! - Then every query of the shipped dashboards, with its variables substituted, must
+//!   return at least one series from this Prometheus. For that the test also stages what
+//!   the panels look for: a watchdog-style restart of a configured service and a second
+//!   (clean) reboot of the fixture host, each more than a minute after Prometheus first
+//!   saw it (annotations compare with one minute before). The fixture host has a memory
+//!   hog protected with oom_score_adj -1000 and cgroup limits (this sandbox can neither
+//!   lower oom_score_adj nor has a limit on its own cgroup).
+//!
+//! Servers are stopped by PID and the cgroup removed even when the test fails (on drop).
+//! Needs root: fails, never skips, without it.
 
 mod common;
 
 use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::dashboards::dashboard_queries;
 use common::host::Host;
-use common::servers::{alertmanager, prometheus, query, Webhook};
+use common::servers::{alertmanager, free_port, prometheus, query, Webhook};
 use common::{eventually, require, Exporter};
 use oomwatch::scratch_cgroup::ScratchCgroup;
 
@@ -36,17 +48,52 @@ fn find_alert<'a>(
     })
 }
 
+/// A child killed and reaped on drop.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sleeper(dir: &Path, comm: &str) -> Process {
+    let binary = dir.join(comm);
+    if !binary.exists() {
+        std::fs::copy("/bin/sleep", &binary).expect("copy sleep");
+    }
+    Process(Command::new(&binary).arg("600").spawn().expect("starts"))
+}
+
 #[test]
-fn a_real_oom_kill_and_an_unexpected_reboot_page_through_alertmanager() {
+fn a_real_oom_kill_and_an_unexpected_reboot_page_and_every_dashboard_query_answers() {
     require(rustix::process::geteuid().is_root(), "running as root");
     let dir = tempfile::tempdir().expect("temp");
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/oomwatch.rules.yml");
+    let run = std::process::id() % 100_000;
 
-    // oomwatch on the live host.
+    // oomwatch on the live host, with a configured service and a protected process.
+    let svc_comm = format!("oomsvc{run}");
+    let config = dir.path().join("oomwatch.yml");
+    std::fs::write(
+        &config,
+        format!("groups:\n  - name: pipeline-svc\n    comm: '^{svc_comm}$'\n"),
+    )
+    .expect("config");
+    let mut svc = sleeper(dir.path(), &svc_comm);
     let live_state = dir.path().join("live-state");
-    let live = Exporter::start(&["--state.dir", live_state.to_str().expect("utf-8")]);
+    let live = Exporter::start(&[
+        "--state.dir",
+        live_state.to_str().expect("utf-8"),
+        "--config.file",
+        config.to_str().expect("utf-8"),
+        "--restarts.min-age",
+        "1s",
+    ]);
 
-    // A second oomwatch on a fixture host whose previous boot ended without a clean stop.
+    // A second oomwatch on a fixture host whose previous boot ended without a clean stop,
+    // on a fixed port so that it can come back there after a second reboot.
     let host = Host::new();
     let booted = now() - 60.0;
     host.boot("5c1e7a2b-9d3f-4e8a-b6c1-2f4d6e8a0b1c", booted);
@@ -62,19 +109,53 @@ fn a_real_oom_kill_and_an_unexpected_reboot_page_through_alertmanager() {
         ),
     )
     .expect("seed state");
-    let rebooted = host.start(&rebooted_state);
+    let fixed = free_port().to_string();
+    let fixture_flags = [
+        "--web.listen-address",
+        fixed.as_str(),
+        "--no-collector.kmsg",
+    ];
+    let rebooted = host.start_with(&rebooted_state, &fixture_flags);
 
     let webhook = Webhook::start();
     let am = alertmanager(dir.path(), webhook.addr);
-    let prom = prometheus(dir.path(), &[live.addr, rebooted.addr], &rules, am.addr);
+    let fixed_addr = fixed.parse().expect("addr");
+    let prom = prometheus(dir.path(), &[live.addr, fixed_addr], &rules, am.addr);
     eventually(Duration::from_secs(30), || {
-        let up = query(prom.addr, "up{job=\"oomwatch\"} == 1");
-        (up.len() == 2).then_some(())
+        (query(prom.addr, "up{job=\"oomwatch\"} == 1").len() == 2).then_some(())
     })
     .expect("Prometheus scrapes both exporters");
+    let first_scrape = Instant::now();
+
+    // The unexpected reboot pages.
+    let reboot = eventually(Duration::from_secs(60), || {
+        find_alert(
+            &webhook.alerts(),
+            "UnexpectedReboot",
+            &[("instance", &fixed)],
+        )
+        .cloned()
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no UnexpectedReboot within 60 s; received: {:?}",
+            webhook.alerts()
+        )
+    });
+    assert_eq!(reboot["labels"]["cause"], "no_clean_shutdown");
+    assert_eq!(reboot["labels"]["severity"], "critical");
+
+    // A minute of history, then a watchdog restart and a clean reboot of the fixture host.
+    std::thread::sleep(Duration::from_secs(65).saturating_sub(first_scrape.elapsed()));
+    drop(svc);
+    std::thread::sleep(Duration::from_secs(6)); // a scrape sees it down
+    svc = sleeper(dir.path(), &svc_comm);
+    assert!(rebooted.stop().success());
+    host.boot("5c1e7a2b-9d3f-4e8a-b6c1-000000000002", now() - 20.0);
+    let _rebooted_again = host.start_with(&rebooted_state, &fixture_flags);
 
     // A real OOM kill, named after this run.
-    let comm = format!("oompage{}", std::process::id() % 100_000);
+    let comm = format!("oompage{run}");
     let program = dir.path().join(&comm);
     std::fs::copy("/usr/bin/tail", &program).expect("copy tail");
     let cgroup = ScratchCgroup::create(&format!("oomwatch-page-{}", std::process::id()), 64 << 20)
@@ -89,9 +170,8 @@ fn a_real_oom_kill_and_an_unexpected_reboot_page_through_alertmanager() {
     drop(cgroup);
 
     let page = eventually(Duration::from_secs(60), || {
-        let alerts = webhook.alerts();
         find_alert(
-            &alerts,
+            &webhook.alerts(),
             "OOMProcessKilled",
             &[("comm", &comm), ("group", &comm)],
         )
@@ -113,20 +193,32 @@ fn a_real_oom_kill_and_an_unexpected_reboot_page_through_alertmanager() {
         .unwrap_or_default()
         .ends_with("docs/runbook.md#oomprocesskilled"));
 
-    let instance = rebooted.addr.to_string();
-    let reboot = eventually(Duration::from_secs(60), || {
-        let alerts = webhook.alerts();
-        find_alert(&alerts, "UnexpectedReboot", &[("instance", &instance)]).cloned()
+    // Prometheus has seen the restart and the second boot.
+    eventually(Duration::from_secs(30), || {
+        let restarted = query(
+            prom.addr,
+            "oomwatch_group_restarts_total{group=\"pipeline-svc\"} >= 1",
+        );
+        let booted = query(
+            prom.addr,
+            &format!("oomwatch_boots_total{{instance=\"{fixed}\"}} >= 5"),
+        );
+        (!restarted.is_empty() && !booted.is_empty()).then_some(())
     })
-    .unwrap_or_else(|| {
-        panic!(
-            "no UnexpectedReboot within 60 s; received: {:?}",
-            webhook.alerts()
-        )
-    });
-    assert_eq!(reboot["labels"]["cause"], "no_clean_shutdown");
-    assert_eq!(reboot["labels"]["severity"], "critical");
+    .expect("the restart and the reboot are scraped");
 
-    drop(prom);
-    drop(am);
+    // Every dashboard query answers.
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 20, "{} queries", queries.len());
+    let empty: Vec<String> = queries
+        .iter()
+        .filter(|(_, _, expr)| query(prom.addr, expr).is_empty())
+        .map(|(file, title, expr)| format!("{file} / {title}: {expr}"))
+        .collect();
+    assert!(
+        empty.is_empty(),
+        "dashboard queries with no series:\n{}",
+        empty.join("\n")
+    );
+    drop(svc);
 }

@@ -60,6 +60,11 @@ impl Host {
     }
 
     pub fn start(&self, state: &Path) -> Exporter {
+        self.start_with(state, &[])
+    }
+
+    /// Starts oomwatch on this host with `extra` flags after the host's own.
+    pub fn start_with(&self, state: &Path, extra: &[&str]) -> Exporter {
         let arg = |p: PathBuf| p.to_str().expect("utf-8").to_owned();
         let args = [
             "--path.procfs".to_owned(),
@@ -75,7 +80,8 @@ impl Host {
             "--state.heartbeat-interval".to_owned(),
             "200ms".to_owned(),
         ];
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend_from_slice(extra);
         Exporter::start(&args)
     }
 

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod dashboards;
 pub mod host;
 pub mod servers;
 
