@@ -129,6 +129,15 @@ fn start_boot(config: &Config, state: &StateStore) {
                 s.groups.start_new_boot();
                 s.kmsg.start_new_boot();
             }
+            // Without btime the reboot cannot be dated, but the previous boot's instances
+            // and kernel log position must still be forgotten, or this boot's records
+            // would be taken for replays and its kills lost.
+            (Some(previous), None) if *previous != boot_id => {
+                tracing::warn!(previous_boot_id = %previous,
+                    "a new boot, but /proc/stat has no btime: the reboot is not classified");
+                s.groups.start_new_boot();
+                s.kmsg.start_new_boot();
+            }
             // A state file from before the boot history existed.
             (Some(_), Some(started_at)) if s.boot.boots_total == 0 => s.boot.first_boot(started_at),
             _ => {}

@@ -152,7 +152,7 @@ fn render_kmsg(
     f.gauge(
         "oomwatch_oom_kills_unattributed",
         "OOM kills in /proc/vmstat since boot minus kills the kernel log explained (0 when every kill was named).",
-        vmstat_oom_kills.map(|v| v as i64 - k.ledger.kernel_kills_this_boot as i64),
+        vmstat_oom_kills.map(|v| v as i64 - k.ledger.explained_this_boot() as i64),
     )?;
     let mut userspace: Vec<_> = k.ledger.userspace.iter().collect();
     userspace.sort_by(|a, b| (&a.killer, &a.group).cmp(&(&b.killer, &b.group)));

@@ -24,6 +24,8 @@ pub enum ScratchError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cgroup v2 will not enable the memory controller under {cgroup} while other processes live in it (the no-internal-processes rule); run it in a cgroup of its own: `systemd-run --wait --pty -p Delegate=yes oomwatch drill`")]
+    InternalProcesses { cgroup: String },
     #[error("the child {pid} did not stop before it could be moved into the cgroup")]
     ChildNotStopped { pid: u32 },
 }
@@ -67,7 +69,7 @@ impl ScratchCgroup {
             let control = parent.join("cgroup.subtree_control");
             let enabled = std::fs::read_to_string(&control).map_err(io("read", &control))?;
             if !enabled.split_whitespace().any(|c| c == "memory") {
-                std::fs::write(&control, "+memory").map_err(io("enable memory in", &control))?;
+                enable_memory_for_children(&parent, &own_path)?;
             }
         }
         let dir = parent.join(name);
@@ -132,7 +134,12 @@ impl ScratchCgroup {
             std::thread::sleep(Duration::from_millis(5));
         }
         let procs = self.dir.join("cgroup.procs");
-        std::fs::write(&procs, pid.to_string()).map_err(io("move the child into", &procs))?;
+        if let Err(e) = std::fs::write(&procs, pid.to_string()) {
+            // It is stopped outside the cgroup: it must not be left behind.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io("move the child into", &procs)(e));
+        }
         signal(pid, rustix::process::Signal::CONT);
         Ok(child)
     }
@@ -154,6 +161,37 @@ impl ScratchCgroup {
             .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
             .unwrap_or_default()
     }
+}
+
+/// Enables the v2 memory controller for the children of `parent`. cgroup v2 refuses
+/// (EBUSY) while processes live in `parent` itself; when the only one is this process, it
+/// moves itself into a leaf child first (as under `systemd-run -p Delegate=yes`).
+fn enable_memory_for_children(parent: &Path, own_path: &str) -> Result<(), ScratchError> {
+    let control = parent.join("cgroup.subtree_control");
+    let busy =
+        |e: &std::io::Error| e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error());
+    match std::fs::write(&control, "+memory") {
+        Ok(()) => return Ok(()),
+        Err(e) if !busy(&e) => return Err(io("enable memory in", &control)(e)),
+        Err(_) => {}
+    }
+    let procs = parent.join("cgroup.procs");
+    let me = std::process::id().to_string();
+    let members = std::fs::read_to_string(&procs).map_err(io("read", &procs))?;
+    if !members.lines().all(|pid| pid.trim() == me) {
+        return Err(ScratchError::InternalProcesses {
+            cgroup: own_path.to_owned(),
+        });
+    }
+    let leaf = parent.join("oomwatch-drill-self");
+    if let Err(e) = std::fs::create_dir(&leaf) {
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(io("create", &leaf)(e));
+        }
+    }
+    let leaf_procs = leaf.join("cgroup.procs");
+    std::fs::write(&leaf_procs, &me).map_err(io("move oomwatch into", &leaf_procs))?;
+    std::fs::write(&control, "+memory").map_err(io("enable memory in", &control))
 }
 
 fn signal(pid: u32, signal: rustix::process::Signal) {

@@ -98,11 +98,17 @@ impl KillRow {
     }
 }
 
-/// Finds the kills in one input, line by line (`line` is 1-based).
-pub fn kills_in(input: impl Read) -> std::io::Result<Vec<KillRow>> {
+/// Finds the kills in one input, line by line (`line` is 1-based). A read error (a
+/// truncated gzip file, say) ends the input but keeps the kills found before it.
+pub fn kills_in(input: impl Read) -> (Vec<KillRow>, Option<std::io::Error>) {
+    let mut rows = Vec::new();
+    let error = scan_into(input, &mut rows).err();
+    (rows, error)
+}
+
+fn scan_into(input: impl Read, rows: &mut Vec<KillRow>) -> std::io::Result<()> {
     let mut reader = BufReader::new(input);
     let mut assembler = OomAssembler::new();
-    let mut rows = Vec::new();
     let mut buf = Vec::new();
     let mut number = 0u64;
     loop {
@@ -112,9 +118,7 @@ pub fn kills_in(input: impl Read) -> std::io::Result<Vec<KillRow>> {
             break;
         }
         if buf.last() != Some(&b'\n') && read as u64 == MAX_LINE {
-            // Skip the rest of an overlong line.
-            let mut rest = Vec::new();
-            reader.read_until(b'\n', &mut rest)?;
+            skip_line(&mut reader)?;
         }
         number += 1;
         let text = String::from_utf8_lossy(&buf);
@@ -125,7 +129,28 @@ pub fn kills_in(input: impl Read) -> std::io::Result<Vec<KillRow>> {
             _ => {}
         }
     }
-    Ok(rows)
+    Ok(())
+}
+
+/// Skips to the end of the current line without holding it (a file with no newline at
+/// all, such as a sparse binary, must not be read into memory).
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    }
 }
 
 /// Opens a file or standard input, decompressing gzip (by its magic bytes).
@@ -156,14 +181,14 @@ pub fn run(files: &[PathBuf], format: ScanFormat) -> u8 {
     let mut failed = false;
     for input in inputs {
         let name = input.map_or_else(|| "<stdin>".to_owned(), |p| p.display().to_string());
-        let rows = match open(input).and_then(kills_in) {
-            Ok(rows) => rows,
-            Err(e) => {
-                eprintln!("oomwatch scan: {name}: {e}");
-                failed = true;
-                continue;
-            }
+        let (rows, error) = match open(input) {
+            Ok(reader) => kills_in(reader),
+            Err(e) => (Vec::new(), Some(e)),
         };
+        if let Some(e) = error {
+            eprintln!("oomwatch scan: {name}: {e} (kills found before it are shown)");
+            failed = true;
+        }
         found += rows.len();
         let written = match format {
             ScanFormat::Json => rows.iter().try_for_each(|row| {

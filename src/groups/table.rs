@@ -2,17 +2,19 @@
 //!
 //! A process instance is `(pid, start ticks)`. Per group, the table remembers the top-level
 //! instances (whose parent is not in the group) seen by the last scan. A restart is counted
-//! when a top-level instance that lived at least `--restarts.min-age` is gone and a new
-//! top-level instance (started since the last scan) has appeared: the watchdog pattern
-//! "PID present, PID gone, NOT running, started again". Workers forking under a master are
-//! not top-level; short-lived `sleep 1` loops never reach the minimum age.
+//! when every top-level instance is gone, at least one of them having lived
+//! `--restarts.min-age`, and a new top-level instance (started since the last scan) has
+//! appeared within `RESTART_WINDOW_SECS`: the watchdog pattern "PID present, PID gone, NOT
+//! running, started again". Workers forking under a master are not top-level; short-lived
+//! `sleep 1` loops never reach the minimum age; one shell of many closing, or one exec
+//! session of a container ending, is no restart while the others live on.
 //!
 //! Automatic groups are capped (`--groups.max`, the rest folds into `other`) and dropped
 //! after staying empty for `--groups.retention`; groups named in the config file always
 //! exist. The table converts to and from its persisted form, so counts survive exporter
 //! restarts. Times are seconds since boot (uptime), immune to wall-clock steps.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +27,9 @@ pub struct InstanceKey {
     pub pid: u32,
     pub start_ticks: u64,
 }
+
+/// A new instance this long after the last one died is a start, not a restart.
+pub const RESTART_WINDOW_SECS: f64 = 900.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TableSettings {
@@ -53,6 +58,9 @@ pub struct GroupState {
     /// Deaths of long-lived instances not yet followed by a new instance.
     #[serde(default)]
     pub pending_deaths: u32,
+    /// Uptime when the oldest pending death was last seen alive.
+    #[serde(default)]
+    pub pending_since_secs: Option<f64>,
     #[serde(default)]
     top_level: Vec<TrackedInstance>,
     #[serde(default)]
@@ -76,6 +84,7 @@ impl GroupsState {
         self.last_scan_ticks = None;
         for group in self.groups.values_mut() {
             group.pending_deaths = 0;
+            group.pending_since_secs = None;
             group.top_level.clear();
             group.empty_since_secs = None;
         }
@@ -174,11 +183,28 @@ impl GroupTable {
             let now: &[InstanceKey] = top_level.get(name).map(Vec::as_slice).unwrap_or(&[]);
             let state = &mut entry.state;
             let previous = std::mem::take(&mut state.top_level);
-            for gone in previous.iter().filter(|p| !now.contains(&p.key)) {
-                let age = gone.last_seen_secs - gone.key.start_ticks as f64 / ticks;
-                if age >= settings.restart_min_age_secs {
-                    state.pending_deaths = state.pending_deaths.saturating_add(1);
+            let now_set: HashSet<InstanceKey> = now.iter().copied().collect();
+            if previous.iter().any(|p| now_set.contains(&p.key)) {
+                // An instance lived on: the service was never down, so one that ended
+                // was not restarted (a closed shell, an exec session, one of a pool).
+                state.pending_deaths = 0;
+                state.pending_since_secs = None;
+            } else {
+                for gone in &previous {
+                    let age = gone.last_seen_secs - gone.key.start_ticks as f64 / ticks;
+                    if age >= settings.restart_min_age_secs {
+                        state.pending_deaths = state.pending_deaths.saturating_add(1);
+                        state.pending_since_secs.get_or_insert(gone.last_seen_secs);
+                    }
                 }
+            }
+            // A service that stays down longer than the window was stopped, not restarted.
+            if state
+                .pending_since_secs
+                .is_some_and(|since| now_secs - since > RESTART_WINDOW_SECS)
+            {
+                state.pending_deaths = 0;
+                state.pending_since_secs = None;
             }
             let appeared = match baseline {
                 Some(baseline) => now
@@ -193,6 +219,9 @@ impl GroupTable {
                 .min(u32::try_from(appeared).unwrap_or(u32::MAX));
             state.restarts += u64::from(restarts);
             state.pending_deaths -= restarts;
+            if state.pending_deaths == 0 {
+                state.pending_since_secs = None;
+            }
             changed |= previous.len() != now.len()
                 || previous.iter().zip(now).any(|(p, n)| p.key != *n)
                 || restarts > 0;
@@ -323,6 +352,25 @@ mod tests {
         // A group first seen with an old process: no restart.
         scan(&mut table, 103, "nginx", &[key(5, 1)]);
         assert_eq!(restarts(&table, "nginx"), 0);
+    }
+
+    #[test]
+    fn an_instance_ending_while_others_live_on_is_no_restart() {
+        let mut table = GroupTable::new(settings(), [], GroupsState::default());
+        // Two long shells; one closes, a new one opens later.
+        scan(&mut table, 100, "bash", &[key(1, 10), key(2, 20)]);
+        scan(&mut table, 200, "bash", &[key(2, 20)]);
+        scan(&mut table, 300, "bash", &[key(2, 20), key(3, 250)]);
+        assert_eq!(restarts(&table, "bash"), 0);
+    }
+
+    #[test]
+    fn a_service_down_past_the_window_was_stopped_not_restarted() {
+        let mut table = GroupTable::new(settings(), ["svc"], GroupsState::default());
+        scan(&mut table, 100, "svc", &[key(1, 10)]);
+        scan(&mut table, 200, "svc", &[]);
+        scan(&mut table, 2000, "svc", &[key(2, 1990)]);
+        assert_eq!(restarts(&table, "svc"), 0);
     }
 
     #[test]

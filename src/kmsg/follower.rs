@@ -97,7 +97,7 @@ impl Follower {
                     let device = fstat(&fd).is_ok_and(|s| {
                         FileType::from_raw_mode(s.st_mode) == FileType::CharacterDevice
                     });
-                    let mut reader = RecordReader::new(&self);
+                    let mut reader = RecordReader::new(&self, device);
                     let result = if device {
                         reader.follow_device(&fd)
                     } else {
@@ -133,6 +133,8 @@ impl Follower {
 /// One open kernel log: the assembler and the persistence bookkeeping.
 struct RecordReader<'f> {
     follower: &'f Follower,
+    /// Reading this machine's own kernel log (not a file of records from elsewhere).
+    live: bool,
     assembler: OomAssembler,
     unsaved_kills: bool,
     unsaved_seq: bool,
@@ -140,9 +142,10 @@ struct RecordReader<'f> {
 }
 
 impl<'f> RecordReader<'f> {
-    fn new(follower: &'f Follower) -> Self {
+    fn new(follower: &'f Follower, live: bool) -> Self {
         Self {
             follower,
+            live,
             assembler: OomAssembler::new(),
             unsaved_kills: false,
             unsaved_seq: false,
@@ -224,7 +227,7 @@ impl<'f> RecordReader<'f> {
             }
         }
         let uptime = record.ts_usec as f64 / 1e6;
-        let at_seconds = self.follower.boot_time_seconds + uptime;
+        let at_seconds = self.wall_time(uptime);
         let namer = &self.follower.namer;
         match event {
             Some(OomEvent::Kill(kill)) => {
@@ -256,6 +259,14 @@ impl<'f> RecordReader<'f> {
             Some(OomEvent::Panic(panic)) => {
                 tracing::error!(reason = %panic.reason, "the kernel log shows a panic on OOM");
             }
+            Some(OomEvent::RepeatedKill { pid, .. }) => {
+                tracing::debug!(
+                    pid,
+                    "the same victim killed again with its memory.oom.group"
+                );
+                ledger.repeated_kill_lines_this_boot += 1;
+                self.unsaved_kills = true;
+            }
             Some(OomEvent::NoKillable(none)) => {
                 tracing::warn!(
                     memcg = none.memcg.as_deref().unwrap_or(""),
@@ -264,6 +275,22 @@ impl<'f> RecordReader<'f> {
             }
             None => {}
         }
+    }
+
+    /// The wall-clock time of a record stamped `uptime` seconds after boot. For the live
+    /// log: now, minus how long ago that was on the monotonic clock (which the record's
+    /// stamp uses), so a clock stepped since boot (NTP syncing late, a restored VM) does
+    /// not move the kill. For a file of records from elsewhere: boot time plus the stamp.
+    fn wall_time(&self, uptime: f64) -> f64 {
+        if !self.live {
+            return self.follower.boot_time_seconds + uptime;
+        }
+        let monotonic = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let monotonic = monotonic.tv_sec as f64 + monotonic.tv_nsec as f64 / 1e9;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        now - (monotonic - uptime).max(0.0)
     }
 
     /// Everything written so far is read: persist, and say the log is up (only now, so

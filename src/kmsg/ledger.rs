@@ -17,6 +17,10 @@ pub struct KillLedger {
     /// Kernel OOM kills read from the log in this boot (compared with /proc/vmstat).
     #[serde(default)]
     pub kernel_kills_this_boot: u64,
+    /// Repeated `Killed process` lines of one victim in this boot (memory.oom.group): not
+    /// kills, but /proc/vmstat counts them, so they explain vmstat's count too.
+    #[serde(default)]
+    pub repeated_kill_lines_this_boot: u64,
     /// Records overwritten in the ring buffer before oomwatch read them, ever.
     #[serde(default)]
     pub records_lost: u64,
@@ -77,6 +81,12 @@ impl KillLedger {
     pub fn start_new_boot(&mut self) {
         self.last_seq = None;
         self.kernel_kills_this_boot = 0;
+        self.repeated_kill_lines_this_boot = 0;
+    }
+
+    /// The vmstat kills of this boot that the kernel log explains.
+    pub fn explained_this_boot(&self) -> u64 {
+        self.kernel_kills_this_boot + self.repeated_kill_lines_this_boot
     }
 
     /// Checks a record's sequence number and advances the ledger past it.

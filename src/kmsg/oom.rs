@@ -43,6 +43,10 @@ pub enum OomEvent {
     Panic(OomPanic),
     /// The kernel OOM killer ran and found nothing it could kill.
     NoKillable(NoKillable),
+    /// A second `Killed process` line for a victim already killed in this event
+    /// (memory.oom.group kills the chosen victim again with its group). Not a second
+    /// kill, but the kernel counts it in /proc/vmstat oom_kill all the same.
+    RepeatedKill { pid: u32, at: u64 },
 }
 
 /// A kill by the kernel OOM killer.
@@ -371,7 +375,9 @@ impl OomAssembler {
 
     fn killed(&mut self, k: &Killed<'_>, at: u64, time: Option<&str>) -> Option<OomEvent> {
         match self.phase {
-            Phase::Group | Phase::Closed if self.killed.contains(k.pid) => return None,
+            Phase::Group | Phase::Closed if self.killed.contains(k.pid) => {
+                return Some(OomEvent::RepeatedKill { pid: k.pid, at })
+            }
             Phase::Closed => self.reset(),
             // A group kill repeats its event's `<msg>:`; another one is a new event
             // whose report header was rate-limited.
