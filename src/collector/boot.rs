@@ -15,11 +15,17 @@ use crate::state::StateStore;
 pub struct BootCollector {
     roots: Roots,
     state: Arc<StateStore>,
+    /// Read once: the boot_id cannot change while this process runs.
+    boot_id: Option<String>,
 }
 
 impl BootCollector {
     pub fn new(roots: Roots, state: Arc<StateStore>) -> Self {
-        Self { roots, state }
+        Self {
+            roots,
+            state,
+            boot_id: None,
+        }
     }
 }
 
@@ -36,6 +42,10 @@ impl Collector for BootCollector {
 
     fn collect(&mut self, out: &mut Snapshot) -> Result<(), CollectError> {
         let btime = parse_stat_btime(&read_file(&self.roots.proc_file("stat"))?)?;
+        let boot_id = match &self.boot_id {
+            Some(boot_id) => boot_id,
+            None => self.boot_id.insert(read_boot_id(&self.roots)?),
+        };
         let history = self.state.read(|s| BootHistorySample {
             boots_total: s.boot.boots_total,
             unexpected_reboots_total: s.boot.unexpected_reboots_total,
@@ -43,7 +53,7 @@ impl Collector for BootCollector {
         });
         out.boot = Some(BootSample {
             boot_time_seconds: btime,
-            boot_id: read_boot_id(&self.roots)?,
+            boot_id: boot_id.clone(),
             history,
         });
         Ok(())
