@@ -31,11 +31,9 @@ fn vmstat_oom_kills() -> f64 {
         .expect("oom_kill in /proc/vmstat")
 }
 
-/// A copy of tail under a name of its own: `tail /dev/zero` holds an ever longer line.
+/// tail under a name of its own: `tail /dev/zero` holds an ever longer line.
 fn hog(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::copy("/usr/bin/tail", &path).expect("copy tail");
-    path
+    common::named_program(dir, "/usr/bin/tail", name)
 }
 
 fn preconditions() {

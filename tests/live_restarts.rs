@@ -1,7 +1,7 @@
 //! Live test on the real /proc: a configured group whose process a test watchdog kills and
 //! restarts twice shows `oomwatch_group_restarts_total` 2 and processes 1; the count
 //! survives a SIGKILL of the exporter; a process given oom_score_adj 1000 comes first in
-//! the top-K. The services are copies of /bin/sleep under distinctive names (so their comm
+//! the top-K. The services are links to /bin/sleep under distinctive names (so their comm
 //! is theirs alone), started and killed by the test.
 
 mod common;
@@ -18,8 +18,7 @@ struct Service {
 
 impl Service {
     fn install(dir: &Path, name: &str) -> Self {
-        let binary = dir.join(name);
-        std::fs::copy("/bin/sleep", &binary).expect("copy sleep");
+        let binary = common::named_program(dir, "/bin/sleep", name);
         Self { binary }
     }
 

@@ -59,10 +59,7 @@ impl Drop for Process {
 }
 
 fn sleeper(dir: &Path, comm: &str) -> Process {
-    let binary = dir.join(comm);
-    if !binary.exists() {
-        std::fs::copy("/bin/sleep", &binary).expect("copy sleep");
-    }
+    let binary = common::named_program(dir, "/bin/sleep", comm);
     Process(Command::new(&binary).arg("600").spawn().expect("starts"))
 }
 
@@ -156,8 +153,7 @@ fn a_real_oom_kill_and_an_unexpected_reboot_page_and_every_dashboard_query_answe
 
     // A real OOM kill, named after this run.
     let comm = format!("oompage{run}");
-    let program = dir.path().join(&comm);
-    std::fs::copy("/usr/bin/tail", &program).expect("copy tail");
+    let program = common::named_program(dir.path(), "/usr/bin/tail", &comm);
     let cgroup = ScratchCgroup::create(&format!("oomwatch-page-{}", std::process::id()), 64 << 20)
         .expect("scratch memory cgroup (root and a writable memory controller are required)");
     let killed_at = Instant::now();

@@ -26,6 +26,17 @@ pub fn require(condition: bool, what: &str) {
     );
 }
 
+/// A program under a name of its own (so its comm is `name`), as a symlink to `target`.
+/// A copy would be open for writing while a concurrent test forks, and exec'ing it then
+/// fails with ETXTBSY; the kernel takes comm from the name exec'd, so a link is enough.
+pub fn named_program(dir: &Path, target: &str, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    if !path.exists() {
+        std::os::unix::fs::symlink(target, &path).expect("link the program");
+    }
+    path
+}
+
 pub fn fixture(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
