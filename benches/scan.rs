@@ -17,8 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oomwatch::collector::processes::{ProcessesCollector, ProcessesSettings};
+use oomwatch::collector::processes::{ProcessesCollector, ProcessesLinks, ProcessesSettings};
 use oomwatch::collector::Collector;
+use oomwatch::events::EventLog;
 use oomwatch::groups::live::LivePids;
 use oomwatch::groups::{GroupRules, TableSettings};
 use oomwatch::roots::Roots;
@@ -311,12 +312,14 @@ fn new_collector(state_dir: &Path) -> BenchResult<ProcessesCollector> {
         rules: GroupRules::default(),
         page_size: rustix::param::page_size() as u64,
     };
-    Ok(ProcessesCollector::new(
-        Roots::default(),
-        settings,
-        Arc::new(state),
-        Arc::new(LivePids::default()),
-    ))
+    let links = ProcessesLinks {
+        state: Arc::new(state),
+        live: Arc::new(LivePids::default()),
+        exits: None,
+        kmsg: None,
+        events: Arc::new(EventLog::open(state_dir, 1000)),
+    };
+    Ok(ProcessesCollector::new(Roots::default(), settings, links))
 }
 
 /// One scan; returns the processes it saw (summed over the groups).

@@ -6,13 +6,17 @@ use std::sync::Arc;
 
 use crate::collector::boot::{read_boot_id, BootCollector};
 use crate::collector::cgroups::CgroupsCollector;
+use crate::collector::exits::ExitsCollector;
 use crate::collector::kmsg::KmsgCollector;
 use crate::collector::meminfo::MeminfoCollector;
 use crate::collector::pressure::PressureCollector;
-use crate::collector::processes::ProcessesCollector;
+use crate::collector::processes::{ProcessesCollector, ProcessesLinks};
 use crate::collector::vmstat::VmstatCollector;
 use crate::collector::Collector;
 use crate::config::Config;
+use crate::events::EventLog;
+use crate::exits::listener::Listener;
+use crate::exits::ExitsShared;
 use crate::groups::live::LivePids;
 use crate::kmsg::attribution::VictimNamer;
 use crate::kmsg::follower::{Follower, KmsgShared};
@@ -57,7 +61,25 @@ pub fn run(config: Config) -> Result<(), RunError> {
     if config.collectors.contains(&"kmsg") {
         start_kmsg_follower(&config, &state, &kmsg, &live);
     }
-    let collectors = build_collectors(&config, &state, &live, &kmsg);
+    let exits = Arc::new(ExitsShared::default());
+    if config.collectors.contains(&"exits") {
+        let listener = Listener {
+            procfs: config.roots.procfs().to_path_buf(),
+            rules: config.processes.rules.clone(),
+            shared: exits.clone(),
+        };
+        if let Err(e) = listener.spawn() {
+            tracing::error!(error = %e, "cannot start the process-events thread; exits are inferred from scans");
+        }
+    }
+    let links = ProcessesLinks {
+        state: state.clone(),
+        live: live.clone(),
+        exits: config.collectors.contains(&"exits").then(|| exits.clone()),
+        kmsg: config.collectors.contains(&"kmsg").then(|| kmsg.clone()),
+        events: Arc::new(EventLog::open(&config.state_dir, config.events_max)),
+    };
+    let collectors = build_collectors(&config, &state, &links, &kmsg, &exits);
     let scrape = SharedScrape::new(Scanner::new(collectors, state.clone()));
     let handler = Arc::new(Handler::new(
         config.telemetry_path.clone(),
@@ -218,8 +240,9 @@ fn start_kmsg_follower(
 fn build_collectors(
     config: &Config,
     state: &Arc<StateStore>,
-    live: &Arc<LivePids>,
+    links: &ProcessesLinks,
     kmsg: &Arc<KmsgShared>,
+    exits: &Arc<ExitsShared>,
 ) -> Vec<Box<dyn Collector>> {
     let roots = &config.roots;
     config
@@ -234,9 +257,9 @@ fn build_collectors(
                 "processes" => Box::new(ProcessesCollector::new(
                     roots.clone(),
                     config.processes.clone(),
-                    state.clone(),
-                    live.clone(),
+                    links.clone(),
                 )),
+                "exits" => Box::new(ExitsCollector::new(exits.clone())),
                 "cgroups" => Box::new(CgroupsCollector::new(roots.clone())),
                 "kmsg" => Box::new(KmsgCollector::new(kmsg.clone())),
                 _ => return None,

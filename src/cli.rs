@@ -120,6 +120,10 @@ pub struct ServeArgs {
     )]
     pub state_heartbeat_interval: String,
 
+    /// Most events (exits, with their reasons) kept in the event log in --state.dir.
+    #[arg(long = "events.max", value_name = "N", default_value_t = 5000)]
+    pub events_max: usize,
+
     /// YAML file of named groups (see docs/configuration.md).
     #[arg(long = "config.file", value_name = "FILE")]
     pub config_file: Option<PathBuf>,

@@ -27,6 +27,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// `--state.heartbeat-interval`.
     pub heartbeat_interval: Duration,
+    /// `--events.max`.
+    pub events_max: usize,
     pub processes: ProcessesSettings,
     /// Enabled collectors, in scan order.
     pub collectors: Vec<&'static str>,
@@ -56,6 +58,8 @@ pub enum ConfigError {
     },
     #[error("--processes.top 0: must be at least 1")]
     TopK,
+    #[error("--events.max 0: must be at least 1")]
+    EventsMax,
     #[error("--state.dir is not set and neither HOME nor XDG_STATE_HOME is: set --state.dir")]
     NoStateDir,
     #[error("--config.file {path}: {reason}")]
@@ -76,6 +80,9 @@ impl Config {
         }
         if args.processes_top == 0 {
             return Err(ConfigError::TopK);
+        }
+        if args.events_max == 0 {
+            return Err(ConfigError::EventsMax);
         }
         let retention = parse_duration("--groups.retention", &args.groups_retention)?;
         let min_age = parse_duration("--restarts.min-age", &args.restarts_min_age)?;
@@ -104,6 +111,7 @@ impl Config {
             kmsg_path: args.path_kmsg.clone(),
             state_dir,
             heartbeat_interval,
+            events_max: args.events_max,
             processes: ProcessesSettings {
                 top_k: args.processes_top,
                 table: TableSettings {
@@ -303,6 +311,7 @@ mod tests {
                 "pressure",
                 "boot",
                 "processes",
+                "exits",
                 "cgroups",
                 "kmsg"
             ]

@@ -17,6 +17,8 @@ pub mod cli;
 pub mod collector;
 pub mod commands;
 pub mod config;
+pub mod events;
+pub mod exits;
 pub mod groups;
 pub mod kmsg;
 pub mod logging;

@@ -20,8 +20,10 @@ use prometheus_client::registry::{Registry, Unit};
 
 use std::collections::BTreeMap;
 
+use crate::exits::reason::ExitReason;
+use crate::exits::LostCause;
 use crate::kmsg::ledger::VictimTally;
-use crate::snapshot::{KmsgSample, ProcessRow, Snapshot};
+use crate::snapshot::{GroupRow, KmsgSample, ProcessRow, Snapshot};
 
 /// The exporter's own version, for `oomwatch_build_info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +176,21 @@ fn render_kmsg(
         "Kernel log records overwritten in the ring buffer before oomwatch read them.",
         Some(k.ledger.records_lost),
     )
+}
+
+/// A group's exit counts to render: every reason for a configured group (so a first
+/// exit is an increase from 0), only the reasons seen for an automatic one.
+fn exit_series(row: &GroupRow) -> Vec<(ExitReason, u64)> {
+    if !row.configured {
+        return row.exits.clone();
+    }
+    ExitReason::ALL
+        .into_iter()
+        .map(|reason| {
+            let seen = row.exits.iter().find(|(r, _)| *r == reason);
+            (reason, seen.map_or(0, |(_, n)| *n))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -458,6 +475,15 @@ impl Collector for SnapshotMetrics {
                 "Times a long-lived top-level instance of the group was replaced by a new one.",
                 g.iter().map(|r| (label(&r.name), r.restarts)),
             )?;
+            f.counters(
+                "oomwatch_group_exits_total",
+                "Exits of the group's top-level instances by reason: oom_killed, killed, crashed, terminated, other_signal, exited_ok, exited_error, unknown (gone with no exit event). Every reason for configured groups, the reasons seen for others.",
+                g.iter().flat_map(|r| {
+                    exit_series(r).into_iter().map(move |(reason, n)| {
+                        (([("group", r.name.to_string())], [("reason", reason.label())]), n)
+                    })
+                }),
+            )?;
             f.counter(
                 "oomwatch_processes_vanished_total",
                 "Processes that exited while they were being read (skipped, not errors).",
@@ -486,6 +512,26 @@ impl Collector for SnapshotMetrics {
 
         if let Some(k) = &s.kmsg {
             render_kmsg(&mut f, k, s.vmstat_oom_kills)?;
+        }
+        if let Some(e) = &s.exits {
+            f.gauge(
+                "oomwatch_exit_events_up",
+                "1 while process events (fork, exec, exit) are received from the kernel; 0 means exits are inferred from scans as unknown.",
+                Some(i64::from(e.up)),
+            )?;
+            f.counters(
+                "oomwatch_exit_events_lost_total",
+                "Exits that could not be accounted to a group: dropped (the kernel dropped events), unnamed (the process exited before its program could be read), overflow (more exits between two scrapes than the queue holds).",
+                LostCause::ALL
+                    .iter()
+                    .zip(e.lost)
+                    .map(|(cause, n)| ([("cause", cause.label())], n)),
+            )?;
+            f.counter(
+                "oomwatch_exit_events_received_total",
+                "Process events (fork, exec, comm, exit) received from the kernel.",
+                Some(e.events),
+            )?;
         }
 
         f.counter(

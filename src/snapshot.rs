@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use crate::exits::reason::ExitReason;
+use crate::exits::ExitsStatus;
 use crate::kmsg::ledger::KillLedger;
 use crate::procfs::host::{MemInfo, MemoryPressure};
 use crate::reboot::history::RebootEvent;
@@ -23,6 +25,8 @@ pub struct Snapshot {
     pub group_memory: Vec<GroupMemory>,
     /// OOM kills read from the kernel log.
     pub kmsg: Option<KmsgSample>,
+    /// The process-events listener's health.
+    pub exits: Option<ExitsStatus>,
     pub state: StateHealth,
     pub collectors: Vec<CollectorOutcome>,
 }
@@ -87,6 +91,8 @@ pub struct GroupRow {
     pub restarts: u64,
     /// Named in the config file: it always exists, and 0 processes means it is down.
     pub configured: bool,
+    /// Exits of top-level instances by reason; only reasons seen.
+    pub exits: Vec<(ExitReason, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -66,6 +66,10 @@ fn documented_metrics_match_the_exporter() {
         common::fixture("host/sys-v2").to_str().expect("utf-8"),
         "--state.dir",
         rebooted.path().to_str().expect("utf-8"),
+        "--config.file",
+        common::fixture("host/oomwatch.yml")
+            .to_str()
+            .expect("utf-8"),
     ]);
     let body = after_reboot.scrape();
     assert!(body.contains("oomwatch_last_reboot_unexpected{cause=\"no_clean_shutdown\"} 1"));

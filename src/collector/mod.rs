@@ -8,6 +8,7 @@
 
 pub mod boot;
 pub mod cgroups;
+pub mod exits;
 pub mod kmsg;
 pub mod meminfo;
 pub mod pressure;
@@ -60,6 +61,11 @@ pub const COLLECTORS: &[CollectorSpec] = &[
         name: "processes",
         enabled_by_default: true,
         help: "per-process OOM risk (top-K), groups and restarts from /proc/<pid>",
+    },
+    CollectorSpec {
+        name: "exits",
+        enabled_by_default: true,
+        help: "exit code, signal or OOM kill of each instance, from the kernel's process-events connector (netlink)",
     },
     CollectorSpec {
         name: "cgroups",

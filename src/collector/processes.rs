@@ -6,15 +6,27 @@
 //! immutable for an instance `(pid, start ticks)` (its cgroup, and so its group and memory
 //! cgroup) is read once and cached until the instance is gone or changes its comm by
 //! exec. A process that exits mid-read is skipped and counted, never an error.
+//!
+//! Each scan also settles the exits since the last one: the top-level exits the
+//! process-events listener queued and the top-level instances this scan found gone go
+//! through the exit accounting, and each settled exit is counted on its group and written
+//! to the event log.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{read_file, CollectError, Collector};
 use crate::cgroupfs::MemoryHierarchy;
+use crate::events::{Event, EventKind, EventLog};
+use crate::exits::accounting::{ExitAccounting, Vanished};
+use crate::exits::ExitsShared;
 use crate::groups::live::LivePids;
-use crate::groups::rules::ProcessFields;
-use crate::groups::{auto_group_name, GroupRules, GroupTable, InstanceKey, TableSettings};
+use crate::groups::table::VanishedInstance;
+use crate::groups::NameSource;
+use crate::groups::{
+    group_name, GroupRules, GroupTable, InstanceKey, ProcessFields, TableSettings,
+};
+use crate::kmsg::follower::KmsgShared;
 use crate::procfs::host::{parse_stat_btime, parse_uptime};
 use crate::procfs::pid::{
     join_cmdline, parse_oom_value, parse_pid_cgroup, parse_pid_stat, parse_statm_resident_pages,
@@ -59,13 +71,26 @@ struct Row {
     oom_score_adj: i32,
 }
 
+/// What the collector shares with the other threads.
+#[derive(Debug, Clone)]
+pub struct ProcessesLinks {
+    pub state: Arc<StateStore>,
+    /// Receives the pid-to-group map of every scan (for naming OOM victims).
+    pub live: Arc<LivePids>,
+    /// The process-events listener's queue of exits; None when it is disabled.
+    pub exits: Option<Arc<ExitsShared>>,
+    /// The kernel log's recent OOM victims; None when it is disabled.
+    pub kmsg: Option<Arc<KmsgShared>>,
+    pub events: Arc<EventLog>,
+}
+
 pub struct ProcessesCollector {
     roots: Roots,
     settings: ProcessesSettings,
     hierarchy: Option<MemoryHierarchy>,
-    state: Arc<StateStore>,
-    live: Arc<LivePids>,
+    links: ProcessesLinks,
     table: GroupTable,
+    accounting: ExitAccounting,
     proc_dir: Option<ProcDir>,
     buf: ReadBuf,
     cmdline: String,
@@ -93,22 +118,16 @@ impl std::fmt::Debug for ProcessesCollector {
 }
 
 impl ProcessesCollector {
-    /// `live` receives the pid-to-group map of every scan (for naming OOM victims).
-    pub fn new(
-        roots: Roots,
-        settings: ProcessesSettings,
-        state: Arc<StateStore>,
-        live: Arc<LivePids>,
-    ) -> Self {
-        let persisted = state.snapshot().groups;
+    pub fn new(roots: Roots, settings: ProcessesSettings, links: ProcessesLinks) -> Self {
+        let persisted = links.state.snapshot().groups;
         let table = GroupTable::new(settings.table, settings.rules.fixed_names(), persisted);
         Self {
             hierarchy: MemoryHierarchy::detect(&roots),
             roots,
             settings,
-            state,
-            live,
+            links,
             table,
+            accounting: ExitAccounting::default(),
             proc_dir: None,
             buf: ReadBuf::default(),
             cmdline: String::new(),
@@ -200,23 +219,80 @@ impl ProcessesCollector {
             }
         });
         let naming = naming.map(|n| n.into_owned());
-        let mut name = None;
-        if !self.settings.rules.is_empty() {
-            let cmdline = if self.settings.rules.needs_cmdline() {
-                let bytes = dir.read(c"cmdline", &mut self.buf)?;
-                join_cmdline(bytes, &mut self.cmdline);
-                Some(self.cmdline.as_str())
+        let cmdline = if self.settings.rules.needs_cmdline() {
+            let bytes = dir.read(c"cmdline", &mut self.buf)?;
+            join_cmdline(bytes, &mut self.cmdline);
+            Some(self.cmdline.as_str())
+        } else {
+            None
+        };
+        let process = ProcessFields {
+            comm,
+            cmdline,
+            cgroup: naming.as_deref(),
+        };
+        let (name, _) = group_name(&self.settings.rules, process);
+        Ok((self.table.admit(&name), memcg))
+    }
+
+    /// Settles the exits since the last scan, counts them on their groups and logs them.
+    fn settle_exits(
+        &mut self,
+        vanished: Vec<VanishedInstance>,
+        departed: &HashMap<u32, Arc<str>>,
+        now_secs: f64,
+    ) {
+        let records = self
+            .links
+            .exits
+            .as_ref()
+            .map(|exits| exits.drain())
+            .unwrap_or_default();
+        let victims = self
+            .links
+            .kmsg
+            .as_ref()
+            .map(|kmsg| kmsg.recent_victims())
+            .unwrap_or_default();
+        let vanished = vanished
+            .into_iter()
+            .map(|gone| Vanished {
+                comm: departed.get(&gone.key.pid).cloned(),
+                group: gone.group,
+                pid: gone.key.pid,
+                last_seen_secs: gone.last_seen_secs,
+            })
+            .collect();
+        let mut settled = self
+            .accounting
+            .settle(records, vanished, &victims, now_secs);
+        settled.sort_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
+        let wall_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let mut events = Vec::with_capacity(settled.len());
+        for exit in settled {
+            // A comm-named group the table does not hold is a passing command, not a
+            // service; a rule or a cgroup names a service even if no scan saw it alive.
+            let group = if self.table.contains(&exit.group) {
+                exit.group.clone()
+            } else if exit.source.is_some_and(|s| s != NameSource::Comm) {
+                self.table.admit(&exit.group)
             } else {
-                None
+                continue;
             };
-            name = self.settings.rules.classify(ProcessFields {
-                comm,
-                cmdline,
-                cgroup: naming.as_deref(),
+            self.table.count_exit(&group, exit.reason);
+            tracing::info!(group = %group, pid = exit.pid, comm = %exit.comm,
+                reason = exit.reason.label(), status = ?exit.status, "instance ended");
+            events.push(Event {
+                time: wall_now - (now_secs - exit.at_secs).max(0.0),
+                kind: EventKind::exit(&group, exit.pid, &exit.comm, exit.reason, exit.status),
             });
         }
-        let name = name.unwrap_or_else(|| auto_group_name(naming.as_deref(), comm));
-        Ok((self.table.admit(&name), memcg))
+        self.links.events.append(&events);
+        if let Some(exits) = &self.links.exits {
+            exits.set_known_groups(self.table.names().cloned().collect());
+        }
     }
 
     fn read_uptime(&self) -> Result<f64, CollectError> {
@@ -291,7 +367,14 @@ impl Collector for ProcessesCollector {
         }
         self.pids = pids;
         let scan = self.scan;
-        self.instances.retain(|_, c| c.seen_in_scan == scan);
+        let mut departed: HashMap<u32, Arc<str>> = HashMap::new();
+        self.instances.retain(|&pid, c| {
+            let alive = c.seen_in_scan == scan;
+            if !alive {
+                departed.insert(pid, c.comm.clone());
+            }
+            alive
+        });
         if let Some(e) = first_error {
             if !self.unreadable_logged {
                 tracing::warn!(processes = unreadable, error = %e,
@@ -300,8 +383,11 @@ impl Collector for ProcessesCollector {
             }
         }
 
-        let sample = summarise(&rows, &mut self.table, now_secs, btime, &self.settings);
-        self.live
+        let vanished = observe_top_level(&rows, &mut self.table, now_secs);
+        self.settle_exits(vanished, &departed, now_secs);
+        let sample = summarise(&rows, &self.table, btime, &self.settings);
+        self.links
+            .live
             .publish(rows.iter().map(|r| (r.pid, r.start_ticks, r.group.clone())));
         self.memcgs
             .retain(|_, interned| Arc::strong_count(interned) > 1);
@@ -312,7 +398,7 @@ impl Collector for ProcessesCollector {
             .is_none_or(|at| now_secs - at >= STATE_REFRESH_SECS);
         if self.table.take_changed() || due {
             let groups = self.table.to_state();
-            self.state.update(|s| s.groups = groups);
+            self.links.state.update(|s| s.groups = groups);
             self.last_persisted = Some(now_secs);
         }
         self.rows = rows;
@@ -324,17 +410,34 @@ impl Collector for ProcessesCollector {
     }
 }
 
-/// Turns the rows of one scan into the top-K, group rows and group cgroups, and feeds the
-/// top-level instances to the group table.
+/// Feeds the top-level instances of one scan (those whose parent is not in their group)
+/// to the group table; returns the ones gone since the last scan.
+fn observe_top_level(rows: &[Row], table: &mut GroupTable, now_secs: f64) -> Vec<VanishedInstance> {
+    let by_pid: HashMap<u32, &Arc<str>> = rows.iter().map(|r| (r.pid, &r.group)).collect();
+    let mut top_level: HashMap<Arc<str>, Vec<InstanceKey>> = HashMap::new();
+    for row in rows {
+        if by_pid.get(&row.ppid).is_some_and(|&g| *g == row.group) {
+            continue;
+        }
+        top_level
+            .entry(row.group.clone())
+            .or_default()
+            .push(InstanceKey {
+                pid: row.pid,
+                start_ticks: row.start_ticks,
+            });
+    }
+    table.observe(now_secs, &top_level)
+}
+
+/// Turns the rows of one scan and the group table into the top-K, group rows and group
+/// cgroups.
 fn summarise(
     rows: &[Row],
-    table: &mut GroupTable,
-    now_secs: f64,
+    table: &GroupTable,
     btime: u64,
     settings: &ProcessesSettings,
 ) -> ProcessesSample {
-    let by_pid: HashMap<u32, usize> = rows.iter().enumerate().map(|(i, r)| (r.pid, i)).collect();
-    let mut top_level: HashMap<Arc<str>, Vec<InstanceKey>> = HashMap::new();
     #[derive(Default)]
     struct Aggregate {
         processes: u64,
@@ -346,18 +449,6 @@ fn summarise(
     }
     let mut aggregates: HashMap<Arc<str>, Aggregate> = HashMap::new();
     for row in rows {
-        let parent_in_group = by_pid
-            .get(&row.ppid)
-            .is_some_and(|&i| rows[i].group == row.group);
-        if !parent_in_group {
-            top_level
-                .entry(row.group.clone())
-                .or_default()
-                .push(InstanceKey {
-                    pid: row.pid,
-                    start_ticks: row.start_ticks,
-                });
-        }
         let agg = aggregates.entry(row.group.clone()).or_default();
         agg.processes += 1;
         agg.resident_pages += row.resident_pages;
@@ -374,7 +465,6 @@ fn summarise(
             *agg.memcgs.entry(memcg.clone()).or_default() += 1;
         }
     }
-    table.observe(now_secs, &top_level);
 
     let ticks = settings.table.clock_ticks.max(1) as f64;
     // How many groups have processes in each memory cgroup.
@@ -387,7 +477,8 @@ fn summarise(
     let mut group_cgroups = Vec::new();
     let groups = table
         .groups()
-        .map(|(name, restarts, configured)| {
+        .map(|view| {
+            let name = view.name;
             let agg = aggregates.get(name);
             // The memory cgroup most of the group lives in; ties go to the smaller path.
             let home = agg.and_then(|agg| {
@@ -411,8 +502,9 @@ fn summarise(
                 oom_score_max: agg.score_max,
                 oom_score_adj_min: agg.adj_min,
                 start_time_seconds: agg.oldest_ticks.map(|t| btime as f64 + t as f64 / ticks),
-                restarts,
-                configured,
+                restarts: view.restarts,
+                configured: view.configured,
+                exits: view.exits.iter().map(|(r, n)| (*r, *n)).collect(),
             }
         })
         .collect();

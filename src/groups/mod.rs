@@ -10,9 +10,18 @@ pub mod naming;
 pub mod rules;
 pub mod table;
 
-pub use naming::auto_group_name;
-pub use rules::{GroupRule, GroupRules, RuleField};
+pub use naming::{auto_group, auto_group_name, NameSource};
+pub use rules::{GroupRule, GroupRules, ProcessFields, RuleField};
 pub use table::{GroupTable, InstanceKey, TableSettings};
+
+/// The group a process belongs to before the cap on automatic groups: the first rule of
+/// the config file that matches, else the zero-config name; and where the name came from.
+pub fn group_name(rules: &GroupRules, process: ProcessFields<'_>) -> (String, NameSource) {
+    match rules.classify(process) {
+        Some(name) => (name, NameSource::Rule),
+        None => auto_group(process.cgroup, process.comm),
+    }
+}
 
 /// The group that collects automatic groups beyond `--groups.max`.
 pub const OTHER_GROUP: &str = "other";

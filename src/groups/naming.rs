@@ -9,12 +9,29 @@
 /// Longest group name derived from a comm or a path component.
 const MAX_NAME: usize = 64;
 
+/// Where a group name came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameSource {
+    /// A rule of `--config.file`.
+    Rule,
+    /// The cgroup path: a systemd unit or a container.
+    Cgroup,
+    /// The bare comm: any command, including every short-lived one a shell runs.
+    Comm,
+}
+
 /// The automatic group of a process: from its cgroup path if that names a service or a
 /// container, else its comm.
 pub fn auto_group_name(cgroup_path: Option<&str>, comm: &str) -> String {
-    cgroup_path
-        .and_then(group_from_cgroup)
-        .unwrap_or_else(|| bounded(comm))
+    auto_group(cgroup_path, comm).0
+}
+
+/// The automatic group of a process, and whether the cgroup or the comm named it.
+pub fn auto_group(cgroup_path: Option<&str>, comm: &str) -> (String, NameSource) {
+    match cgroup_path.and_then(group_from_cgroup) {
+        Some(name) => (name, NameSource::Cgroup),
+        None => (bounded(comm), NameSource::Comm),
+    }
 }
 
 fn group_from_cgroup(path: &str) -> Option<String> {

@@ -9,6 +9,10 @@
 //! `sleep 1` loops never reach the minimum age; one shell of many closing, or one exec
 //! session of a container ending, is no restart while the others live on.
 //!
+//! Each top-level instance the scan saw and no longer sees is returned by `observe` as
+//! vanished, for the exit accounting; the exits it settles are counted here per reason,
+//! next to the restarts.
+//!
 //! Automatic groups are capped (`--groups.max`, the rest folds into `other`) and dropped
 //! after staying empty for `--groups.retention`; groups named in the config file always
 //! exist. The table converts to and from its persisted form, so counts survive exporter
@@ -20,6 +24,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::OTHER_GROUP;
+use crate::exits::reason::ExitReason;
 
 /// One process instance: a pid reused by another program is a different instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -65,6 +70,28 @@ pub struct GroupState {
     top_level: Vec<TrackedInstance>,
     #[serde(default)]
     empty_since_secs: Option<f64>,
+    /// Exits of top-level instances, by reason.
+    #[serde(default)]
+    pub exits: BTreeMap<ExitReason, u64>,
+}
+
+/// A top-level instance the last scan saw and this one does not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VanishedInstance {
+    pub group: Arc<str>,
+    pub key: InstanceKey,
+    /// Uptime at the last scan that saw it alive.
+    pub last_seen_secs: f64,
+}
+
+/// One group as the table holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupView<'a> {
+    pub name: &'a Arc<str>,
+    pub restarts: u64,
+    /// Named in the config file: it always exists.
+    pub configured: bool,
+    pub exits: &'a BTreeMap<ExitReason, u64>,
 }
 
 /// The persisted form of the whole table.
@@ -172,8 +199,14 @@ impl GroupTable {
     }
 
     /// Applies one scan: `top_level` holds, per group, its top-level instances now alive.
-    /// `now_secs` is the uptime at the start of the scan.
-    pub fn observe(&mut self, now_secs: f64, top_level: &HashMap<Arc<str>, Vec<InstanceKey>>) {
+    /// `now_secs` is the uptime at the start of the scan. Returns the top-level instances
+    /// that were alive at the last scan and are gone now.
+    pub fn observe(
+        &mut self,
+        now_secs: f64,
+        top_level: &HashMap<Arc<str>, Vec<InstanceKey>>,
+    ) -> Vec<VanishedInstance> {
+        let mut vanished = Vec::new();
         let settings = self.settings;
         let ticks = settings.clock_ticks.max(1) as f64;
         let baseline = self.last_scan_ticks;
@@ -184,6 +217,16 @@ impl GroupTable {
             let state = &mut entry.state;
             let previous = std::mem::take(&mut state.top_level);
             let now_set: HashSet<InstanceKey> = now.iter().copied().collect();
+            vanished.extend(
+                previous
+                    .iter()
+                    .filter(|p| !now_set.contains(&p.key))
+                    .map(|p| VanishedInstance {
+                        group: name.clone(),
+                        key: p.key,
+                        last_seen_secs: p.last_seen_secs,
+                    }),
+            );
             if previous.iter().any(|p| now_set.contains(&p.key)) {
                 // An instance lived on: the service was never down, so one that ended
                 // was not restarted (a closed shell, an exec session, one of a pool).
@@ -250,6 +293,15 @@ impl GroupTable {
         self.auto_groups -= dropped;
         self.changed |= changed;
         self.last_scan_ticks = Some((now_secs * ticks) as u64);
+        vanished
+    }
+
+    /// Counts one exit of `group`, which must exist (`contains` or `admit` first).
+    pub fn count_exit(&mut self, group: &str, reason: ExitReason) {
+        if let Some(entry) = self.groups.get_mut(group) {
+            *entry.state.exits.entry(reason).or_default() += 1;
+            self.changed = true;
+        }
     }
 
     /// True (once) when the table changed in more than its time stamps since the last
@@ -264,12 +316,19 @@ impl GroupTable {
         self.groups.iter().map(|(name, e)| (name, e.state.restarts))
     }
 
-    /// Every group by name: its restart count, and whether the config file names it
-    /// (such a group always exists, so 0 processes means the service is down).
-    pub fn groups(&self) -> impl Iterator<Item = (&Arc<str>, u64, bool)> {
-        self.groups
-            .iter()
-            .map(|(name, e)| (name, e.state.restarts, e.configured))
+    /// Every group by name.
+    pub fn groups(&self) -> impl Iterator<Item = GroupView<'_>> {
+        self.groups.iter().map(|(name, e)| GroupView {
+            name,
+            restarts: e.state.restarts,
+            configured: e.configured,
+            exits: &e.state.exits,
+        })
+    }
+
+    /// The names of every group.
+    pub fn names(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.groups.keys()
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -311,12 +370,17 @@ mod tests {
         }
     }
 
-    fn scan(table: &mut GroupTable, now: u64, group: &str, instances: &[InstanceKey]) {
+    fn scan(
+        table: &mut GroupTable,
+        now: u64,
+        group: &str,
+        instances: &[InstanceKey],
+    ) -> Vec<VanishedInstance> {
         let mut seen = HashMap::new();
         if !instances.is_empty() {
             seen.insert(table.admit(group), instances.to_vec());
         }
-        table.observe(now as f64, &seen);
+        table.observe(now as f64, &seen)
     }
 
     fn restarts(table: &GroupTable, group: &str) -> u64 {
@@ -340,6 +404,29 @@ mod tests {
         // Death and restart between two scans.
         scan(&mut table, 200, "mysql", &[key(12, 190)]);
         assert_eq!(restarts(&table, "mysql"), 2);
+    }
+
+    #[test]
+    fn vanished_instances_are_returned_and_exits_are_counted_and_kept() {
+        let mut table = GroupTable::new(settings(), ["svc"], GroupsState::default());
+        scan(&mut table, 100, "svc", &[key(1, 10), key(2, 20)]);
+        let gone = scan(&mut table, 115, "svc", &[key(2, 20)]);
+        assert_eq!(
+            gone,
+            [VanishedInstance {
+                group: Arc::from("svc"),
+                key: key(1, 10),
+                last_seen_secs: 100.0
+            }]
+        );
+        table.take_changed();
+        table.count_exit("svc", ExitReason::Crashed);
+        table.count_exit("nope", ExitReason::Crashed);
+        assert!(table.take_changed());
+        let saved = table.to_state();
+        let back = GroupTable::new(settings(), ["svc"], saved);
+        let view = back.groups().find(|g| &**g.name == "svc").expect("svc");
+        assert_eq!(view.exits.get(&ExitReason::Crashed), Some(&1));
     }
 
     #[test]

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use super::oom::KernelKill;
 use crate::groups::live::LivePids;
-use crate::groups::rules::ProcessFields;
-use crate::groups::{auto_group_name, GroupRules};
+use crate::groups::{group_name, GroupRules, ProcessFields};
 
 #[derive(Debug, Clone)]
 pub struct VictimNamer {
@@ -30,13 +29,12 @@ impl VictimNamer {
 
     /// The group a process of this comm in this cgroup would be in.
     pub fn by_name(&self, comm: &str, cgroup: Option<&str>) -> String {
-        self.rules
-            .classify(ProcessFields {
-                comm,
-                cmdline: None,
-                cgroup,
-            })
-            .unwrap_or_else(|| auto_group_name(cgroup, comm))
+        let process = ProcessFields {
+            comm,
+            cmdline: None,
+            cgroup,
+        };
+        group_name(&self.rules, process).0
     }
 }
 

@@ -13,6 +13,7 @@
 //! When the log cannot be opened (no CAP_SYSLOG under dmesg_restrict, a container) the
 //! thread says once what to grant, keeps `oomwatch_kmsg_up` at 0, and retries every 30 s.
 
+use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,7 @@ use super::attribution::{constraint_label, VictimNamer};
 use super::ledger::{AttributedKill, KillLedger, RssAtDeath, SeqCheck};
 use super::oom::{OomAssembler, OomEvent};
 use super::record::{parse_record, split_records};
+use crate::exits::accounting::RecentVictim;
 use crate::state::StateStore;
 
 /// How long a burst of records that held no kill may stay unpersisted.
@@ -36,11 +38,16 @@ const FILE_FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 /// Larger than any kmsg record (the kernel's limit is 1024 bytes of text plus metadata).
 const RECORD_BUFFER: usize = 16 * 1024;
 
+/// Victims kept for matching exits with kills (a few minutes of even a kill storm).
+const RECENT_VICTIMS: usize = 512;
+
 /// What the follower shares with the scrapes.
 #[derive(Debug, Default)]
 pub struct KmsgShared {
     up: AtomicBool,
     ledger: Mutex<KillLedger>,
+    /// The latest OOM victims, replayed ones included, for the exit accounting.
+    victims: Mutex<VecDeque<RecentVictim>>,
 }
 
 impl KmsgShared {
@@ -49,7 +56,22 @@ impl KmsgShared {
         Self {
             up: AtomicBool::new(false),
             ledger: Mutex::new(ledger),
+            victims: Mutex::default(),
         }
+    }
+
+    /// The latest OOM victims the kernel log named, oldest first.
+    pub fn recent_victims(&self) -> Vec<RecentVictim> {
+        let victims = self.victims.lock().unwrap_or_else(|p| p.into_inner());
+        victims.iter().cloned().collect()
+    }
+
+    fn note_victim(&self, victim: RecentVictim) {
+        let mut victims = self.victims.lock().unwrap_or_else(|p| p.into_inner());
+        if victims.len() >= RECENT_VICTIMS {
+            victims.pop_front();
+        }
+        victims.push_back(victim);
     }
 
     pub fn up(&self) -> bool {
@@ -212,6 +234,14 @@ impl<'f> RecordReader<'f> {
         let (source, message) = record.source();
         let event = self.assembler.push(source, message, record.seq, None);
         let shared = &self.follower.shared;
+        if let (Some(OomEvent::Kill(kill)), true) = (&event, self.live) {
+            // Replayed kills too: an exit while oomwatch was down is matched after it.
+            shared.note_victim(RecentVictim {
+                pid: kill.pid,
+                comm: kill.comm.clone(),
+                uptime_secs: record.ts_usec as f64 / 1e6,
+            });
+        }
         let mut ledger = shared.lock();
         match ledger.advance(record.seq) {
             // Seen before a restart: the assembler has its context, nothing is counted.

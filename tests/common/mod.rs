@@ -68,7 +68,21 @@ impl Exporter {
     /// Starts the binary with `args` plus a loopback listener and debug logging, and waits
     /// until it says where it listens.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_oomwatch"))
+        Self::start_via(&[], args)
+    }
+
+    /// Like `start`, with the binary run by `wrapper` (`setpriv ...`, `runuser ...`).
+    pub fn start_via(wrapper: &[&str], args: &[&str]) -> Self {
+        let binary = env!("CARGO_BIN_EXE_oomwatch");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args([
                 "--web.listen-address",
                 "127.0.0.1:0",

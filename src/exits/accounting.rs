@@ -1,0 +1,252 @@
+//! Settling exits at scan time: each exit gets exactly one reason, once.
+//!
+//! Two sources meet here. Exit events (from the listener) carry the wait status; a SIGKILL
+//! is `oom_killed` when the kernel log named the same pid and comm as an OOM victim
+//! within `OOM_MATCH_WINDOW_SECS` of the exit, and a SIGKILL nobody has explained yet is held
+//! for `KERNEL_LOG_GRACE_SECS` so the kernel-log thread can catch up. Instances the scan saw
+//! vanish are settled by their event when one arrives; one still without an event a scan
+//! later (no connector, or its events were lost, or the exporter was down) is settled from
+//! what is known: `oom_killed` when the kernel log named it between its last sighting and
+//! now, else `unknown`. Times are seconds since boot; pure.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::reason::{ExitReason, WaitStatus};
+use super::tracker::ExitRecord;
+use crate::groups::NameSource;
+
+/// How far apart an exit event and the kernel log's report of the kill may be stamped.
+/// The two clocks (CLOCK_MONOTONIC, the printk clock) agree to well under a second on a
+/// running host; the window is wide so a victim stuck in D state still matches.
+pub const OOM_MATCH_WINDOW_SECS: f64 = 30.0;
+/// How long a SIGKILL waits for the kernel log to name it before it is settled `killed`.
+pub const KERNEL_LOG_GRACE_SECS: f64 = 3.0;
+
+/// An instance the scan saw before and does not see now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vanished {
+    pub group: Arc<str>,
+    pub pid: u32,
+    pub comm: Option<Arc<str>>,
+    /// Seconds since boot at the last scan that saw it alive.
+    pub last_seen_secs: f64,
+}
+
+/// An OOM victim the kernel log named.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentVictim {
+    pub pid: u32,
+    pub comm: String,
+    /// The kernel log's time stamp, seconds since boot.
+    pub uptime_secs: f64,
+}
+
+/// One exit, settled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettledExit {
+    pub group: Arc<str>,
+    /// How the group was named; None when the scan's table gave it (a vanished instance).
+    pub source: Option<NameSource>,
+    pub pid: u32,
+    pub comm: String,
+    pub reason: ExitReason,
+    /// None when inferred from a scan.
+    pub status: Option<WaitStatus>,
+    /// When it ended (the event's stamp, or the scan that found it gone), since boot.
+    pub at_secs: f64,
+}
+
+#[derive(Debug, Default)]
+pub struct ExitAccounting {
+    scan: u64,
+    /// SIGKILLs waiting for the kernel log.
+    held: Vec<ExitRecord>,
+    /// Pids with an exit event in the last scans, with the scan that took it.
+    recorded: HashMap<u32, u64>,
+    /// Vanished instances without an event yet, with the scan that found them gone.
+    waiting: Vec<(Vanished, u64)>,
+}
+
+impl ExitAccounting {
+    /// Settles one scan's worth: the exit events since the last scan, the instances this
+    /// scan found gone, the kernel log's recent victims; `now_secs` since boot.
+    pub fn settle(
+        &mut self,
+        records: Vec<ExitRecord>,
+        vanished: Vec<Vanished>,
+        victims: &[RecentVictim],
+        now_secs: f64,
+    ) -> Vec<SettledExit> {
+        self.scan += 1;
+        let scan = self.scan;
+        let mut settled = Vec::new();
+        let mut candidates = std::mem::take(&mut self.held);
+        candidates.extend(records);
+        for record in candidates {
+            self.recorded.insert(record.pid, scan);
+            let at_secs = record.monotonic_ns as f64 / 1e9;
+            let comm = record.comm.as_str().into_owned();
+            let oom = victims.iter().any(|v| {
+                v.pid == record.pid
+                    && (v.uptime_secs - at_secs).abs() <= OOM_MATCH_WINDOW_SECS
+                    && same_comm(&v.comm, &comm)
+            });
+            if record.status.is_sigkill() && !oom && now_secs - at_secs < KERNEL_LOG_GRACE_SECS {
+                self.held.push(record);
+                continue;
+            }
+            settled.push(SettledExit {
+                group: record.group.clone(),
+                source: Some(record.source),
+                pid: record.pid,
+                comm,
+                reason: record.status.reason(oom),
+                status: Some(record.status),
+                at_secs,
+            });
+        }
+        self.waiting
+            .extend(vanished.into_iter().map(|gone| (gone, scan)));
+        let recorded = &self.recorded;
+        self.waiting.retain(|(gone, found_at)| {
+            if recorded.contains_key(&gone.pid) {
+                return false; // its event settles it
+            }
+            if *found_at == scan {
+                return true; // its event may still be on its way
+            }
+            let oom = victims.iter().any(|v| {
+                v.pid == gone.pid
+                    && v.uptime_secs >= gone.last_seen_secs - 1.0
+                    && v.uptime_secs <= now_secs + 1.0
+            });
+            settled.push(SettledExit {
+                group: gone.group.clone(),
+                source: None,
+                pid: gone.pid,
+                comm: gone.comm.as_deref().unwrap_or("").to_owned(),
+                reason: if oom {
+                    ExitReason::OomKilled
+                } else {
+                    ExitReason::Unknown
+                },
+                status: None,
+                at_secs: now_secs,
+            });
+            false
+        });
+        // A pid's event matters to the instance found gone this scan or the next.
+        self.recorded.retain(|_, at| *at + 2 > scan);
+        settled
+    }
+}
+
+/// The kernel keeps 15 bytes of a comm; a longer one (from a rule's view) is cut alike.
+fn same_comm(a: &str, b: &str) -> bool {
+    let cut = |s: &str| -> Vec<u8> { s.bytes().take(15).collect() };
+    cut(a) == cut(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exits::tracker::Comm;
+
+    fn record(pid: u32, raw: u32, at_secs: f64) -> ExitRecord {
+        ExitRecord {
+            pid,
+            comm: Comm::new(b"mysqld"),
+            group: Arc::from("mysql"),
+            source: NameSource::Rule,
+            status: WaitStatus::from_exit_code(raw),
+            monotonic_ns: (at_secs * 1e9) as u64,
+        }
+    }
+
+    fn gone(pid: u32, last_seen_secs: f64) -> Vanished {
+        Vanished {
+            group: Arc::from("mysql"),
+            pid,
+            comm: Some(Arc::from("mysqld")),
+            last_seen_secs,
+        }
+    }
+
+    fn victim(pid: u32, at: f64) -> RecentVictim {
+        RecentVictim {
+            pid,
+            comm: "mysqld".into(),
+            uptime_secs: at,
+        }
+    }
+
+    fn reasons(settled: &[SettledExit]) -> Vec<(u32, ExitReason)> {
+        settled.iter().map(|s| (s.pid, s.reason)).collect()
+    }
+
+    #[test]
+    fn an_event_settles_its_vanished_instance_exactly_once_in_any_order() {
+        let mut accounting = ExitAccounting::default();
+        // The event arrives before the scan that finds the instance gone.
+        let first = accounting.settle(vec![record(10, 3 << 8, 99.0)], vec![], &[], 100.0);
+        assert_eq!(reasons(&first), [(10, ExitReason::ExitedError)]);
+        assert!(accounting
+            .settle(vec![], vec![gone(10, 90.0)], &[], 115.0)
+            .is_empty());
+        // The scan finds it gone before the event is read.
+        assert!(accounting
+            .settle(vec![], vec![gone(11, 115.0)], &[], 130.0)
+            .is_empty());
+        let late = accounting.settle(vec![record(11, 0, 129.0)], vec![], &[], 145.0);
+        assert_eq!(reasons(&late), [(11, ExitReason::ExitedOk)]);
+        assert!(accounting.settle(vec![], vec![], &[], 160.0).is_empty());
+    }
+
+    #[test]
+    fn a_sigkill_waits_for_the_kernel_log_then_is_oom_killed_or_killed() {
+        let mut accounting = ExitAccounting::default();
+        assert!(accounting
+            .settle(vec![record(20, 9, 199.5)], vec![], &[], 200.0)
+            .is_empty());
+        let named = accounting.settle(vec![], vec![], &[victim(20, 199.4)], 200.5);
+        assert_eq!(reasons(&named), [(20, ExitReason::OomKilled)]);
+        assert!(accounting
+            .settle(vec![record(21, 9, 300.0)], vec![], &[], 300.5)
+            .is_empty());
+        let killed = accounting.settle(vec![], vec![], &[victim(20, 199.4)], 305.0);
+        assert_eq!(reasons(&killed), [(21, ExitReason::Killed)]);
+    }
+
+    #[test]
+    fn a_victim_of_another_comm_or_another_time_does_not_match() {
+        let mut accounting = ExitAccounting::default();
+        let other_comm = RecentVictim {
+            comm: "java".into(),
+            ..victim(30, 400.0)
+        };
+        let long_ago = victim(30, 100.0);
+        let settled = accounting.settle(
+            vec![record(30, 9, 400.0)],
+            vec![],
+            &[other_comm, long_ago],
+            410.0,
+        );
+        assert_eq!(reasons(&settled), [(30, ExitReason::Killed)]);
+    }
+
+    #[test]
+    fn without_events_a_vanished_instance_is_inferred_a_scan_later() {
+        let mut accounting = ExitAccounting::default();
+        assert!(accounting
+            .settle(vec![], vec![gone(40, 500.0), gone(41, 500.0)], &[], 515.0)
+            .is_empty());
+        let inferred = accounting.settle(vec![], vec![], &[victim(41, 510.0)], 530.0);
+        assert_eq!(
+            reasons(&inferred),
+            [(40, ExitReason::Unknown), (41, ExitReason::OomKilled)]
+        );
+        assert_eq!(inferred[0].source, None);
+        assert!(accounting.settle(vec![], vec![], &[], 545.0).is_empty());
+    }
+}

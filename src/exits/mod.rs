@@ -1,0 +1,171 @@
+//! Exit reasons: how each instance of a group ended, from the kernel's process-events
+//! connector.
+//!
+//! `connector` parses what the kernel sends; `tracker` keeps every live process's group
+//! from fork, exec and comm events; `namer` reads a new program's group from /proc with
+//! the scan's rules; `listener` is the thread that owns the netlink socket and feeds
+//! top-level exits into `ExitsShared`; `accounting` (run by the processes collector at
+//! each scan) matches them with the kernel log's OOM victims and with the instances the
+//! scan saw vanish, and settles each exit into one `reason`.
+
+pub mod accounting;
+pub mod connector;
+pub mod listener;
+pub mod namer;
+pub mod reason;
+pub mod tracker;
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::groups::NameSource;
+use tracker::ExitRecord;
+
+/// Exits waiting for the next scan; beyond, they are counted as lost (overflow).
+pub const QUEUE_CAPACITY: usize = 8192;
+
+/// Why an exit could not be accounted to a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LostCause {
+    /// The kernel dropped events: the socket's receive buffer overflowed.
+    Dropped,
+    /// A process exited before oomwatch could read which program it was.
+    Unnamed,
+    /// More exits between two scans than the queue holds.
+    Overflow,
+}
+
+impl LostCause {
+    pub const ALL: [LostCause; 3] = [LostCause::Dropped, LostCause::Unnamed, LostCause::Overflow];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            LostCause::Dropped => "dropped",
+            LostCause::Unnamed => "unnamed",
+            LostCause::Overflow => "overflow",
+        }
+    }
+}
+
+/// What the listener thread shares with the scans.
+#[derive(Debug, Default)]
+pub struct ExitsShared {
+    up: AtomicBool,
+    lost: [AtomicU64; 3],
+    events: AtomicU64,
+    queue: Mutex<VecDeque<ExitRecord>>,
+    /// Groups the scan's table holds: exits of comm-named groups outside it are not kept.
+    known_groups: RwLock<Arc<HashSet<Arc<str>>>>,
+}
+
+/// The listener's health, as a scan reads it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExitsStatus {
+    pub up: bool,
+    /// Per `LostCause::ALL`.
+    pub lost: [u64; 3],
+    /// Process events handled since start.
+    pub events: u64,
+}
+
+impl ExitsShared {
+    pub fn status(&self) -> ExitsStatus {
+        ExitsStatus {
+            up: self.up.load(Ordering::Relaxed),
+            lost: [0, 1, 2].map(|i| self.lost[i].load(Ordering::Relaxed)),
+            events: self.events.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_lost(&self, cause: LostCause, n: u64) {
+        let index = LostCause::ALL.iter().position(|c| *c == cause).unwrap_or(0);
+        self.lost[index].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_events(&self, n: u64) {
+        self.events.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Queues a top-level exit for the next scan, if its group can be counted: named by a
+    /// rule or a cgroup, or a comm-named group the scan already knows. A shell's every
+    /// `grep` is a top-level instance of its own comm group, and is not kept.
+    pub(crate) fn push(&self, record: ExitRecord) {
+        if record.source == NameSource::Comm && !self.knows(&record.group) {
+            return;
+        }
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.len() >= QUEUE_CAPACITY {
+            drop(queue);
+            self.count_lost(LostCause::Overflow, 1);
+            return;
+        }
+        queue.push_back(record);
+    }
+
+    /// Takes every queued exit.
+    pub fn drain(&self) -> Vec<ExitRecord> {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        queue.drain(..).collect()
+    }
+
+    /// Publishes the groups the scan's table holds.
+    pub fn set_known_groups(&self, groups: HashSet<Arc<str>>) {
+        let mut known = self.known_groups.write().unwrap_or_else(|p| p.into_inner());
+        *known = Arc::new(groups);
+    }
+
+    fn knows(&self, group: &str) -> bool {
+        let known = self.known_groups.read().unwrap_or_else(|p| p.into_inner());
+        known.contains(group)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exits::reason::WaitStatus;
+    use crate::exits::tracker::Comm;
+
+    fn record(group: &str, source: NameSource) -> ExitRecord {
+        ExitRecord {
+            pid: 1,
+            comm: Comm::new(b"x"),
+            group: Arc::from(group),
+            source,
+            status: WaitStatus::Exited { code: 0 },
+            monotonic_ns: 0,
+        }
+    }
+
+    #[test]
+    fn comm_groups_are_kept_only_when_the_scan_knows_them() {
+        let shared = ExitsShared::default();
+        shared.push(record("grep", NameSource::Comm));
+        shared.push(record("nginx.service", NameSource::Cgroup));
+        shared.push(record("db", NameSource::Rule));
+        shared.set_known_groups([Arc::from("redis-server")].into_iter().collect());
+        shared.push(record("redis-server", NameSource::Comm));
+        let groups: Vec<_> = shared.drain().iter().map(|r| r.group.to_string()).collect();
+        assert_eq!(groups, ["nginx.service", "db", "redis-server"]);
+        assert!(shared.drain().is_empty());
+    }
+
+    #[test]
+    fn a_full_queue_counts_what_it_cannot_hold() {
+        let shared = ExitsShared::default();
+        for _ in 0..QUEUE_CAPACITY + 5 {
+            shared.push(record("db", NameSource::Rule));
+        }
+        assert_eq!(shared.status().lost, [0, 0, 5]);
+        assert_eq!(shared.drain().len(), QUEUE_CAPACITY);
+    }
+}
