@@ -521,7 +521,7 @@ impl Collector for SnapshotMetrics {
             )?;
             f.counters(
                 "oomwatch_exit_events_lost_total",
-                "Exits that could not be accounted to a group: dropped (the kernel dropped events), unnamed (the process exited before its program could be read), overflow (more exits between two scrapes than the queue holds).",
+                "Exits that could not be accounted to a group: dropped (the kernel could not deliver events), unnamed (the process exited before its program could be read), overflow (more exits between two scrapes than the queue holds).",
                 LostCause::ALL
                     .iter()
                     .zip(e.lost)

@@ -23,7 +23,7 @@ use crate::groups::NameSource;
 use tracker::ExitRecord;
 
 /// Exits waiting for the next scan; beyond, they are counted as lost (overflow).
-pub const QUEUE_CAPACITY: usize = 8192;
+pub const QUEUE_CAPACITY: usize = 32_768;
 
 /// Why an exit could not be accounted to a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
