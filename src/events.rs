@@ -1,8 +1,9 @@
 //! The event log (`<state.dir>/events.jsonl`): what happened to processes, one JSON object
 //! per line, oldest first, kept across exporter restarts and reboots.
 //!
-//! Appending is one `write` of whole lines to a file opened with `O_APPEND`, so a crash
-//! leaves at worst a torn last line, which reading skips and counts. The file is bounded:
+//! Appending is one `write` of whole lines to a file opened with `O_APPEND`, then
+//! `fdatasync`, so a crash leaves at worst a torn last line, which reading skips and
+//! counts, and the next append starts on a line of its own. The file is bounded:
 //! when it holds twice `--events.max` lines it is rewritten atomically with the newest
 //! `--events.max`. A log that cannot be written keeps the exporter running; the error is
 //! logged once and counted.
@@ -137,11 +138,15 @@ impl EventLog {
         if inner.torn {
             text.insert(0, b'\n');
         }
+        // Synced: the exits just before a crash or a panic on OOM are the ones wanted.
         let appended = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.path())
-            .and_then(|mut file| file.write_all(&text));
+            .and_then(|mut file| {
+                file.write_all(&text)?;
+                file.sync_data()
+            });
         let result = appended.and_then(|()| {
             inner.torn = false;
             inner.lines += events.len();
@@ -157,6 +162,8 @@ impl EventLog {
             }
             Ok(()) => {}
             Err(e) => {
+                // Part of the text may be in the file: start the next append on a new line.
+                inner.torn = true;
                 inner.write_errors += 1;
                 if !inner.failing {
                     tracing::warn!(path = %self.path().display(), error = %e,

@@ -19,6 +19,7 @@ use super::{read_file, CollectError, Collector};
 use crate::cgroupfs::MemoryHierarchy;
 use crate::events::{Event, EventKind, EventLog};
 use crate::exits::accounting::{ExitAccounting, Vanished};
+use crate::exits::reason::ExitReason;
 use crate::exits::ExitsShared;
 use crate::groups::live::LivePids;
 use crate::groups::table::VanishedInstance;
@@ -272,11 +273,15 @@ impl ProcessesCollector {
             .map_or(0.0, |d| d.as_secs_f64());
         let mut events = Vec::with_capacity(settled.len());
         for exit in settled {
-            // A comm-named group the table does not hold is a passing command, not a
-            // service; a rule or a cgroup names a service even if no scan saw it alive.
+            // A group no scan has seen is created by an exit only when a rule or a cgroup
+            // names it and the exit is a failure: a unit crash-looping between scrapes
+            // counts; a comm-named passing command, or a job container that finished
+            // well, does not take a slot under --groups.max.
             let group = if self.table.contains(&exit.group) {
                 exit.group.clone()
-            } else if exit.source.is_some_and(|s| s != NameSource::Comm) {
+            } else if exit.source.is_some_and(|s| s != NameSource::Comm)
+                && exit.reason != ExitReason::ExitedOk
+            {
                 self.table.admit(&exit.group)
             } else {
                 continue;

@@ -3,11 +3,14 @@
 //! Two sources meet here. Exit events (from the listener) carry the wait status; a SIGKILL
 //! is `oom_killed` when the kernel log named the same pid and comm as an OOM victim
 //! within `OOM_MATCH_WINDOW_SECS` of the exit, and a SIGKILL nobody has explained yet is held
-//! for `KERNEL_LOG_GRACE_SECS` so the kernel-log thread can catch up. Instances the scan saw
-//! vanish are settled by their event when one arrives; one still without an event a scan
-//! later (no connector, or its events were lost, or the exporter was down) is settled from
-//! what is known: `oom_killed` when the kernel log named it between its last sighting and
-//! now, else `unknown`. Times are seconds since boot; pure.
+//! for `KERNEL_LOG_GRACE_SECS` so the kernel-log thread can catch up. A top-level exit counts
+//! on its own; any other exit only settles an instance the scan saw as top-level (a
+//! daemon's reparented child). Instances the scan saw vanish are settled by their event
+//! (same pid and group) when one arrives; one still without an event `INFER_AFTER_SECS`
+//! later (no connector, its events lost, or the exporter was down) is settled from what
+//! is known: `oom_killed` when the kernel log named it between its last sighting and now,
+//! else `unknown`, and an event arriving after that is not counted again. Times are
+//! seconds since boot (CLOCK_BOOTTIME); pure.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +25,10 @@ use crate::groups::NameSource;
 pub const OOM_MATCH_WINDOW_SECS: f64 = 30.0;
 /// How long a SIGKILL waits for the kernel log to name it before it is settled `killed`.
 pub const KERNEL_LOG_GRACE_SECS: f64 = 3.0;
+/// How long a vanished instance waits for its exit event before it is inferred.
+pub const INFER_AFTER_SECS: f64 = 5.0;
+/// How long a settled pid is remembered, to match it with its other source.
+const REMEMBER_SECS: f64 = 120.0;
 
 /// An instance the scan saw before and does not see now.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,20 +64,31 @@ pub struct SettledExit {
     pub at_secs: f64,
 }
 
+/// An exit event already taken, kept to match a vanished instance.
+#[derive(Debug)]
+struct Recorded {
+    group: Arc<str>,
+    at_secs: f64,
+    /// The settlement of an exit that did not count on its own (not top-level), for the
+    /// vanished instance it may turn out to be.
+    pending: Option<SettledExit>,
+}
+
 #[derive(Debug, Default)]
 pub struct ExitAccounting {
-    scan: u64,
     /// SIGKILLs waiting for the kernel log.
     held: Vec<ExitRecord>,
-    /// Pids with an exit event in the last scans, with the scan that took it.
-    recorded: HashMap<u32, u64>,
-    /// Vanished instances without an event yet, with the scan that found them gone.
-    waiting: Vec<(Vanished, u64)>,
+    recorded: HashMap<u32, Recorded>,
+    /// Vanished instances without an event yet, with when they were found gone.
+    waiting: Vec<(Vanished, f64)>,
+    /// Pids settled by inference, with their group and when: a late event is not counted.
+    inferred: HashMap<u32, (Arc<str>, f64)>,
 }
 
 impl ExitAccounting {
-    /// Settles one scan's worth: the exit events since the last scan, the instances this
-    /// scan found gone, the kernel log's recent victims; `now_secs` since boot.
+    /// Settles what can be settled now: the exit events since the last call, the
+    /// instances this scan found gone, against the kernel log's recent victims;
+    /// `now_secs` since boot.
     pub fn settle(
         &mut self,
         records: Vec<ExitRecord>,
@@ -78,14 +96,19 @@ impl ExitAccounting {
         victims: &[RecentVictim],
         now_secs: f64,
     ) -> Vec<SettledExit> {
-        self.scan += 1;
-        let scan = self.scan;
         let mut settled = Vec::new();
         let mut candidates = std::mem::take(&mut self.held);
         candidates.extend(records);
         for record in candidates {
-            self.recorded.insert(record.pid, scan);
-            let at_secs = record.monotonic_ns as f64 / 1e9;
+            if self
+                .inferred
+                .get(&record.pid)
+                .is_some_and(|(group, _)| *group == record.group)
+            {
+                self.inferred.remove(&record.pid);
+                continue; // counted when it was found gone without this event
+            }
+            let at_secs = record.boottime_ns as f64 / 1e9;
             let comm = record.comm.as_str().into_owned();
             let oom = victims.iter().any(|v| {
                 v.pid == record.pid
@@ -96,7 +119,7 @@ impl ExitAccounting {
                 self.held.push(record);
                 continue;
             }
-            settled.push(SettledExit {
+            let exit = SettledExit {
                 group: record.group.clone(),
                 source: Some(record.source),
                 pid: record.pid,
@@ -104,16 +127,34 @@ impl ExitAccounting {
                 reason: record.status.reason(oom),
                 status: Some(record.status),
                 at_secs,
-            });
+            };
+            let pending = if record.top_level {
+                settled.push(exit);
+                None
+            } else {
+                Some(exit)
+            };
+            self.recorded.insert(
+                record.pid,
+                Recorded {
+                    group: record.group,
+                    at_secs,
+                    pending,
+                },
+            );
         }
         self.waiting
-            .extend(vanished.into_iter().map(|gone| (gone, scan)));
-        let recorded = &self.recorded;
+            .extend(vanished.into_iter().map(|gone| (gone, now_secs)));
+        let (recorded, inferred) = (&mut self.recorded, &mut self.inferred);
         self.waiting.retain(|(gone, found_at)| {
-            if recorded.contains_key(&gone.pid) {
-                return false; // its event settles it
+            if let Some(record) = recorded
+                .get_mut(&gone.pid)
+                .filter(|r| r.group == gone.group)
+            {
+                settled.extend(record.pending.take());
+                return false;
             }
-            if *found_at == scan {
+            if now_secs - found_at < INFER_AFTER_SECS {
                 return true; // its event may still be on its way
             }
             let oom = victims.iter().any(|v| {
@@ -121,6 +162,7 @@ impl ExitAccounting {
                     && v.uptime_secs >= gone.last_seen_secs - 1.0
                     && v.uptime_secs <= now_secs + 1.0
             });
+            inferred.insert(gone.pid, (gone.group.clone(), now_secs));
             settled.push(SettledExit {
                 group: gone.group.clone(),
                 source: None,
@@ -136,8 +178,10 @@ impl ExitAccounting {
             });
             false
         });
-        // A pid's event matters to the instance found gone this scan or the next.
-        self.recorded.retain(|_, at| *at + 2 > scan);
+        self.recorded
+            .retain(|_, r| now_secs - r.at_secs < REMEMBER_SECS);
+        self.inferred
+            .retain(|_, (_, at)| now_secs - *at < REMEMBER_SECS);
         settled
     }
 }
@@ -160,7 +204,8 @@ mod tests {
             group: Arc::from("mysql"),
             source: NameSource::Rule,
             status: WaitStatus::from_exit_code(raw),
-            monotonic_ns: (at_secs * 1e9) as u64,
+            boottime_ns: (at_secs * 1e9) as u64,
+            top_level: true,
         }
     }
 
@@ -236,17 +281,48 @@ mod tests {
     }
 
     #[test]
-    fn without_events_a_vanished_instance_is_inferred_a_scan_later() {
+    fn without_events_a_vanished_instance_is_inferred_after_a_while_and_not_again() {
         let mut accounting = ExitAccounting::default();
         assert!(accounting
             .settle(vec![], vec![gone(40, 500.0), gone(41, 500.0)], &[], 515.0)
             .is_empty());
+        // Scrapes in quick succession do not hurry the inference.
+        assert!(accounting.settle(vec![], vec![], &[], 516.0).is_empty());
         let inferred = accounting.settle(vec![], vec![], &[victim(41, 510.0)], 530.0);
         assert_eq!(
             reasons(&inferred),
             [(40, ExitReason::Unknown), (41, ExitReason::OomKilled)]
         );
         assert_eq!(inferred[0].source, None);
-        assert!(accounting.settle(vec![], vec![], &[], 545.0).is_empty());
+        // The event, late: already counted.
+        assert!(accounting
+            .settle(vec![record(40, 0, 514.0)], vec![], &[], 545.0)
+            .is_empty());
+    }
+
+    #[test]
+    fn a_reparented_childs_exit_settles_its_vanished_instance_only() {
+        let mut accounting = ExitAccounting::default();
+        let child = ExitRecord {
+            top_level: false,
+            ..record(50, 11, 599.0)
+        };
+        assert!(
+            accounting
+                .settle(vec![child], vec![], &[], 600.0)
+                .is_empty(),
+            "not an instance on its own"
+        );
+        let settled = accounting.settle(vec![], vec![gone(50, 590.0)], &[], 615.0);
+        assert_eq!(reasons(&settled), [(50, ExitReason::Crashed)]);
+        // A worker no scan saw as an instance never counts.
+        let worker = ExitRecord {
+            top_level: false,
+            ..record(51, 15, 620.0)
+        };
+        assert!(accounting
+            .settle(vec![worker], vec![], &[], 621.0)
+            .is_empty());
+        assert!(accounting.settle(vec![], vec![], &[], 700.0).is_empty());
     }
 }

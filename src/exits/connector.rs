@@ -33,8 +33,9 @@ const PROC_EVENT_EXIT: u32 = 0x8000_0000;
 pub const LISTEN_REQUEST_LEN: usize = NLMSG_HEADER + CN_MSG_HEADER + 4;
 
 /// The message that subscribes the sending socket to process events; `port` is the
-/// socket's netlink port id (its pid for the first socket of a process).
-pub fn listen_request(port: u32, seq: u32) -> [u8; LISTEN_REQUEST_LEN] {
+/// socket's netlink port id. The kernel's acknowledgement carries `ack + 1` (its sequence
+/// number is the connector's own).
+pub fn listen_request(port: u32, seq: u32, ack: u32) -> [u8; LISTEN_REQUEST_LEN] {
     let mut out = [0u8; LISTEN_REQUEST_LEN];
     out[0..4].copy_from_slice(&(LISTEN_REQUEST_LEN as u32).to_ne_bytes());
     out[4..6].copy_from_slice(&NLMSG_DONE.to_ne_bytes());
@@ -45,7 +46,7 @@ pub fn listen_request(port: u32, seq: u32) -> [u8; LISTEN_REQUEST_LEN] {
     out[cn..cn + 4].copy_from_slice(&CN_IDX_PROC.to_ne_bytes());
     out[cn + 4..cn + 8].copy_from_slice(&CN_VAL_PROC.to_ne_bytes());
     out[cn + 8..cn + 12].copy_from_slice(&seq.to_ne_bytes());
-    // ack 0
+    out[cn + 12..cn + 16].copy_from_slice(&ack.to_ne_bytes());
     out[cn + 16..cn + 18].copy_from_slice(&4u16.to_ne_bytes());
     // flags 0
     out[cn + 20..cn + 24].copy_from_slice(&PROC_CN_MCAST_LISTEN.to_ne_bytes());
@@ -91,8 +92,10 @@ pub enum ProcEvent {
 /// An event with what the connector says around it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventMessage {
-    /// The connector's per-CPU sequence number (for acks: the request's).
+    /// The connector's per-CPU sequence number.
     pub seq: u32,
+    /// For an acknowledgement: the request's `ack` plus one.
+    pub ack: u32,
     pub cpu: u32,
     /// CLOCK_MONOTONIC nanoseconds when the kernel sent the event.
     pub timestamp_ns: u64,
@@ -172,6 +175,7 @@ fn parse_connector(body: &[u8]) -> Result<Option<EventMessage>, ConnectorError> 
         return Ok(None);
     }
     let seq = u32_at(body, 8);
+    let ack = u32_at(body, 12);
     let payload_len = u16::from_ne_bytes([body[16], body[17]]) as usize;
     let payload = body
         .get(CN_MSG_HEADER..CN_MSG_HEADER + payload_len)
@@ -222,6 +226,7 @@ fn parse_connector(body: &[u8]) -> Result<Option<EventMessage>, ConnectorError> 
     };
     Ok(Some(EventMessage {
         seq,
+        ack,
         cpu,
         timestamp_ns,
         event,
@@ -252,19 +257,29 @@ pub fn comm_str(comm: &[u8; 16]) -> &[u8] {
 }
 
 /// Counts events the kernel dropped, from gaps in the per-CPU sequence numbers.
+///
+/// An acknowledgement of any listener's subscription takes a number from some CPU's
+/// sequence too, but says CPU -1; every listener receives it. Its number is remembered, and
+/// a gap it falls in is that much smaller: another program subscribing is no loss.
 #[derive(Debug, Default)]
 pub struct LossCounter {
     last_seq: Vec<Option<u32>>,
+    acks: Vec<u32>,
 }
 
 /// Larger jumps are a counter reset or a garbled message, not this many drops.
 const MAX_PLAUSIBLE_GAP: u32 = 1 << 24;
+const ACKS_KEPT: usize = 64;
 
 impl LossCounter {
     /// Notes an event; returns how many events of that CPU were dropped before it.
     pub fn observe(&mut self, message: &EventMessage) -> u64 {
         if matches!(message.event, ProcEvent::Ack { .. }) {
-            return 0; // numbered after the request, not the CPU
+            if self.acks.len() >= ACKS_KEPT {
+                self.acks.remove(0);
+            }
+            self.acks.push(message.seq);
+            return 0;
         }
         let cpu = message.cpu as usize;
         if cpu >= 65_536 {
@@ -273,18 +288,19 @@ impl LossCounter {
         if self.last_seq.len() <= cpu {
             self.last_seq.resize(cpu + 1, None);
         }
-        let previous = self.last_seq[cpu].replace(message.seq);
-        match previous {
-            Some(previous) => {
-                let gap = message.seq.wrapping_sub(previous).wrapping_sub(1);
-                if gap < MAX_PLAUSIBLE_GAP {
-                    u64::from(gap)
-                } else {
-                    0
-                }
-            }
-            None => 0,
+        let Some(previous) = self.last_seq[cpu].replace(message.seq) else {
+            return 0;
+        };
+        let gap = message.seq.wrapping_sub(previous).wrapping_sub(1);
+        if gap == 0 || gap >= MAX_PLAUSIBLE_GAP {
+            return 0;
         }
+        // Acknowledgements numbered inside the gap explain that much of it.
+        let before = self.acks.len();
+        self.acks
+            .retain(|&ack| ack.wrapping_sub(previous).wrapping_sub(1) >= gap);
+        let explained = (before - self.acks.len()) as u32;
+        u64::from(gap.saturating_sub(explained))
     }
 }
 
@@ -326,11 +342,12 @@ pub(crate) mod tests {
 
     #[test]
     fn the_listen_request_has_the_kernels_layout() {
-        let request = listen_request(4242, 7);
+        let request = listen_request(4242, 7, 9);
         assert_eq!(u32_at(&request, 0) as usize, request.len());
         assert_eq!(u32_at(&request, 12), 4242);
         assert_eq!(u32_at(&request, 16), CN_IDX_PROC);
         assert_eq!(u32_at(&request, 20), CN_VAL_PROC);
+        assert_eq!(u32_at(&request, 28), 9, "ack");
         assert_eq!(u32_at(&request, 36), 1, "PROC_CN_MCAST_LISTEN");
     }
 
@@ -409,6 +426,7 @@ pub(crate) mod tests {
         let mut loss = LossCounter::default();
         let message = |seq, cpu| EventMessage {
             seq,
+            ack: 0,
             cpu,
             timestamp_ns: 0,
             event: ProcEvent::Other { what: 4 },
@@ -420,5 +438,14 @@ pub(crate) mod tests {
         assert_eq!(loss.observe(&message(501, 1)), 0);
         assert_eq!(loss.observe(&message(u32::MAX, 2)), 0);
         assert_eq!(loss.observe(&message(1, 2)), 1, "wraps");
+        // Another program's subscription took number 16 on CPU 0: no loss there.
+        let ack = EventMessage {
+            event: ProcEvent::Ack { err: 0 },
+            cpu: u32::MAX,
+            ..message(16, 0)
+        };
+        assert_eq!(loss.observe(&ack), 0);
+        assert_eq!(loss.observe(&message(17, 0)), 0);
+        assert_eq!(loss.observe(&message(20, 0)), 2);
     }
 }

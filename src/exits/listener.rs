@@ -39,6 +39,9 @@ const RETRY_DELAY: Duration = Duration::from_secs(60);
 /// Reconciling with /proc after a loss happens at most this often.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
 const DATAGRAM_BUFFER: usize = 64 * 1024;
+/// The subscription's `ack` field; the kernel's acknowledgement carries it plus one, which
+/// tells it from the acknowledgements of other programs' subscriptions.
+const REQUEST_ACK: u32 = 0x6f6f_6d77;
 /// The listener thread's nice value (where allowed): ahead of ordinary work, far from
 /// real-time.
 const LISTENER_NICE: i32 = -10;
@@ -132,6 +135,7 @@ impl Listener {
                 Ok((0, _)) => {}
                 Ok((n, _)) => {
                     let mut handled = 0u64;
+                    let to_boottime = boottime_offset_ns();
                     for message in parse_datagram(&buf[..n]) {
                         let message = match message {
                             Ok(message) => message,
@@ -147,7 +151,8 @@ impl Listener {
                             self.shared.count_lost(LostCause::Dropped, dropped);
                             lost_since_reconcile = true;
                         }
-                        match tracker.handle(&message.event, message.timestamp_ns, &mut namer) {
+                        let stamp = message.timestamp_ns.saturating_add_signed(to_boottime);
+                        match tracker.handle(&message.event, stamp, &mut namer) {
                             Outcome::Exit(record) => self.shared.push(record),
                             Outcome::UnnamedExit => self.shared.count_lost(LostCause::Unnamed, 1),
                             Outcome::None => {}
@@ -206,7 +211,7 @@ fn subscribe() -> Result<OwnedFd, ListenError> {
         .ok()
         .and_then(|addr| SocketAddrNetlink::try_from(addr).ok())
         .map_or(0, |addr| addr.pid());
-    let request = listen_request(port, 1);
+    let request = listen_request(port, 1, REQUEST_ACK);
     sendto(
         &socket,
         &request,
@@ -245,6 +250,9 @@ fn await_ack(socket: &OwnedFd) -> Result<(), ListenError> {
         match recv(socket, &mut buf[..], RecvFlags::DONTWAIT) {
             Ok((n, _)) => {
                 for message in parse_datagram(&buf[..n]).flatten() {
+                    if message.ack != REQUEST_ACK.wrapping_add(1) {
+                        continue; // another listener's subscription
+                    }
                     match message.event {
                         ProcEvent::Ack { err: 0 } => return Ok(()),
                         ProcEvent::Ack { err } if err == Errno::PERM.raw_os_error() as u32 => {
@@ -259,6 +267,14 @@ fn await_ack(socket: &OwnedFd) -> Result<(), ListenError> {
             Err(errno) => return Err(ListenError::Socket(errno)),
         }
     }
+}
+
+/// CLOCK_BOOTTIME minus CLOCK_MONOTONIC, in nanoseconds: event stamps are monotonic, and
+/// the scans (/proc/uptime) and the kernel log count from boot, suspend included.
+fn boottime_offset_ns() -> i64 {
+    use rustix::time::{clock_gettime, ClockId};
+    let ns = |t: rustix::time::Timespec| t.tv_sec.saturating_mul(1_000_000_000) + t.tv_nsec;
+    ns(clock_gettime(ClockId::Boottime)) - ns(clock_gettime(ClockId::Monotonic))
 }
 
 fn wait_readable(socket: &OwnedFd) -> Result<(), ListenError> {

@@ -142,7 +142,8 @@ mod tests {
             group: Arc::from(group),
             source,
             status: WaitStatus::Exited { code: 0 },
-            monotonic_ns: 0,
+            boottime_ns: 0,
+            top_level: true,
         }
     }
 

@@ -4,9 +4,11 @@
 //! A fork inherits the parent's group. An exec or a rename asks the `Namer` (which reads
 //! `/proc/<pid>` with the same rules as the scan) for the new group; a process gone before
 //! it could be read keeps the inherited group and is marked unnamed, and its exit is
-//! counted as lost rather than guessed. An exit is a top-level exit (the instances
-//! restarts are counted on) when its parent at that moment, as the kernel reports it, is
-//! in another group. Threads are ignored: only thread-group leaders are processes here.
+//! counted as lost rather than guessed. A process is top-level (the instances restarts are
+//! counted on) when it became its group's by an exec or a rename under a parent of another
+//! group; a fork never is, so workers left behind by a dying master are not instances.
+//! Processes found by a walk of /proc are judged by their parent at their exit. Threads are
+//! ignored: only thread-group leaders are processes here.
 //! Pure bookkeeping over events; the listener does the I/O.
 
 use std::borrow::Cow;
@@ -71,9 +73,11 @@ struct Tracked {
     kind: Kind,
     comm: Comm,
     ppid: u32,
+    /// Decided when it was named; None for processes found by a walk of /proc.
+    top_level: Option<bool>,
 }
 
-/// A top-level process exit, named.
+/// A named process's exit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExitRecord {
     pub pid: u32,
@@ -81,8 +85,11 @@ pub struct ExitRecord {
     pub group: Arc<str>,
     pub source: NameSource,
     pub status: WaitStatus,
-    /// CLOCK_MONOTONIC nanoseconds of the exit.
-    pub monotonic_ns: u64,
+    /// Nanoseconds since boot (CLOCK_BOOTTIME, the clock of /proc/uptime) of the exit.
+    pub boottime_ns: u64,
+    /// A top-level instance: counted on its own. Other exits only tell how an instance
+    /// the scan saw as top-level (a daemon's reparented child) ended.
+    pub top_level: bool,
 }
 
 /// What one event meant for exit accounting.
@@ -130,11 +137,11 @@ impl ProcessTracker {
         self.prune_names();
     }
 
-    /// Applies one event.
+    /// Applies one event stamped `boottime_ns` since boot.
     pub fn handle(
         &mut self,
         event: &ProcEvent,
-        monotonic_ns: u64,
+        boottime_ns: u64,
         namer: &mut impl Namer,
     ) -> Outcome {
         match *event {
@@ -148,6 +155,7 @@ impl ProcessTracker {
                 }
                 let inherited = self.processes.get(&parent_tgid).map(|parent| Tracked {
                     ppid: parent_tgid,
+                    top_level: Some(false),
                     ..parent.clone()
                 });
                 let child = match inherited {
@@ -194,36 +202,45 @@ impl ProcessTracker {
                 if !named {
                     return Outcome::UnnamedExit;
                 }
-                let parent = if parent_tgid != 0 {
-                    parent_tgid
-                } else {
-                    gone.ppid
-                };
-                let parent_in_group = matches!(
-                    self.processes.get(&parent),
-                    Some(Tracked { kind: Kind::User { group: g, .. }, .. }) if *g == group
-                );
-                if parent_in_group {
-                    return Outcome::None;
-                }
+                let top_level = gone.top_level.unwrap_or_else(|| {
+                    let parent = if parent_tgid != 0 {
+                        parent_tgid
+                    } else {
+                        gone.ppid
+                    };
+                    !self.in_group(parent, &group)
+                });
                 Outcome::Exit(ExitRecord {
                     pid: tgid,
                     comm: gone.comm,
                     group,
                     source,
                     status: WaitStatus::from_exit_code(exit_code),
-                    monotonic_ns,
+                    boottime_ns,
+                    top_level,
                 })
             }
             _ => Outcome::None,
         }
     }
 
-    /// Re-reads the group of `tgid` after an exec or a rename.
+    /// True when `pid` is a user process of `group`.
+    fn in_group(&self, pid: u32, group: &Arc<str>) -> bool {
+        matches!(
+            self.processes.get(&pid),
+            Some(Tracked { kind: Kind::User { group: g, .. }, .. }) if g == group
+        )
+    }
+
+    /// Re-reads the group of `tgid` after an exec or a rename; it is top-level when its
+    /// parent is in another group.
     fn rename(&mut self, tgid: u32, namer: &mut impl Namer) {
         match namer.name(tgid) {
             Some(named) => {
-                let tracked = self.tracked(named);
+                let mut tracked = self.tracked(named);
+                if let Kind::User { group, .. } = &tracked.kind {
+                    tracked.top_level = Some(!self.in_group(tracked.ppid, group));
+                }
                 self.processes.insert(tgid, tracked);
             }
             None => {
@@ -252,6 +269,7 @@ impl ProcessTracker {
             kind,
             comm: named.comm,
             ppid: named.ppid,
+            top_level: None,
         }
     }
 
@@ -324,9 +342,12 @@ mod tests {
         }
     }
 
+    /// The group and status of a top-level exit.
     fn exit_group(outcome: Outcome) -> Option<(String, WaitStatus)> {
         match outcome {
-            Outcome::Exit(record) => Some((record.group.to_string(), record.status)),
+            Outcome::Exit(record) if record.top_level => {
+                Some((record.group.to_string(), record.status))
+            }
             _ => None,
         }
     }
@@ -368,7 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn a_daemons_child_reparented_to_init_exits_top_level() {
+    fn workers_left_behind_by_their_master_are_not_instances_but_report_how_they_ended() {
         let mut tracker = ProcessTracker::default();
         let mut namer = TableNamer::default();
         tracker.insert(1, named("init", 0, false));
@@ -383,10 +404,18 @@ mod tests {
             &mut namer,
         );
         tracker.handle(&fork(300, 301), 2, &mut namer);
-        // The parent exits (daemonised); the kernel reports the child's new parent, 1.
+        // The master exits (daemonised, or stopped); the worker is reparented to 1.
         assert!(exit_group(tracker.handle(&exit(300, 0, 1), 3, &mut namer)).is_some());
-        let child = tracker.handle(&exit(301, 11 | 0x80, 1), 4, &mut namer);
-        assert_eq!(exit_group(child).map(|(g, _)| g).as_deref(), Some("redis"));
+        match tracker.handle(&exit(301, 11 | 0x80, 1), 4, &mut namer) {
+            Outcome::Exit(record) => {
+                assert!(!record.top_level, "a forked worker is no instance");
+                assert_eq!(&*record.group, "redis");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Processes found by a walk are judged by their parent at their exit.
+        tracker.insert(400, named("redis", 1, false));
+        assert!(exit_group(tracker.handle(&exit(400, 9, 1), 5, &mut namer)).is_some());
     }
 
     #[test]

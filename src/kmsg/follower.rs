@@ -235,11 +235,19 @@ impl<'f> RecordReader<'f> {
         let event = self.assembler.push(source, message, record.seq, None);
         let shared = &self.follower.shared;
         if let (Some(OomEvent::Kill(kill)), true) = (&event, self.live) {
-            // Replayed kills too: an exit while oomwatch was down is matched after it.
+            // Replayed kills too: an exit while oomwatch was down is matched after it. A
+            // record read as it is written is stamped now on CLOCK_BOOTTIME (the clock of
+            // exit events and scans); the printk clock drifts from it over weeks.
+            let uptime_secs = if shared.up() {
+                let now = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+                now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
+            } else {
+                record.ts_usec as f64 / 1e6
+            };
             shared.note_victim(RecentVictim {
                 pid: kill.pid,
                 comm: kill.comm.clone(),
-                uptime_secs: record.ts_usec as f64 / 1e6,
+                uptime_secs,
             });
         }
         let mut ledger = shared.lock();

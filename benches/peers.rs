@@ -1,0 +1,347 @@
+//! Benchmark (not a test) of a full scrape over 127.0.0.1, side by side on one host: oomwatch
+//! (release build, default collectors), node_exporter (Debian `prometheus-node-exporter`,
+//! only vmstat, stat, pressure, meminfo and processes), process-exporter (Debian
+//! `prometheus-process-exporter`, every process grouped by comm, and a few named groups),
+//! and a raw floor (this process lists /proc and reads statm, oom_score and oom_score_adj of
+//! every pid), with 0, 1,000 and 10,000 extra idle processes.
+//!
+//! Per exporter and count: 3 warm-up scrapes, then 20 timed ones: median and p95 wall
+//! time, CPU time per scrape (the exporter's utime + stime from /proc/<pid>/stat over the
+//! batch), RSS after (VmRSS). The table goes to stdout and, for the default counts, to
+//! docs/performance.md with the machine facts. Run with `scripts/bench.sh` (installs the
+//! peers) or `cargo bench --bench peers`; `PEERS_BENCH_COUNTS=0,100` overrides the counts
+//! (and then leaves docs/performance.md alone). It changes the host (thousands of
+//! children), so it is never part of the tests.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{
+    check_kernel_limits, counts_from_env, cpu_ticks, print_machine_facts, process_cpu_ticks,
+    raise_rlimits, read_trimmed, BenchResult, Children,
+};
+
+const WARMUP: usize = 3;
+const TIMED: usize = 20;
+const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
+const PROCESS_EXPORTER: &str = "/usr/bin/prometheus-process-exporter";
+
+/// One exporter under test, running.
+struct Exporter {
+    name: &'static str,
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> BenchResult<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// GET /metrics over HTTP/1.0 (the server closes when done); returns the body length.
+fn scrape(addr: SocketAddr) -> BenchResult<usize> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\nAccept: text/plain\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    if !response.starts_with(b"HTTP/1.0 200") && !response.starts_with(b"HTTP/1.1 200") {
+        let head = String::from_utf8_lossy(&response[..response.len().min(200)]).into_owned();
+        return Err(format!("{addr}: {head}").into());
+    }
+    Ok(response.len())
+}
+
+fn start(
+    name: &'static str,
+    program: &str,
+    args: &[String],
+    addr: SocketAddr,
+) -> BenchResult<Exporter> {
+    if !Path::new(program).exists() {
+        return Err(format!(
+            "{program} is missing: apt-get install prometheus-node-exporter prometheus-process-exporter (scripts/bench.sh does)"
+        )
+        .into());
+    }
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{program}: {e}"))?;
+    let exporter = Exporter { name, child, addr };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while scrape(addr).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("{name} did not answer on {addr} within 30 s").into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(exporter)
+}
+
+fn start_all(dir: &Path) -> BenchResult<Vec<Exporter>> {
+    let by_comm = dir.join("by-comm.yml");
+    std::fs::write(
+        &by_comm,
+        "process_names:\n  - name: \"{{.Comm}}\"\n    cmdline:\n    - '.+'\n",
+    )?;
+    let few = dir.join("few.yml");
+    std::fs::write(
+        &few,
+        "process_names:\n  - name: sleepers\n    comm: [sleep]\n  - name: shells\n    comm: [bash, sh]\n  - name: exporters\n    comm: [oomwatch, prometheus-node]\n",
+    )?;
+    let mut exporters = Vec::new();
+    let addr = free_addr()?;
+    let state = dir.join("oomwatch-state");
+    exporters.push(start(
+        "oomwatch",
+        env!("CARGO_BIN_EXE_oomwatch"),
+        &[
+            "--web.listen-address".into(),
+            addr.to_string(),
+            "--state.dir".into(),
+            state.display().to_string(),
+            "--log.level".into(),
+            "warn".into(),
+        ],
+        addr,
+    )?);
+    let addr = free_addr()?;
+    let mut node_args = vec![
+        format!("--web.listen-address={addr}"),
+        "--collector.disable-defaults".into(),
+    ];
+    for collector in ["vmstat", "stat", "pressure", "meminfo", "processes"] {
+        node_args.push(format!("--collector.{collector}"));
+    }
+    exporters.push(start("node_exporter", NODE_EXPORTER, &node_args, addr)?);
+    for (name, config) in [
+        ("process-exporter (every comm)", &by_comm),
+        ("process-exporter (3 groups)", &few),
+    ] {
+        let addr = free_addr()?;
+        let args = [
+            "-web.listen-address".to_owned(),
+            addr.to_string(),
+            "-config.path".to_owned(),
+            config.display().to_string(),
+        ];
+        exporters.push(start(name, PROCESS_EXPORTER, &args, addr)?);
+    }
+    Ok(exporters)
+}
+
+/// What one exporter (or the floor) cost at one process count.
+struct Row {
+    extra: usize,
+    name: String,
+    median: Duration,
+    p95: Duration,
+    cpu_per_scrape: f64,
+    rss_kib: Option<u64>,
+    bytes: usize,
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn percentiles(mut walls: Vec<Duration>) -> (Duration, Duration) {
+    walls.sort();
+    let at = |q: f64| walls[((walls.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.95))
+}
+
+fn measure(exporter: &Exporter, extra: usize) -> BenchResult<Row> {
+    for _ in 0..WARMUP {
+        scrape(exporter.addr)?;
+    }
+    let pid = exporter.child.id().to_string();
+    let (u0, s0) = process_cpu_ticks(&pid)?;
+    let mut walls = Vec::with_capacity(TIMED);
+    let mut bytes = 0;
+    for _ in 0..TIMED {
+        let started = Instant::now();
+        bytes = scrape(exporter.addr)?;
+        walls.push(started.elapsed());
+    }
+    let (u1, s1) = process_cpu_ticks(&pid)?;
+    let ticks = (u1 + s1 - u0 - s0) as f64;
+    let (median, p95) = percentiles(walls);
+    Ok(Row {
+        extra,
+        name: exporter.name.to_owned(),
+        median,
+        p95,
+        cpu_per_scrape: ticks / rustix::param::clock_ticks_per_second() as f64 / TIMED as f64,
+        rss_kib: rss_kib(exporter.child.id()),
+        bytes,
+    })
+}
+
+/// The raw floor: list /proc, read statm, oom_score and oom_score_adj of every pid.
+fn floor_pass() -> BenchResult<usize> {
+    let mut read = 0;
+    for entry in std::fs::read_dir("/proc")? {
+        let name = entry?.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        for file in ["statm", "oom_score", "oom_score_adj"] {
+            if let Ok(bytes) = std::fs::read(format!("/proc/{pid}/{file}")) {
+                read += bytes.len();
+            }
+        }
+    }
+    Ok(read)
+}
+
+fn measure_floor(extra: usize) -> BenchResult<Row> {
+    for _ in 0..WARMUP {
+        floor_pass()?;
+    }
+    let (u0, s0) = cpu_ticks()?;
+    let mut walls = Vec::with_capacity(TIMED);
+    let mut bytes = 0;
+    for _ in 0..TIMED {
+        let started = Instant::now();
+        bytes = floor_pass()?;
+        walls.push(started.elapsed());
+    }
+    let (u1, s1) = cpu_ticks()?;
+    let ticks = (u1 + s1 - u0 - s0) as f64;
+    let (median, p95) = percentiles(walls);
+    Ok(Row {
+        extra,
+        name: "raw floor (statm, oom_score, oom_score_adj)".into(),
+        median,
+        p95,
+        cpu_per_scrape: ticks / rustix::param::clock_ticks_per_second() as f64 / TIMED as f64,
+        rss_kib: None,
+        bytes,
+    })
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| extra processes | exporter | median wall | p95 wall | CPU / scrape | RSS after | response | CPU vs floor | CPU oomwatch / this |\n\
+         | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for row in rows {
+        let floor = rows
+            .iter()
+            .find(|r| r.extra == row.extra && r.name.starts_with("raw floor"))
+            .map(|r| r.cpu_per_scrape);
+        let ours = rows
+            .iter()
+            .find(|r| r.extra == row.extra && r.name == "oomwatch")
+            .map(|r| r.cpu_per_scrape);
+        let ratio = |a: Option<f64>, b: f64| match a {
+            Some(a) if a > 0.0 && b > 0.0 => format!("{:.2}x", b / a),
+            _ => "-".into(),
+        };
+        let versus = |ours: Option<f64>| match ours {
+            Some(o) if row.cpu_per_scrape > 0.0 => format!("{:.2}x", o / row.cpu_per_scrape),
+            _ => "-".into(),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {:.1} ms | {:.1} ms | {:.3} s | {} | {} KiB | {} | {} |\n",
+            row.extra,
+            row.name,
+            row.median.as_secs_f64() * 1e3,
+            row.p95.as_secs_f64() * 1e3,
+            row.cpu_per_scrape,
+            row.rss_kib
+                .map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+            row.bytes / 1024,
+            ratio(floor, row.cpu_per_scrape),
+            versus(ours),
+        ));
+    }
+    out
+}
+
+fn main() -> BenchResult<()> {
+    let overridden = std::env::var("PEERS_BENCH_COUNTS").is_ok();
+    let counts = counts_from_env("PEERS_BENCH_COUNTS")?;
+    let max_extra = counts.iter().copied().max().unwrap_or(0);
+    println!("## oomwatch and its peers: one full scrape\n");
+    print_machine_facts()?;
+    check_kernel_limits(max_extra as u64)?;
+    raise_rlimits(max_extra as u64)?;
+    let dir = tempfile::tempdir()?;
+    let exporters = start_all(dir.path())?;
+    let mut children = Children::default();
+    let mut rows = Vec::new();
+    for &extra in &counts {
+        children.grow_to(extra)?;
+        eprintln!("peers bench: {extra} extra processes; measuring");
+        rows.push(measure_floor(extra)?);
+        for exporter in &exporters {
+            rows.push(measure(exporter, extra)?);
+        }
+    }
+    drop(exporters);
+    let reaped = children.kill_and_reap();
+    eprintln!("peers bench: killed and reaped {reaped} children");
+    let table = table(&rows);
+    println!("{table}");
+    if !overridden {
+        let cpu = read_trimmed("/proc/cpuinfo")?
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let doc = format!(
+            "# Performance\n\n\
+             Generated by `scripts/bench.sh` (`benches/peers.rs`); do not edit by hand.\n\n\
+             Machine: {} CPUs ({cpu}), kernel {}, {}.\n\n\
+             Each row: {TIMED} scrapes of `/metrics` over 127.0.0.1 after {WARMUP} warm-up \
+             scrapes, with that many extra idle `sleep` processes on the host. CPU per \
+             scrape is the exporter's utime + stime over the batch (10 ms ticks) divided by \
+             {TIMED}. The raw floor is a loop in the benchmark itself that lists /proc and \
+             reads statm, oom_score and oom_score_adj of every pid. node_exporter runs only \
+             its vmstat, stat, pressure, meminfo and processes collectors; process-exporter \
+             runs once with every process grouped by comm and once with three named groups. \
+             oomwatch runs with its default collectors (it also reads stat and, once per \
+             instance, cgroup, follows the kernel log and process events).\n\n{table}",
+            std::thread::available_parallelism()?.get(),
+            read_trimmed("/proc/sys/kernel/osrelease")?,
+            read_trimmed("/proc/meminfo")?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .replace("MemTotal:", "memory")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/performance.md");
+        std::fs::write(&path, doc)?;
+        eprintln!("peers bench: wrote {}", path.display());
+    }
+    Ok(())
+}
