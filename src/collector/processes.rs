@@ -22,16 +22,13 @@ use crate::exits::accounting::{ExitAccounting, Vanished};
 use crate::exits::reason::ExitReason;
 use crate::exits::ExitsShared;
 use crate::groups::live::LivePids;
+use crate::groups::reader::{read_group_name, NameReadError};
 use crate::groups::table::VanishedInstance;
 use crate::groups::NameSource;
-use crate::groups::{
-    group_name, GroupRules, GroupTable, InstanceKey, ProcessFields, TableSettings,
-};
+use crate::groups::{GroupRules, GroupTable, InstanceKey, TableSettings};
 use crate::kmsg::follower::KmsgShared;
 use crate::procfs::host::{parse_stat_btime, parse_uptime};
-use crate::procfs::pid::{
-    join_cmdline, parse_oom_value, parse_pid_cgroup, parse_pid_stat, parse_statm_resident_pages,
-};
+use crate::procfs::pid::{parse_oom_value, parse_pid_stat, parse_statm_resident_pages};
 use crate::procfs::reader::{PidDir, PidReadError, ProcDir, ReadBuf};
 use crate::procfs::ParseError;
 use crate::roots::Roots;
@@ -200,39 +197,36 @@ impl ProcessesCollector {
         dir: &PidDir,
         comm: &str,
     ) -> Result<(Arc<str>, Option<Arc<str>>), ProcessError> {
-        let cgroup_bytes = dir.read(c"cgroup", &mut self.buf)?;
-        let cgroups = parse_pid_cgroup(cgroup_bytes).map_err(|e| invalid(dir.pid(), e))?;
-        let naming = cgroups.naming_path().map(String::from_utf8_lossy);
-        let memcg_path = match self.hierarchy {
-            Some(MemoryHierarchy::V1 { .. }) => cgroups.memory_v1,
-            Some(MemoryHierarchy::V2 { .. }) => cgroups.unified,
-            None => None,
-        }
-        .filter(|path| *path != b"/")
-        .map(String::from_utf8_lossy);
-        let memcg = memcg_path.map(|path| match self.memcgs.get(path.as_ref()) {
-            Some(interned) => interned.clone(),
-            None => {
-                let interned: Arc<str> = Arc::from(path.as_ref());
-                self.memcgs
-                    .insert(Box::from(path.as_ref()), interned.clone());
-                interned
-            }
-        });
-        let naming = naming.map(|n| n.into_owned());
-        let cmdline = if self.settings.rules.needs_cmdline() {
-            let bytes = dir.read(c"cmdline", &mut self.buf)?;
-            join_cmdline(bytes, &mut self.cmdline);
-            Some(self.cmdline.as_str())
-        } else {
-            None
-        };
-        let process = ProcessFields {
+        let (hierarchy, memcgs) = (&self.hierarchy, &mut self.memcgs);
+        let mut memcg = None;
+        let (name, _) = read_group_name(
+            dir,
             comm,
-            cmdline,
-            cgroup: naming.as_deref(),
-        };
-        let (name, _) = group_name(&self.settings.rules, process);
+            &self.settings.rules,
+            &mut self.buf,
+            &mut self.cmdline,
+            |cgroups| {
+                let path = match hierarchy {
+                    Some(MemoryHierarchy::V1 { .. }) => cgroups.memory_v1,
+                    Some(MemoryHierarchy::V2 { .. }) => cgroups.unified,
+                    None => None,
+                }
+                .filter(|path| *path != b"/")
+                .map(String::from_utf8_lossy);
+                memcg = path.map(|path| match memcgs.get(path.as_ref()) {
+                    Some(interned) => interned.clone(),
+                    None => {
+                        let interned: Arc<str> = Arc::from(path.as_ref());
+                        memcgs.insert(Box::from(path.as_ref()), interned.clone());
+                        interned
+                    }
+                });
+            },
+        )
+        .map_err(|e| match e {
+            NameReadError::Read(e) => ProcessError::Read(e),
+            NameReadError::Malformed(e) => invalid(dir.pid(), e),
+        })?;
         Ok((self.table.admit(&name), memcg))
     }
 
@@ -295,7 +289,12 @@ impl ProcessesCollector {
             });
         }
         self.links.events.append(&events);
-        if let Some(exits) = &self.links.exits {
+        if let Some(exits) = self
+            .links
+            .exits
+            .as_ref()
+            .filter(|_| self.table.take_names_changed())
+        {
             exits.set_known_groups(self.table.names().cloned().collect());
         }
     }

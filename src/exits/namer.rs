@@ -1,12 +1,12 @@
-//! Reads which group a process belongs to from `/proc/<pid>` (`stat`, `cgroup`, and
-//! `cmdline` when a rule needs it), with the same rules as the scan. Thin I/O around the
-//! procfs parsers and `groups::group_name`.
+//! Names a process for the tracker: its comm, parent and kernel-thread flag from
+//! `/proc/<pid>/stat`, and its group through `groups::reader`, as the scan does.
 
 use std::path::Path;
 
 use super::tracker::{Comm, Named, Namer};
-use crate::groups::{group_name, GroupRules, ProcessFields};
-use crate::procfs::pid::{join_cmdline, parse_pid_cgroup, parse_pid_stat};
+use crate::groups::reader::read_group_name;
+use crate::groups::GroupRules;
+use crate::procfs::pid::parse_pid_stat;
 use crate::procfs::reader::{PidDir, ProcDir, ReadBuf};
 
 pub struct ProcfsNamer {
@@ -47,27 +47,16 @@ impl ProcfsNamer {
                 kernel_thread,
             });
         }
-        let cgroup = dir.read(c"cgroup", &mut self.buf).ok()?;
-        let naming = parse_pid_cgroup(cgroup)
-            .ok()?
-            .naming_path()
-            .map(|path| String::from_utf8_lossy(path).into_owned());
-        let cmdline = if self.rules.needs_cmdline() {
-            let bytes = dir.read(c"cmdline", &mut self.buf).ok()?;
-            join_cmdline(bytes, &mut self.cmdline);
-            Some(self.cmdline.as_str())
-        } else {
-            None
-        };
         let comm_text = comm.as_str();
-        let (group, source) = group_name(
+        let (group, source) = read_group_name(
+            dir,
+            &comm_text,
             &self.rules,
-            ProcessFields {
-                comm: &comm_text,
-                cmdline,
-                cgroup: naming.as_deref(),
-            },
-        );
+            &mut self.buf,
+            &mut self.cmdline,
+            |_| {},
+        )
+        .ok()?;
         Some(Named {
             group,
             source,

@@ -87,8 +87,9 @@ pub struct ExitRecord {
     pub status: WaitStatus,
     /// Nanoseconds since boot (CLOCK_BOOTTIME, the clock of /proc/uptime) of the exit.
     pub boottime_ns: u64,
-    /// A top-level instance: counted on its own. Other exits only tell how an instance
-    /// the scan saw as top-level (a daemon's reparented child) ended.
+    /// A top-level instance: counted on its own. Otherwise a forked process whose parent
+    /// left the group (a daemon's reparented child): its exit only tells how an instance
+    /// the scan saw as top-level ended. Workers still under their master are not reported.
     pub top_level: bool,
 }
 
@@ -202,14 +203,18 @@ impl ProcessTracker {
                 if !named {
                     return Outcome::UnnamedExit;
                 }
-                let top_level = gone.top_level.unwrap_or_else(|| {
-                    let parent = if parent_tgid != 0 {
-                        parent_tgid
-                    } else {
-                        gone.ppid
-                    };
-                    !self.in_group(parent, &group)
-                });
+                let parent = if parent_tgid != 0 {
+                    parent_tgid
+                } else {
+                    gone.ppid
+                };
+                // Under a parent of another group now: the scan sees it as top-level.
+                let orphaned = !self.in_group(parent, &group);
+                let top_level = gone.top_level.unwrap_or(orphaned);
+                if !top_level && !orphaned {
+                    // A worker under its master: no scan could take it for an instance.
+                    return Outcome::None;
+                }
                 Outcome::Exit(ExitRecord {
                     pid: tgid,
                     comm: gone.comm,

@@ -2,11 +2,13 @@
 //!
 //! `naming` derives a zero-config name (systemd unit, container, else comm), `rules` applies
 //! the named groups of `--config.file`, and `table` keeps the groups alive between scans:
-//! the cap on automatic groups, retention of empty ones, and restart counting. None of
-//! these files reads /proc; the processes collector hands them what it read.
+//! the cap on automatic groups, retention of empty ones, restart and exit counting.
+//! `reader` is the one file that reads /proc (a process's cgroup and cmdline, to name its
+//! group); the rest works on what it is handed.
 
 pub mod live;
 pub mod naming;
+pub mod reader;
 pub mod rules;
 pub mod table;
 

@@ -133,6 +133,8 @@ pub struct GroupTable {
     last_scan_ticks: Option<u64>,
     /// Something other than a time stamp changed since `take_changed` was last called.
     changed: bool,
+    /// A group was added or dropped since `take_names_changed` was last called.
+    names_changed: bool,
 }
 
 impl GroupTable {
@@ -148,6 +150,7 @@ impl GroupTable {
             auto_groups: 0,
             last_scan_ticks: persisted.last_scan_ticks,
             changed: false,
+            names_changed: true,
         };
         for name in configured {
             table.groups.insert(
@@ -189,6 +192,7 @@ impl GroupTable {
         };
         let key: Arc<str> = Arc::from(name);
         self.changed = true;
+        self.names_changed = true;
         self.groups
             .entry(key.clone())
             .or_insert_with(|| GroupEntry {
@@ -212,6 +216,7 @@ impl GroupTable {
         let baseline = self.last_scan_ticks;
         let mut dropped = 0;
         let mut changed = false;
+        let groups_before = self.groups.len();
         self.groups.retain(|name, entry| {
             let now: &[InstanceKey] = top_level.get(name).map(Vec::as_slice).unwrap_or(&[]);
             let state = &mut entry.state;
@@ -291,6 +296,7 @@ impl GroupTable {
             keep
         });
         self.auto_groups -= dropped;
+        self.names_changed |= self.groups.len() != groups_before;
         self.changed |= changed;
         self.last_scan_ticks = Some((now_secs * ticks) as u64);
         vanished
@@ -329,6 +335,11 @@ impl GroupTable {
     /// The names of every group.
     pub fn names(&self) -> impl Iterator<Item = &Arc<str>> {
         self.groups.keys()
+    }
+
+    /// True (once) when a group was added or dropped since the last call (and at first).
+    pub fn take_names_changed(&mut self) -> bool {
+        std::mem::take(&mut self.names_changed)
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -511,6 +522,8 @@ mod tests {
     #[test]
     fn cap_folds_into_other_and_retention_frees_slots() {
         let mut table = GroupTable::new(settings(), ["fixed"], GroupsState::default());
+        assert!(table.take_names_changed(), "the first set is news");
+        assert!(!table.take_names_changed());
         let names: Vec<_> = ["a", "b", "c", "d", "e"]
             .iter()
             .map(|n| table.admit(n))
@@ -526,6 +539,7 @@ mod tests {
             !table.contains("a"),
             "empty auto group dropped after retention"
         );
+        assert!(table.take_names_changed(), "groups were added and dropped");
         assert!(table.contains("fixed"), "configured groups always exist");
         assert_eq!(&*table.admit("f"), "f");
     }
