@@ -85,6 +85,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         config.telemetry_path.clone(),
         config.max_requests,
         scrape,
+        &config.web,
     ));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -101,7 +102,13 @@ pub fn run(config: Config) -> Result<(), RunError> {
             }
         }
         handler.set_ready(true);
-        server::serve(listeners, handler.clone(), shutdown_signal()).await;
+        server::serve(
+            listeners,
+            handler.clone(),
+            config.web.tls.clone(),
+            shutdown_signal(),
+        )
+        .await;
         Ok::<_, RunError>(())
     })?;
     // The clean-stop marker: the next boot will know this one was shut down on purpose.

@@ -90,6 +90,11 @@ pub struct ServeArgs {
     #[arg(long = "web.max-requests", value_name = "N", default_value_t = 40)]
     pub web_max_requests: usize,
 
+    /// Web config file (exporter-toolkit format): TLS, client certificates, basic auth,
+    /// response headers. Certificates are re-read when they change.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
     /// procfs mount point.
     #[arg(long = "path.procfs", value_name = "DIR", default_value = "/proc")]
     pub path_procfs: PathBuf,

@@ -14,6 +14,7 @@ use crate::collector::processes::ProcessesSettings;
 use crate::collector::COLLECTORS;
 use crate::groups::{GroupRule, GroupRules, RuleField, TableSettings};
 use crate::roots::Roots;
+use crate::server::security::{WebConfigError, WebSecurity};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -34,6 +35,8 @@ pub struct Config {
     pub collectors: Vec<&'static str>,
     pub log_level: LogLevel,
     pub log_format: LogFormat,
+    /// `--web.config.file`: TLS, basic auth, response headers.
+    pub web: WebSecurity,
 }
 
 /// Where to listen.
@@ -64,6 +67,8 @@ pub enum ConfigError {
     NoStateDir,
     #[error("--config.file {path}: {reason}")]
     ConfigFile { path: PathBuf, reason: String },
+    #[error(transparent)]
+    WebConfig(#[from] WebConfigError),
 }
 
 impl Config {
@@ -99,6 +104,10 @@ impl Config {
             Some(path) => load_group_rules(path)?,
             None => GroupRules::default(),
         };
+        let web = match &args.web_config_file {
+            Some(path) => WebSecurity::load(path)?,
+            None => WebSecurity::default(),
+        };
         let state_dir = match &args.state_dir {
             Some(dir) => dir.clone(),
             None => default_state_dir()?,
@@ -126,6 +135,7 @@ impl Config {
             collectors: enabled_collectors(args),
             log_level: args.log_level,
             log_format: args.log_format,
+            web,
         })
     }
 }

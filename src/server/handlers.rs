@@ -1,18 +1,23 @@
 //! Request routing: the telemetry path (GET, HEAD; OpenMetrics when the Accept header asks
 //! for it, else the Prometheus text format), the landing page `/`, `/-/healthy`,
 //! `/-/ready`; 405 with `Allow` for other methods on those paths, 404 elsewhere, and 503
-//! when `--web.max-requests` scrapes are already in flight.
+//! when `--web.max-requests` scrapes are already in flight. With basic auth configured
+//! every path needs credentials (401 with `WWW-Authenticate` otherwise); the web config's
+//! headers go on every response.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{
+    HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::Semaphore;
 
 use super::scrape::SharedScrape;
+use super::security::WebSecurity;
 use crate::metrics::{openmetrics_to_text, CONTENT_TYPE as OPENMETRICS, TEXT_CONTENT_TYPE};
 
 /// True when the client's Accept header asks for OpenMetrics (Prometheus does); anything
@@ -40,10 +45,17 @@ pub struct Handler {
     permits: Option<Semaphore>,
     ready: AtomicBool,
     landing_page: Bytes,
+    auth: Option<Arc<super::auth::BasicAuth>>,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Handler {
-    pub fn new(telemetry_path: String, max_requests: usize, scrape: Arc<SharedScrape>) -> Self {
+    pub fn new(
+        telemetry_path: String,
+        max_requests: usize,
+        scrape: Arc<SharedScrape>,
+        security: &WebSecurity,
+    ) -> Self {
         let landing_page = Bytes::from(landing_page(&telemetry_path));
         Self {
             telemetry_path,
@@ -51,6 +63,8 @@ impl Handler {
             permits: (max_requests > 0).then(|| Semaphore::new(max_requests)),
             ready: AtomicBool::new(false),
             landing_page,
+            auth: security.auth.clone(),
+            headers: security.headers.clone(),
         }
     }
 
@@ -60,6 +74,24 @@ impl Handler {
     }
 
     pub async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>> {
+        let mut response = match &self.auth {
+            Some(auth) if !auth.authorized(request.headers().get(AUTHORIZATION)).await => {
+                let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+                response.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"oomwatch\", charset=\"UTF-8\""),
+                );
+                response
+            }
+            _ => self.route(request).await,
+        };
+        for (name, value) in &self.headers {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+        response
+    }
+
+    async fn route<B>(&self, request: Request<B>) -> Response<Full<Bytes>> {
         let path = request.uri().path();
         let known = path == self.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
         if !known {
@@ -161,7 +193,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp");
         let (state, _) = StateStore::open(dir.path()).expect("state");
         let scrape = SharedScrape::new(Scanner::new(Vec::new(), Arc::new(state)));
-        (Handler::new("/metrics".into(), max_requests, scrape), dir)
+        (
+            Handler::new(
+                "/metrics".into(),
+                max_requests,
+                scrape,
+                &WebSecurity::default(),
+            ),
+            dir,
+        )
     }
 
     fn get(path: &str) -> Request<()> {

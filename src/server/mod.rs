@@ -4,10 +4,16 @@
 //! graceful-shutdown watcher; every connection has a header-read timeout, and scrapes are
 //! capped by `--web.max-requests` (503 beyond, in `handlers`). On SIGTERM or SIGINT the
 //! listeners close, connections in flight get `SHUTDOWN_DEADLINE` to finish, then the
-//! caller flushes state. Scans run off the reactor (`scrape`).
+//! caller flushes state. Scans run off the reactor (`scrape`). With `--web.config.file`,
+//! connections speak TLS (`tls`) and requests need credentials (`auth`), loaded by
+//! `security` from the file `web_config` parses.
 
+pub mod auth;
 pub mod handlers;
 pub mod scrape;
+pub mod security;
+pub mod tls;
+pub mod web_config;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,12 +22,13 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::config::ListenAddress;
 use handlers::Handler;
+use tls::TlsSource;
 
 /// How long a client may take to send its request headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,9 +76,11 @@ pub async fn bind(addresses: &[ListenAddress]) -> Result<Vec<TcpListener>, Serve
 }
 
 /// Serves until `shutdown` resolves, then drains connections for at most the deadline.
+/// With `tls`, every connection must complete a TLS handshake within the header timeout.
 pub async fn serve(
     listeners: Vec<TcpListener>,
     handler: Arc<Handler>,
+    tls: Option<Arc<TlsSource>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (accepted_tx, mut accepted) = mpsc::channel::<TcpStream>(64);
@@ -103,18 +112,19 @@ pub async fn serve(
         tokio::select! {
             Some(stream) = accepted.recv() => {
                 let handler = handler.clone();
-                let service = service_fn(move |request| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handler.handle(request).await) }
-                });
-                let connection = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
+                let watcher = graceful.watcher();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    match tls {
+                        None => serve_connection(TokioIo::new(stream), handler, watcher).await,
+                        Some(tls) => {
+                            let handshake = tokio::time::timeout(HEADER_READ_TIMEOUT, accept_tls(stream, &tls));
+                            match handshake.await {
+                                Ok(Some(stream)) => serve_connection(TokioIo::new(stream), handler, watcher).await,
+                                Ok(None) => {}
+                                Err(_) => tracing::debug!("TLS handshake timed out"),
+                            }
+                        }
                     }
                 });
             }
@@ -130,4 +140,60 @@ pub async fn serve(
             tracing::warn!(deadline = ?SHUTDOWN_DEADLINE, "connections still open at the shutdown deadline; closing them");
         }
     }
+}
+
+/// Serves HTTP/1.1 on one connection, watched for graceful shutdown.
+async fn serve_connection<I>(io: I, handler: Arc<Handler>, watcher: Watcher)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let handler = handler.clone();
+        async move { Ok::<_, std::convert::Infallible>(handler.handle(request).await) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(io, service);
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// The TLS handshake. A client speaking plain HTTP to the TLS port gets a 400 that says so
+/// (as Go servers answer), not a silent close.
+async fn accept_tls(
+    stream: TcpStream,
+    tls: &TlsSource,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    /// The first byte of every TLS record that opens a handshake.
+    const HANDSHAKE_RECORD: u8 = 0x16;
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) if first[0] != HANDSHAKE_RECORD => {
+            reject_plaintext(stream).await;
+            return None;
+        }
+        Ok(1) => {}
+        _ => return None,
+    }
+    match tokio_rustls::TlsAcceptor::from(tls.config())
+        .accept(stream)
+        .await
+    {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+    }
+}
+
+async fn reject_plaintext(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const ANSWER: &[u8] =
+        b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+    let _ = stream.write_all(ANSWER).await;
+    let _ = stream.shutdown().await;
 }

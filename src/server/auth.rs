@@ -1,0 +1,162 @@
+//! HTTP basic authentication against the web config's bcrypt hashes.
+//!
+//! bcrypt is slow on purpose, so it runs on the blocking pool, at most `CONCURRENT_HASHES`
+//! at a time, never on the reactor. Results are cached under a SHA-256 of user, password
+//! and hash (no password is kept), so a scraper's repeated credentials cost one bcrypt in
+//! all. An unknown user is checked against a decoy hash of the same cost, so the answer
+//! takes as long as for a known user and does not tell which users exist.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use hyper::header::HeaderValue;
+use tokio::sync::Semaphore;
+
+/// bcrypt checks running at once; more wait.
+const CONCURRENT_HASHES: usize = 2;
+/// Cached results; the cache is emptied when full (a scraper has one or two entries).
+const CACHE_ENTRIES: usize = 1024;
+
+#[derive(Debug)]
+pub struct BasicAuth {
+    users: BTreeMap<String, String>,
+    decoy: String,
+    cache: Mutex<HashMap<[u8; 32], bool>>,
+    hashing: Arc<Semaphore>,
+}
+
+impl BasicAuth {
+    /// `users` maps names to bcrypt hashes (validated by `web_config`). Makes the decoy,
+    /// at the highest cost among them.
+    pub fn new(users: BTreeMap<String, String>) -> Result<Self, bcrypt::BcryptError> {
+        let cost = users
+            .values()
+            .filter_map(|hash| hash.parse::<bcrypt::HashParts>().ok())
+            .map(|parts| parts.get_cost())
+            .max()
+            .unwrap_or(bcrypt::DEFAULT_COST);
+        let decoy = bcrypt::hash("oomwatch decoy: no such user", cost)?;
+        Ok(Self {
+            users,
+            decoy,
+            cache: Mutex::new(HashMap::new()),
+            hashing: Arc::new(Semaphore::new(CONCURRENT_HASHES)),
+        })
+    }
+
+    /// True when the Authorization header carries a known user and its password.
+    pub async fn authorized(&self, header: Option<&HeaderValue>) -> bool {
+        let Some((user, password)) = header.and_then(credentials) else {
+            return false;
+        };
+        let (hash, known) = match self.users.get(&user) {
+            Some(hash) => (hash.clone(), true),
+            None => (self.decoy.clone(), false),
+        };
+        let key = cache_key(&user, &password, &hash);
+        if let Some(&ok) = self.lock_cache().get(&key) {
+            return ok && known;
+        }
+        let Ok(permit) = self.hashing.clone().acquire_owned().await else {
+            return false;
+        };
+        let verified = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        let mut cache = self.lock_cache();
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, verified);
+        verified && known
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], bool>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// `Basic base64(user:password)` into its parts.
+fn credentials(header: &HeaderValue) -> Option<(String, String)> {
+    let value = header.to_str().ok()?.trim();
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+fn cache_key(user: &str, password: &str, hash: &str) -> [u8; 32] {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in [user, password, hash] {
+        context.update(&(part.len() as u64).to_le_bytes());
+        context.update(part.as_bytes());
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(context.finish().as_ref());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(user: &str, password: &str) -> HeaderValue {
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        HeaderValue::try_from(format!("Basic {encoded}")).expect("header")
+    }
+
+    fn auth() -> BasicAuth {
+        let hash = bcrypt::hash("s3cret:with colon", 4).expect("hash");
+        BasicAuth::new(BTreeMap::from([("prometheus".to_owned(), hash)])).expect("auth")
+    }
+
+    #[tokio::test]
+    async fn only_the_right_user_and_password_pass() {
+        let auth = auth();
+        assert!(
+            auth.authorized(Some(&header("prometheus", "s3cret:with colon")))
+                .await
+        );
+        // Cached: the same answer again.
+        assert!(
+            auth.authorized(Some(&header("prometheus", "s3cret:with colon")))
+                .await
+        );
+        assert!(!auth.authorized(Some(&header("prometheus", "wrong"))).await);
+        assert!(
+            !auth
+                .authorized(Some(&header("nobody", "s3cret:with colon")))
+                .await
+        );
+        assert!(!auth.authorized(None).await);
+        let bearer = HeaderValue::from_static("Bearer abc");
+        assert!(!auth.authorized(Some(&bearer)).await);
+        let garbage = HeaderValue::from_static("Basic !!!");
+        assert!(!auth.authorized(Some(&garbage)).await);
+    }
+
+    #[test]
+    fn the_decoy_has_the_users_cost() {
+        let auth = auth();
+        let parts: bcrypt::HashParts = auth.decoy.parse().expect("bcrypt");
+        assert_eq!(parts.get_cost(), 4);
+    }
+
+    #[test]
+    fn the_cache_key_separates_its_parts() {
+        assert_ne!(cache_key("ab", "c", "h"), cache_key("a", "bc", "h"));
+    }
+}

@@ -1,0 +1,535 @@
+//! The web configuration file (`--web.config.file`) in the Prometheus exporter-toolkit
+//! format, so a file written for node_exporter works here unchanged: `tls_server_config`
+//! (certificate and key as files or inline PEM, client certificates, TLS versions, cipher
+//! suites, curves, allowed client SANs), `http_server_config.headers` and
+//! `basic_auth_users` (bcrypt hashes). Parsing is pure: text in, a validated `WebConfig`
+//! out, or an error that names the field. Unknown fields are errors, as in the toolkit.
+//! Relative paths are taken from the file's directory. Reading the certificates is `tls`'s
+//! job, checking passwords `auth`'s.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hyper::header::{HeaderName, HeaderValue};
+use rustls::pki_types::ServerName;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebConfigFile {
+    tls_server_config: Option<TlsServerConfigFile>,
+    http_server_config: Option<HttpServerConfigFile>,
+    basic_auth_users: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsServerConfigFile {
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    client_auth_type: Option<String>,
+    client_ca_file: Option<String>,
+    client_allowed_sans: Option<Vec<String>>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+    cipher_suites: Option<Vec<String>>,
+    curve_preferences: Option<Vec<String>>,
+    prefer_server_cipher_suites: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpServerConfigFile {
+    http2: Option<bool>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+/// What the web server does beyond plain HTTP.
+#[derive(Debug, Clone, Default)]
+pub struct WebConfig {
+    pub tls: Option<TlsSettings>,
+    /// User name to bcrypt hash. Empty: no authentication.
+    pub basic_auth_users: BTreeMap<String, String>,
+    /// Added to every response.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// PEM material: a file (re-read when it changes) or inline text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pem {
+    File(PathBuf),
+    Inline(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    NoClientCert,
+    /// Asked for, not required, not verified.
+    RequestClientCert,
+    /// Required, not verified.
+    RequireAnyClientCert,
+    /// Verified against the client CAs when given.
+    VerifyClientCertIfGiven,
+    RequireAndVerifyClientCert,
+}
+
+impl ClientAuth {
+    fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "" | "NoClientCert" => Self::NoClientCert,
+            "RequestClientCert" => Self::RequestClientCert,
+            "RequireAnyClientCert" => Self::RequireAnyClientCert,
+            "VerifyClientCertIfGiven" => Self::VerifyClientCertIfGiven,
+            "RequireAndVerifyClientCert" => Self::RequireAndVerifyClientCert,
+            _ => return None,
+        })
+    }
+
+    pub fn verifies(self) -> bool {
+        matches!(
+            self,
+            Self::VerifyClientCertIfGiven | Self::RequireAndVerifyClientCert
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// TLS 1.2 cipher suites, by their Go names (TLS 1.3 suites are not configurable, as in Go).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CipherSuite {
+    EcdheEcdsaAes128GcmSha256,
+    EcdheEcdsaAes256GcmSha384,
+    EcdheEcdsaChacha20Poly1305,
+    EcdheRsaAes128GcmSha256,
+    EcdheRsaAes256GcmSha384,
+    EcdheRsaChacha20Poly1305,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Curve {
+    X25519,
+    P256,
+    P384,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert: Pem,
+    pub key: Pem,
+    pub client_auth: ClientAuth,
+    pub client_ca_file: Option<PathBuf>,
+    /// DNS names or IP addresses; a verified client certificate must carry one of them.
+    pub client_allowed_sans: Vec<ServerName<'static>>,
+    pub min_version: TlsVersion,
+    pub max_version: TlsVersion,
+    /// None: every suite the TLS library offers.
+    pub cipher_suites: Option<Vec<CipherSuite>>,
+    /// None: the library's preference.
+    pub curves: Option<Vec<Curve>>,
+}
+
+/// Headers a web config may set, as in the exporter toolkit: security headers only.
+const ALLOWED_HEADERS: [&str; 5] = [
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "X-XSS-Protection",
+    "Content-Security-Policy",
+];
+
+/// A web config error: the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    pub field: String,
+    pub reason: String,
+}
+
+fn field_error(field: impl Into<String>, reason: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses a web config file's text; `dir` is the file's directory, for relative paths.
+pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
+    let file: WebConfigFile = if text.trim().is_empty() {
+        WebConfigFile::default()
+    } else {
+        serde_norway::from_str(text).map_err(|e| field_error("yaml", e.to_string()))?
+    };
+    let tls = file
+        .tls_server_config
+        .map(|tls| tls_settings(tls, dir))
+        .transpose()?;
+    let mut basic_auth_users = BTreeMap::new();
+    for (user, hash) in file.basic_auth_users.unwrap_or_default() {
+        let field = format!("basic_auth_users.{user}");
+        if user.is_empty() || user.contains(':') {
+            return Err(field_error(
+                field,
+                "a user name must be non-empty and have no `:`",
+            ));
+        }
+        hash.parse::<bcrypt::HashParts>().map_err(|e| {
+            field_error(
+                &field,
+                format!("not a bcrypt hash ({e}); make one with `htpasswd -nBC 10 {user}`"),
+            )
+        })?;
+        basic_auth_users.insert(user, hash);
+    }
+    let http = file.http_server_config.unwrap_or_default();
+    if http.http2 == Some(true) {
+        tracing::info!("http_server_config.http2: oomwatch serves HTTP/1.1; clients negotiate it");
+    }
+    let mut headers = Vec::new();
+    for (name, value) in http.headers.unwrap_or_default() {
+        let field = format!("http_server_config.headers.{name}");
+        if !ALLOWED_HEADERS
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(&name))
+        {
+            return Err(field_error(
+                field,
+                format!(
+                    "this header cannot be configured; allowed: {}",
+                    ALLOWED_HEADERS.join(", ")
+                ),
+            ));
+        }
+        let header_name =
+            HeaderName::try_from(name.as_str()).map_err(|e| field_error(&field, e.to_string()))?;
+        let header_value = HeaderValue::try_from(value.as_str())
+            .map_err(|e| field_error(&field, e.to_string()))?;
+        headers.push((header_name, header_value));
+    }
+    Ok(WebConfig {
+        tls,
+        basic_auth_users,
+        headers,
+    })
+}
+
+fn tls_settings(file: TlsServerConfigFile, dir: &Path) -> Result<TlsSettings, FieldError> {
+    const AT: &str = "tls_server_config";
+    let path = |value: &str| dir.join(value);
+    let pem = |file_field: &str, inline_field: &str, path_value, inline_value| match (
+        path_value,
+        inline_value,
+    ) {
+        (Some(p), None) if !str::is_empty(p) => Ok(Pem::File(path(p))),
+        (None, Some(text)) if !str::is_empty(text) => Ok(Pem::Inline(text.to_owned())),
+        (Some(_), Some(_)) => Err(field_error(
+            format!("{AT}.{file_field}"),
+            format!("give `{file_field}` or `{inline_field}`, not both"),
+        )),
+        _ => Err(field_error(
+            format!("{AT}.{file_field}"),
+            format!("required (or `{inline_field}` with the PEM inline)"),
+        )),
+    };
+    let cert = pem(
+        "cert_file",
+        "cert",
+        file.cert_file.as_deref(),
+        file.cert.as_deref(),
+    )?;
+    let key = pem(
+        "key_file",
+        "key",
+        file.key_file.as_deref(),
+        file.key.as_deref(),
+    )?;
+
+    let client_auth_value = file.client_auth_type.unwrap_or_default();
+    let client_auth = ClientAuth::parse(&client_auth_value).ok_or_else(|| {
+        field_error(
+            format!("{AT}.client_auth_type"),
+            format!(
+                "{client_auth_value:?} is not one of NoClientCert, RequestClientCert, \
+                 RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert"
+            ),
+        )
+    })?;
+    let client_ca_file = file
+        .client_ca_file
+        .filter(|p| !p.is_empty())
+        .map(|p| path(&p));
+    match (client_auth.verifies(), &client_ca_file) {
+        (true, None) => {
+            return Err(field_error(
+                format!("{AT}.client_ca_file"),
+                format!("required with client_auth_type {client_auth_value}"),
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(field_error(
+                format!("{AT}.client_ca_file"),
+                "client CAs are configured without a client_auth_type that verifies them \
+                 (VerifyClientCertIfGiven or RequireAndVerifyClientCert)",
+            ))
+        }
+        _ => {}
+    }
+    let mut client_allowed_sans = Vec::new();
+    for san in file.client_allowed_sans.unwrap_or_default() {
+        let name = ServerName::try_from(san.clone()).map_err(|_| {
+            field_error(
+                format!("{AT}.client_allowed_sans"),
+                format!("{san:?} is not a DNS name or IP address"),
+            )
+        })?;
+        client_allowed_sans.push(name);
+    }
+    if !client_allowed_sans.is_empty() && !client_auth.verifies() {
+        return Err(field_error(
+            format!("{AT}.client_allowed_sans"),
+            "needs a client_auth_type that verifies client certificates",
+        ));
+    }
+
+    let version = |field: &str, value: Option<String>, default| match value.as_deref() {
+        None | Some("") => Ok(default),
+        Some("TLS12") => Ok(TlsVersion::Tls12),
+        Some("TLS13") => Ok(TlsVersion::Tls13),
+        Some("TLS10" | "TLS11") => Err(field_error(
+            format!("{AT}.{field}"),
+            "TLS 1.0 and 1.1 are not supported; use TLS12 or TLS13",
+        )),
+        Some(other) => Err(field_error(
+            format!("{AT}.{field}"),
+            format!("{other:?} is not one of TLS12, TLS13"),
+        )),
+    };
+    let min_version = version("min_version", file.min_version, TlsVersion::Tls12)?;
+    let max_version = version("max_version", file.max_version, TlsVersion::Tls13)?;
+    if min_version > max_version {
+        return Err(field_error(
+            format!("{AT}.max_version"),
+            "is lower than min_version",
+        ));
+    }
+
+    let cipher_suites = file
+        .cipher_suites
+        .map(|names| {
+            let mut suites = Vec::new();
+            for name in names {
+                match cipher_suite(&name) {
+                    Some(Some(suite)) => suites.push(suite),
+                    // A TLS 1.3 suite: always on, as in Go.
+                    Some(None) => {}
+                    None => {
+                        return Err(field_error(
+                            format!("{AT}.cipher_suites"),
+                            format!(
+                                "{name:?} is not supported; use ECDHE suites with AES-GCM or \
+                                 ChaCha20-Poly1305"
+                            ),
+                        ))
+                    }
+                }
+            }
+            Ok(suites)
+        })
+        .transpose()?;
+    if cipher_suites.as_ref().is_some_and(Vec::is_empty) && min_version == TlsVersion::Tls12 {
+        return Err(field_error(
+            format!("{AT}.cipher_suites"),
+            "names no TLS 1.2 suite; list one or set min_version: TLS13",
+        ));
+    }
+    let curves = file
+        .curve_preferences
+        .map(|names| {
+            names
+                .iter()
+                .map(|name| match name.as_str() {
+                    "X25519" => Ok(Curve::X25519),
+                    "CurveP256" => Ok(Curve::P256),
+                    "CurveP384" => Ok(Curve::P384),
+                    other => Err(field_error(
+                        format!("{AT}.curve_preferences"),
+                        format!("{other:?} is not one of X25519, CurveP256, CurveP384"),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    if curves.as_ref().is_some_and(Vec::is_empty) {
+        return Err(field_error(
+            format!("{AT}.curve_preferences"),
+            "is empty; omit it for the defaults",
+        ));
+    }
+    // Accepted for compatibility: Go ignores it too since 1.18.
+    let _ = file.prefer_server_cipher_suites;
+    Ok(TlsSettings {
+        cert,
+        key,
+        client_auth,
+        client_ca_file,
+        client_allowed_sans,
+        min_version,
+        max_version,
+        cipher_suites,
+        curves,
+    })
+}
+
+/// Some(Some(suite)) for a supported TLS 1.2 suite, Some(None) for a TLS 1.3 suite (always
+/// enabled), None for anything else.
+fn cipher_suite(name: &str) -> Option<Option<CipherSuite>> {
+    Some(Some(match name {
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => CipherSuite::EcdheEcdsaAes128GcmSha256,
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => CipherSuite::EcdheEcdsaAes256GcmSha384,
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"
+        | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => {
+            CipherSuite::EcdheEcdsaChacha20Poly1305
+        }
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => CipherSuite::EcdheRsaAes128GcmSha256,
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => CipherSuite::EcdheRsaAes256GcmSha384,
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" => {
+            CipherSuite::EcdheRsaChacha20Poly1305
+        }
+        "TLS_AES_128_GCM_SHA256" | "TLS_AES_256_GCM_SHA384" | "TLS_CHACHA20_POLY1305_SHA256" => {
+            return Some(None)
+        }
+        _ => return None,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG";
+
+    fn parse_ok(text: &str) -> WebConfig {
+        parse(text, Path::new("/etc/oomwatch")).expect("parses")
+    }
+
+    fn parse_err(text: &str) -> FieldError {
+        parse(text, Path::new("/etc/oomwatch")).expect_err("rejected")
+    }
+
+    #[test]
+    fn an_empty_file_is_plain_http_without_auth() {
+        let config = parse_ok("");
+        assert!(config.tls.is_none());
+        assert!(config.basic_auth_users.is_empty());
+        assert!(config.headers.is_empty());
+    }
+
+    #[test]
+    fn a_node_exporter_file_parses_with_relative_paths_from_its_directory() {
+        let config = parse_ok(&format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: /abs/server.key\n  \
+             client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  \
+             min_version: TLS13\n  client_allowed_sans: [scraper.example.com, 10.0.0.1]\n  \
+             cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n  \
+             curve_preferences: [X25519, CurveP256]\n  prefer_server_cipher_suites: true\n\
+             http_server_config:\n  http2: false\n  headers:\n    X-Frame-Options: deny\n\
+             basic_auth_users:\n  prometheus: {HASH}\n"
+        ));
+        let tls = config.tls.expect("tls");
+        assert_eq!(
+            tls.cert,
+            Pem::File(PathBuf::from("/etc/oomwatch/server.crt"))
+        );
+        assert_eq!(tls.key, Pem::File(PathBuf::from("/abs/server.key")));
+        assert_eq!(tls.client_auth, ClientAuth::RequireAndVerifyClientCert);
+        assert_eq!(
+            tls.client_ca_file,
+            Some(PathBuf::from("/etc/oomwatch/ca.crt"))
+        );
+        assert_eq!(tls.min_version, TlsVersion::Tls13);
+        assert_eq!(tls.max_version, TlsVersion::Tls13);
+        assert_eq!(tls.client_allowed_sans.len(), 2);
+        assert_eq!(
+            tls.cipher_suites,
+            Some(vec![CipherSuite::EcdheRsaAes128GcmSha256])
+        );
+        assert_eq!(tls.curves, Some(vec![Curve::X25519, Curve::P256]));
+        assert_eq!(config.basic_auth_users["prometheus"], HASH);
+        assert_eq!(config.headers[0].0.as_str(), "x-frame-options");
+        assert_eq!(config.headers[0].1, "deny");
+    }
+
+    #[test]
+    fn inline_pem_is_accepted() {
+        let config =
+            parse_ok("tls_server_config:\n  cert: \"-----BEGIN X\"\n  key: \"-----BEGIN Y\"\n");
+        let tls = config.tls.expect("tls");
+        assert_eq!(tls.cert, Pem::Inline("-----BEGIN X".into()));
+        assert_eq!(tls.client_auth, ClientAuth::NoClientCert);
+    }
+
+    #[test]
+    fn every_error_names_its_field() {
+        let cases = [
+            ("tls_server_config:\n  key_file: k\n", "tls_server_config.cert_file"),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  key: inline\n",
+                "tls_server_config.key_file",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_auth_type: Sometimes\n",
+                "tls_server_config.client_auth_type",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_auth_type: RequireAndVerifyClientCert\n",
+                "tls_server_config.client_ca_file",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_ca_file: ca\n",
+                "tls_server_config.client_ca_file",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  min_version: TLS10\n",
+                "tls_server_config.min_version",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  min_version: TLS13\n  max_version: TLS12\n",
+                "tls_server_config.max_version",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n",
+                "tls_server_config.cipher_suites",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  curve_preferences: [CurveP521]\n",
+                "tls_server_config.curve_preferences",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_allowed_sans: [\"not a name!\"]\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca\n",
+                "tls_server_config.client_allowed_sans",
+            ),
+            ("basic_auth_users:\n  alice: plaintext\n", "basic_auth_users.alice"),
+            (
+                "http_server_config:\n  headers:\n    Content-Type: text/html\n",
+                "http_server_config.headers.Content-Type",
+            ),
+            ("tls_server_config:\n  cert_fil: c\n", "yaml"),
+            ("rate_limits: {}\n", "yaml"),
+        ];
+        for (text, field) in cases {
+            let error = parse_err(text);
+            assert_eq!(error.field, field, "{text}: {error}");
+            assert!(!error.reason.is_empty());
+        }
+        // Unknown fields are named in the reason.
+        assert!(parse_err("tls_server_config:\n  cert_fil: c\n")
+            .reason
+            .contains("cert_fil"));
+    }
+}

@@ -1,0 +1,304 @@
+//! `--web.config.file` on the real binary, with certificates made at test time (rcgen):
+//! TLS with a required and verified client certificate, basic auth (401 with
+//! `WWW-Authenticate` for missing, wrong or unknown credentials), configured headers on
+//! every response, plain HTTP to the TLS port answered 400, a rotated certificate served
+//! without a restart, and bad web-config files refused at start with the field named.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use common::{exchange, fixture, Exporter, Response};
+
+/// A CA with its key, able to sign leaves.
+struct Authority {
+    certificate: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Authority {
+    fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().expect("key");
+        let certificate = params.self_signed(&key).expect("self-signed");
+        Self { certificate, key }
+    }
+
+    /// A leaf for `name` (and 127.0.0.1) with the given usage: (certificate PEM, key PEM).
+    fn leaf(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> (String, String) {
+        let mut params = CertificateParams::new(vec![name.to_owned()]).expect("params");
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().expect("key");
+        let certificate = params
+            .signed_by(&key, &self.certificate, &self.key)
+            .expect("signed");
+        (certificate.pem(), key.serialize_pem())
+    }
+
+    fn pem(&self) -> String {
+        self.certificate.pem()
+    }
+}
+
+fn client_config(
+    trusted: &Authority,
+    identity: Option<&(String, String)>,
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(trusted.certificate.der().to_vec()))
+        .expect("root");
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(cert.as_bytes()).expect("cert")],
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key"),
+            )
+            .expect("client auth"),
+        None => builder.with_no_client_auth(),
+    };
+    Arc::new(config)
+}
+
+/// One HTTPS request; Err when the TLS handshake or the request fails.
+fn https(
+    exporter: &Exporter,
+    config: Arc<rustls::ClientConfig>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Response> {
+    let name = ServerName::try_from("localhost").expect("name");
+    let connection = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    let socket = TcpStream::connect_timeout(&exporter.addr, Duration::from_secs(5))?;
+    socket.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut stream = rustls::StreamOwned::new(connection, socket);
+    exchange(&mut stream, "localhost", "GET", path, headers)
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+fn start(web_config: &Path, state: &Path) -> Exporter {
+    Exporter::start(&[
+        "--web.config.file",
+        web_config.to_str().expect("utf-8"),
+        "--path.procfs",
+        fixture("host/proc").to_str().expect("utf-8"),
+        "--path.sysfs",
+        fixture("host/sys-v2").to_str().expect("utf-8"),
+        "--no-collector.exits",
+        "--no-collector.kmsg",
+        "--state.dir",
+        state.to_str().expect("utf-8"),
+    ])
+}
+
+/// Replaces a file the way certificate tools do: write aside, rename over.
+fn replace(path: &Path, contents: &str) {
+    let aside = path.with_extension("new");
+    std::fs::write(&aside, contents).expect("write");
+    std::fs::rename(&aside, path).expect("rename");
+}
+
+#[test]
+fn tls_client_certificates_basic_auth_and_headers() {
+    let dir = tempfile::tempdir().expect("temp");
+    let server_ca = Authority::new("oomwatch test server CA");
+    let client_ca = Authority::new("oomwatch test client CA");
+    let stranger_ca = Authority::new("somebody else's CA");
+    let (cert, key) = server_ca.leaf("localhost", ExtendedKeyUsagePurpose::ServerAuth);
+    std::fs::write(dir.path().join("server.crt"), &cert).expect("write");
+    std::fs::write(dir.path().join("server.key"), &key).expect("write");
+    std::fs::write(dir.path().join("clients.crt"), client_ca.pem()).expect("write");
+    let hash = bcrypt::hash("scrape-secret", 4).expect("hash");
+    let web_config = dir.path().join("web.yml");
+    std::fs::write(
+        &web_config,
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+             client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.crt\n  \
+             client_allowed_sans: [prometheus.example]\n\
+             http_server_config:\n  headers:\n    X-Frame-Options: deny\n    \
+             Strict-Transport-Security: max-age=31536000\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .expect("write");
+    let state = tempfile::tempdir().expect("temp");
+    let exporter = start(&web_config, state.path());
+
+    // Plain HTTP to the TLS port: a 400 that says why, never metrics.
+    let plain = common::request(exporter.addr, "GET", "/metrics", &[]);
+    assert_eq!(plain.status, 400);
+    assert!(plain.body.contains("HTTPS"), "{}", plain.body);
+
+    let good_client = client_ca.leaf("prometheus.example", ExtendedKeyUsagePurpose::ClientAuth);
+    let wrong_san = client_ca.leaf("laptop.example", ExtendedKeyUsagePurpose::ClientAuth);
+    let stranger = stranger_ca.leaf("prometheus.example", ExtendedKeyUsagePurpose::ClientAuth);
+    let auth = basic("prometheus", "scrape-secret");
+    let credentials = [("Authorization", auth.as_str())];
+
+    // No client certificate, one from an untrusted CA, one without an allowed SAN: refused.
+    for (what, identity) in [
+        ("no client certificate", None),
+        ("an untrusted client certificate", Some(&stranger)),
+        (
+            "a client certificate without an allowed SAN",
+            Some(&wrong_san),
+        ),
+    ] {
+        let result = https(
+            &exporter,
+            client_config(&server_ca, identity),
+            "/metrics",
+            &credentials,
+        );
+        assert!(
+            result.is_err(),
+            "{what} was served: {:?}",
+            result.map(|r| r.status)
+        );
+    }
+
+    let client = client_config(&server_ca, Some(&good_client));
+    // The client certificate is fine; the credentials decide.
+    let wrong_password = basic("prometheus", "guess");
+    let unknown_user = basic("admin", "scrape-secret");
+    for (what, headers) in [
+        ("no credentials", vec![]),
+        (
+            "a wrong password",
+            vec![("Authorization", wrong_password.as_str())],
+        ),
+        (
+            "an unknown user",
+            vec![("Authorization", unknown_user.as_str())],
+        ),
+    ] {
+        for path in ["/metrics", "/", "/-/healthy"] {
+            let response = https(&exporter, client.clone(), path, &headers).expect("https");
+            assert_eq!(response.status, 401, "{what} on {path}");
+            assert_eq!(
+                response.header("WWW-Authenticate"),
+                Some("Basic realm=\"oomwatch\", charset=\"UTF-8\""),
+                "{what}"
+            );
+            assert_eq!(response.header("X-Frame-Options"), Some("deny"), "{what}");
+            assert!(
+                !response.body.contains("oomwatch_"),
+                "{what} leaked metrics"
+            );
+        }
+    }
+    for _ in 0..3 {
+        let response = https(&exporter, client.clone(), "/metrics", &credentials).expect("https");
+        assert_eq!(response.status, 200);
+        assert!(response.body.contains("oomwatch_build_info"));
+        assert_eq!(response.header("X-Frame-Options"), Some("deny"));
+        assert_eq!(
+            response.header("Strict-Transport-Security"),
+            Some("max-age=31536000")
+        );
+    }
+
+    // Rotate the server certificate to one from another CA: served without a restart.
+    let rotated_ca = Authority::new("oomwatch rotated server CA");
+    let (cert, key) = rotated_ca.leaf("localhost", ExtendedKeyUsagePurpose::ServerAuth);
+    // A half-written rotation (new certificate, old key) keeps the old pair serving.
+    replace(&dir.path().join("server.crt"), &cert);
+    let during = https(&exporter, client.clone(), "/metrics", &credentials).expect("old pair");
+    assert_eq!(during.status, 200);
+    replace(&dir.path().join("server.key"), &key);
+    let rotated = client_config(&rotated_ca, Some(&good_client));
+    let response = https(&exporter, rotated, "/metrics", &credentials).expect("rotated");
+    assert_eq!(response.status, 200);
+    assert!(
+        https(&exporter, client, "/metrics", &credentials).is_err(),
+        "the old certificate is still served"
+    );
+    let log = exporter.log();
+    assert!(log.contains("cannot be loaded"), "{log}");
+    assert!(log.contains("reloaded"), "{log}");
+    assert!(exporter.stop().success());
+}
+
+#[test]
+fn basic_auth_over_plain_http() {
+    let dir = tempfile::tempdir().expect("temp");
+    let hash = bcrypt::hash("pw", 4).expect("hash");
+    let web_config = dir.path().join("web.yml");
+    std::fs::write(&web_config, format!("basic_auth_users:\n  alice: {hash}\n")).expect("write");
+    let exporter = start(&web_config, dir.path());
+    let denied = exporter.request("GET", "/metrics");
+    assert_eq!(denied.status, 401);
+    assert!(denied.header("WWW-Authenticate").is_some());
+    let auth = basic("alice", "pw");
+    let allowed = common::request(
+        exporter.addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", auth.as_str())],
+    );
+    assert_eq!(allowed.status, 200);
+    assert!(allowed.body.contains("oomwatch_build_info"));
+}
+
+#[test]
+fn bad_web_configs_fail_the_start_naming_the_field() {
+    let dir = tempfile::tempdir().expect("temp");
+    let ca = Authority::new("ca");
+    let (cert, key) = ca.leaf("localhost", ExtendedKeyUsagePurpose::ServerAuth);
+    let (_, other_key) = ca.leaf("localhost", ExtendedKeyUsagePurpose::ServerAuth);
+    std::fs::write(dir.path().join("server.crt"), &cert).expect("write");
+    std::fs::write(dir.path().join("server.key"), &key).expect("write");
+    std::fs::write(dir.path().join("other.key"), &other_key).expect("write");
+    std::fs::write(dir.path().join("garbage.crt"), "not a certificate\n").expect("write");
+    let cases = [
+        ("tls_server_config:\n  cert_file: missing.crt\n  key_file: server.key\n", "tls_server_config.cert_file"),
+        ("tls_server_config:\n  cert_file: garbage.crt\n  key_file: server.key\n", "no CERTIFICATE"),
+        ("tls_server_config:\n  cert_file: server.crt\n  key_file: other.key\n", "does not fit"),
+        ("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n", "tls_server_config.client_ca_file"),
+        ("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS11\n", "tls_server_config.min_version"),
+        ("basic_auth_users:\n  bob: hunter2\n", "basic_auth_users.bob"),
+        ("http_server_config:\n  headers:\n    Server: nginx\n", "http_server_config.headers.Server"),
+        ("tls_server_config:\n  certfile: server.crt\n", "certfile"),
+    ];
+    for (index, (text, expected)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(format!("web-{index}.yml"));
+        std::fs::write(&path, text).expect("write");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_oomwatch"))
+            .args(["--web.listen-address", "127.0.0.1:0", "--state.dir"])
+            .arg(dir.path().join("state"))
+            .arg("--web.config.file")
+            .arg(&path)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert!(stderr.contains("--web.config.file"), "{text}: {stderr}");
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+    }
+}
