@@ -263,6 +263,15 @@ impl<'f> RecordReader<'f> {
                 }
                 self.unsaved_seq = true;
             }
+            SeqCheck::First { earlier } => {
+                if earlier > 0 {
+                    tracing::info!(
+                        first_seq = record.seq,
+                        "the kernel log of this boot starts here; earlier records rotated out before oomwatch first ran"
+                    );
+                }
+                self.unsaved_seq = true;
+            }
         }
         let uptime = record.ts_usec as f64 / 1e6;
         let at_seconds = self.wall_time(uptime);

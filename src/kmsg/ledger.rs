@@ -74,6 +74,11 @@ pub enum SeqCheck {
     Replayed,
     /// New; `lost` records between the last one handled and this one were overwritten.
     New { lost: u64 },
+    /// The first record this boot that oomwatch reads; `earlier` records of this boot
+    /// rotated out before oomwatch first ran in it. They are history, not a loss: counting
+    /// them would make a first install on a long-running host report millions of lost
+    /// records. A kill among them still shows as unexplained against /proc/vmstat.
+    First { earlier: u64 },
 }
 
 impl KillLedger {
@@ -91,11 +96,14 @@ impl KillLedger {
 
     /// Checks a record's sequence number and advances the ledger past it.
     pub fn advance(&mut self, seq: u64) -> SeqCheck {
-        let expected = self.last_seq.map_or(0, |last| last.saturating_add(1));
-        if self.last_seq.is_some_and(|last| seq <= last) {
+        let Some(last) = self.last_seq else {
+            self.last_seq = Some(seq);
+            return SeqCheck::First { earlier: seq };
+        };
+        if seq <= last {
             return SeqCheck::Replayed;
         }
-        let lost = seq.saturating_sub(expected);
+        let lost = seq.saturating_sub(last.saturating_add(1));
         self.records_lost += lost;
         self.last_seq = Some(seq);
         SeqCheck::New { lost }
@@ -175,15 +183,17 @@ mod tests {
     #[test]
     fn sequence_numbers_skip_replays_and_count_gaps() {
         let mut ledger = KillLedger::default();
-        assert_eq!(ledger.advance(0), SeqCheck::New { lost: 0 });
-        assert_eq!(ledger.advance(1), SeqCheck::New { lost: 0 });
-        assert_eq!(ledger.advance(5), SeqCheck::New { lost: 3 });
-        assert_eq!(ledger.advance(5), SeqCheck::Replayed);
-        assert_eq!(ledger.advance(2), SeqCheck::Replayed);
+        // A ring buffer that wrapped before oomwatch ever ran: history, not a loss.
+        assert_eq!(ledger.advance(340), SeqCheck::First { earlier: 340 });
+        assert_eq!(ledger.advance(341), SeqCheck::New { lost: 0 });
+        assert_eq!(ledger.advance(345), SeqCheck::New { lost: 3 });
+        assert_eq!(ledger.advance(345), SeqCheck::Replayed);
+        assert_eq!(ledger.advance(342), SeqCheck::Replayed);
         assert_eq!(ledger.records_lost, 3);
         ledger.start_new_boot();
-        assert_eq!(ledger.advance(10), SeqCheck::New { lost: 10 });
-        assert_eq!(ledger.records_lost, 13);
+        assert_eq!(ledger.advance(10), SeqCheck::First { earlier: 10 });
+        assert_eq!(ledger.advance(20), SeqCheck::New { lost: 9 });
+        assert_eq!(ledger.records_lost, 12);
     }
 
     #[test]
