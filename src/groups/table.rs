@@ -3,8 +3,8 @@
 //! A process instance is `(pid, start ticks)`. Per group, the table remembers the top-level
 //! instances (whose parent is not in the group) seen by the last scan. A restart is counted
 //! when every top-level instance is gone, at least one of them having lived
-//! `--restarts.min-age`, and a new top-level instance (started since the last scan) has
-//! appeared within `RESTART_WINDOW_SECS`: the watchdog pattern "PID present, PID gone, NOT
+//! `--restarts.min-age`, and a new top-level instance (started since the last scan) started
+//! within `RESTART_WINDOW_SECS` of the dead one's last sighting: the watchdog pattern "PID present, PID gone, NOT
 //! running, started again". Workers forking under a master are not top-level; short-lived
 //! `sleep 1` loops never reach the minimum age; one shell of many closing, or one exec
 //! session of a container ending, is no restart while the others live on.
@@ -246,28 +246,32 @@ impl GroupTable {
                     }
                 }
             }
-            // A service that stays down longer than the window was stopped, not restarted.
-            if state
-                .pending_since_secs
-                .is_some_and(|since| now_secs - since > RESTART_WINDOW_SECS)
-            {
-                state.pending_deaths = 0;
-                state.pending_since_secs = None;
-            }
-            let appeared = match baseline {
-                Some(baseline) => now
+            // New top-level instances, counted when they started within the window after
+            // the dead one was last seen alive: judged by start time, not by when this
+            // scan ran, so a restart that happened while oomwatch itself was down for
+            // longer than the window still counts once.
+            let appeared = match (baseline, state.pending_since_secs) {
+                (Some(baseline), Some(since)) => now
                     .iter()
                     .filter(|key| key.start_ticks >= baseline)
                     .filter(|key| !previous.iter().any(|p| p.key == **key))
+                    .filter(|key| key.start_ticks as f64 / ticks - since <= RESTART_WINDOW_SECS)
                     .count(),
-                None => 0,
+                _ => 0,
             };
             let restarts = state
                 .pending_deaths
                 .min(u32::try_from(appeared).unwrap_or(u32::MAX));
             state.restarts += u64::from(restarts);
             state.pending_deaths -= restarts;
-            if state.pending_deaths == 0 {
+            // A service that stayed down longer than the window was stopped, not restarted:
+            // anything starting from now on starts past the window.
+            if state.pending_deaths == 0
+                || state
+                    .pending_since_secs
+                    .is_some_and(|since| now_secs - since > RESTART_WINDOW_SECS)
+            {
+                state.pending_deaths = 0;
                 state.pending_since_secs = None;
             }
             changed |= previous.len() != now.len()
@@ -469,6 +473,23 @@ mod tests {
         scan(&mut table, 200, "svc", &[]);
         scan(&mut table, 2000, "svc", &[key(2, 1990)]);
         assert_eq!(restarts(&table, "svc"), 0);
+    }
+
+    #[test]
+    fn a_restart_while_oomwatch_was_down_past_the_window_counts_once() {
+        let mut table = GroupTable::new(settings(), ["svc"], GroupsState::default());
+        scan(&mut table, 100, "svc", &[key(1, 10)]);
+        let saved = table.to_state();
+        // oomwatch is down for an hour; the service died and came back at once.
+        let mut back = GroupTable::new(settings(), ["svc"], saved.clone());
+        scan(&mut back, 3700, "svc", &[key(2, 105)]);
+        assert_eq!(restarts(&back, "svc"), 1);
+        scan(&mut back, 3715, "svc", &[key(2, 105)]);
+        assert_eq!(restarts(&back, "svc"), 1);
+        // It came back only long after dying: a start, not a restart.
+        let mut late = GroupTable::new(settings(), ["svc"], saved);
+        scan(&mut late, 3700, "svc", &[key(3, 3000)]);
+        assert_eq!(restarts(&late, "svc"), 0);
     }
 
     #[test]
