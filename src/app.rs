@@ -14,7 +14,7 @@ use crate::collector::processes::{ProcessesCollector, ProcessesLinks};
 use crate::collector::vmstat::VmstatCollector;
 use crate::collector::Collector;
 use crate::config::Config;
-use crate::events::EventLog;
+use crate::events::{Event, EventKind, EventLog};
 use crate::exits::listener::Listener;
 use crate::exits::ExitsShared;
 use crate::groups::live::LivePids;
@@ -53,7 +53,8 @@ pub fn run(config: Config) -> Result<(), RunError> {
         LoadOutcome::Loaded => {}
     }
     let state = Arc::new(state);
-    start_boot(&config, &state);
+    let events = Arc::new(EventLog::open(&config.state_dir, config.events_max));
+    start_boot(&config, &state, &events);
     start_heartbeat(state.clone(), config.heartbeat_interval);
 
     let live = Arc::new(LivePids::default());
@@ -77,7 +78,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         live: live.clone(),
         exits: config.collectors.contains(&"exits").then(|| exits.clone()),
         kmsg: config.collectors.contains(&"kmsg").then(|| kmsg.clone()),
-        events: Arc::new(EventLog::open(&config.state_dir, config.events_max)),
+        events: events.clone(),
     };
     let collectors = build_collectors(&config, &state, &links, &kmsg, &exits);
     let scrape = SharedScrape::new(Scanner::new(collectors, state.clone()));
@@ -119,8 +120,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
 /// Records the current boot in the state. The first start in a new boot (a boot_id other
 /// than the state's; btime never decides) classifies how the previous boot ended, counts
-/// the reboot, and forgets the previous boot's instances and kernel log position.
-fn start_boot(config: &Config, state: &StateStore) {
+/// the reboot (in the state and the event log), and forgets the previous boot's instances
+/// and kernel log position.
+fn start_boot(config: &Config, state: &StateStore, events: &EventLog) {
     let boot_id = match read_boot_id(&config.roots) {
         Ok(boot_id) => boot_id,
         Err(e) => {
@@ -139,6 +141,7 @@ fn start_boot(config: &Config, state: &StateStore) {
         (true, Some(started_at)) => gather_evidence(config, started_at),
         _ => Evidence::default(),
     };
+    let mut reboot = None;
     state.update(|s| {
         match (&s.boot_id, started_at) {
             (None, Some(started_at)) => s.boot.first_boot(started_at),
@@ -157,6 +160,7 @@ fn start_boot(config: &Config, state: &StateStore) {
                 }
                 s.groups.start_new_boot();
                 s.kmsg.start_new_boot();
+                reboot = Some(event);
             }
             // Without btime the reboot cannot be dated, but the previous boot's instances
             // and kernel log position must still be forgotten, or this boot's records
@@ -171,15 +175,31 @@ fn start_boot(config: &Config, state: &StateStore) {
             (Some(_), Some(started_at)) if s.boot.boots_total == 0 => s.boot.first_boot(started_at),
             _ => {}
         }
-        s.boot_id = Some(boot_id);
+        s.boot_id = Some(boot_id.clone());
         // This run has not stopped yet; it is alive now.
         s.boot.clean_stop = None;
         s.boot.last_heartbeat = Some(unix_now());
     });
+    if let Some(event) = reboot {
+        events.append(&[Event {
+            time: event.at,
+            kind: EventKind::Reboot {
+                boot_id: boot_id.clone(),
+                previous_boot_id: event.previous_boot_id,
+                unexpected: event.unexpected,
+                cause: event.cause,
+                evidence: event.evidence,
+                downtime_seconds: event.downtime_seconds,
+            },
+        }]);
+    }
 }
 
 fn gather_evidence(config: &Config, started_at: f64) -> Evidence {
-    let pstore = pstore::read_records(&config.roots.sysfs().join("fs/pstore"));
+    let pstore = pstore::read_records(&[
+        &config.roots.sysfs().join("fs/pstore"),
+        &config.roots.root_file("/var/lib/systemd/pstore"),
+    ]);
     let wtmp_path = config.roots.root_file("/var/log/wtmp");
     let wtmp = match std::fs::read(&wtmp_path) {
         Ok(bytes) => wtmp::previous_boot_verdict(&wtmp::parse(&bytes), started_at),

@@ -1,5 +1,6 @@
-//! The event log (`<state.dir>/events.jsonl`): what happened to processes, one JSON object
-//! per line, oldest first, kept across exporter restarts and reboots.
+//! The event log (`<state.dir>/events.jsonl`): what happened to processes and to the host
+//! (exits with their reason, reboots with their cause), one JSON object per line, oldest
+//! first, kept across exporter restarts and reboots.
 //!
 //! Appending is one `write` of whole lines to a file opened with `O_APPEND`, then
 //! `fdatasync`, so a crash leaves at worst a torn last line, which reading skips and
@@ -45,6 +46,20 @@ pub enum EventKind {
         signal: Option<String>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         core_dumped: bool,
+    },
+    /// The host booted again (a new boot_id); `time` is the new boot's start.
+    Reboot {
+        boot_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_boot_id: Option<String>,
+        unexpected: bool,
+        /// `clean_shutdown`, `no_clean_shutdown`, `kernel_panic`, `oops` or `unknown`.
+        cause: String,
+        /// What the decision rests on, in words.
+        evidence: String,
+        /// From the previous boot's last sign of life to this boot's start.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        downtime_seconds: Option<f64>,
     },
 }
 
@@ -257,6 +272,7 @@ mod tests {
             .iter()
             .map(|e| match &e.kind {
                 EventKind::Exit { pid, .. } => *pid,
+                EventKind::Reboot { .. } => 0,
             })
             .collect();
         assert_eq!(

@@ -115,6 +115,56 @@ fn boots_reboots_and_their_causes() {
     assert!(d.stop().success());
     std::fs::remove_file(&record).expect("pstore cleared");
 
+    // Each reboot entered the event log once: boot, previous boot, cause, evidence, downtime.
+    let log = std::fs::read_to_string(state.join("events.jsonl")).expect("event log");
+    let reboots: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json line"))
+        .filter(|event: &serde_json::Value| event["type"] == "reboot")
+        .collect();
+    let summary: Vec<(&str, &str, &str, bool)> = reboots
+        .iter()
+        .map(|e| {
+            (
+                e["boot_id"].as_str().expect("boot_id"),
+                e["previous_boot_id"].as_str().expect("previous"),
+                e["cause"].as_str().expect("cause"),
+                e["unexpected"].as_bool().expect("unexpected"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "bbbbbbbb-0000-4000-8000-000000000002",
+                "aaaaaaaa-0000-4000-8000-000000000001",
+                "clean_shutdown",
+                false
+            ),
+            (
+                "cccccccc-0000-4000-8000-000000000003",
+                "bbbbbbbb-0000-4000-8000-000000000002",
+                "no_clean_shutdown",
+                true
+            ),
+            (
+                "dddddddd-0000-4000-8000-000000000004",
+                "cccccccc-0000-4000-8000-000000000003",
+                "kernel_panic",
+                true
+            ),
+        ]
+    );
+    let c_event = &reboots[1];
+    assert!((c_event["time"].as_f64().expect("time") - (died + 100.0).floor()).abs() < 1.0);
+    let c_downtime = c_event["downtime_seconds"].as_f64().expect("downtime");
+    assert!((floor..=floor + 0.5).contains(&c_downtime), "{c_downtime}");
+    assert!(!reboots[2]["evidence"]
+        .as_str()
+        .expect("evidence")
+        .is_empty());
+
     // NTP steps the clock: btime moves by a few seconds, the boot_id stays. No reboot.
     host.boot("dddddddd-0000-4000-8000-000000000004", c_start + 203.5);
     let d2 = host.start(state);
