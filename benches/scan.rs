@@ -115,7 +115,7 @@ struct Row {
 }
 
 fn new_collector(state_dir: &Path) -> BenchResult<ProcessesCollector> {
-    let (state, _outcome) = StateStore::open(state_dir)?;
+    let (state, _outcome) = StateStore::open(state_dir);
     let settings = ProcessesSettings {
         top_k: 10,
         table: TableSettings {

@@ -27,12 +27,10 @@ use crate::scan::Scanner;
 use crate::server::handlers::Handler;
 use crate::server::scrape::SharedScrape;
 use crate::server::{self, ServeError};
-use crate::state::{LoadOutcome, StateError, StateStore};
+use crate::state::{LoadOutcome, StateStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error(transparent)]
-    State(#[from] StateError),
     #[error(transparent)]
     Serve(#[from] ServeError),
     #[error("cannot start the async runtime: {0}")]
@@ -41,7 +39,7 @@ pub enum RunError {
 
 /// Runs the exporter until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), RunError> {
-    let (state, outcome) = StateStore::open(&config.state_dir)?;
+    let (state, outcome) = StateStore::open(&config.state_dir);
     match &outcome {
         LoadOutcome::Recovered { moved_to, reason } => tracing::warn!(
             moved_to = %moved_to.display(), reason = %reason,
@@ -51,6 +49,11 @@ pub fn run(config: Config) -> Result<(), RunError> {
             tracing::info!(dir = %config.state_dir.display(), "new state directory")
         }
         LoadOutcome::Loaded => {}
+        LoadOutcome::Unusable { reason } => tracing::error!(
+            dir = %config.state_dir.display(), reason = %reason,
+            "the state directory (--state.dir) is unusable; serving on state kept in memory: \
+             counts restart from zero and will not survive a restart until this is fixed"
+        ),
     }
     let state = Arc::new(state);
     let events = Arc::new(EventLog::open(&config.state_dir, config.events_max));

@@ -2,8 +2,10 @@
 //! (temp file, fsync, rename, fsync of the directory), and tolerant of corruption.
 //!
 //! A corrupt, empty or truncated file is moved aside (`state.json.corrupt-<unix time>`)
-//! with a warning and counted, never a crash. A directory that cannot be written keeps the
-//! exporter serving: the error is counted and logged when it starts and when it clears.
+//! with a warning and counted, never a crash. A directory that cannot be created or written,
+//! or a file that cannot be read, keeps the exporter serving on state kept in memory: the
+//! error is counted and logged when it starts and when it clears, and an unreadable file
+//! is never overwritten.
 //! The file is only rewritten when its content changed. This module knows the shape of the
 //! state, not what the collectors do with it.
 
@@ -39,20 +41,6 @@ pub struct PersistedState {
     pub boot: BootHistory,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("cannot create the state directory {dir} (set --state.dir to a writable directory): {source}")]
-    CreateDir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read the state file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
 /// How the state file was found at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadOutcome {
@@ -61,6 +49,12 @@ pub enum LoadOutcome {
     /// The file was unreadable as state and was moved to the named path.
     Recovered {
         moved_to: PathBuf,
+        reason: String,
+    },
+    /// The directory cannot be created, or the file exists but cannot be read: oomwatch
+    /// runs on state kept in memory. An unreadable file is never overwritten (its counts
+    /// would be lost); a directory that appears later is written to.
+    Unusable {
         reason: String,
     },
 }
@@ -79,32 +73,50 @@ struct Inner {
     state: PersistedState,
     written: Vec<u8>,
     failing: bool,
+    /// The file exists but could not be read: never overwrite it.
+    keep_existing: bool,
 }
 
 impl StateStore {
-    /// Opens (creating if needed) the state directory and loads the state file.
-    pub fn open(dir: &Path) -> Result<(Self, LoadOutcome), StateError> {
-        std::fs::create_dir_all(dir).map_err(|source| StateError::CreateDir {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+    /// Opens (creating if needed) the state directory and loads the state file. Never
+    /// fails: what cannot be used is reported in the outcome, and oomwatch serves anyway.
+    pub fn open(dir: &Path) -> (Self, LoadOutcome) {
         let path = dir.join(FILE_NAME);
-        let (state, written, outcome) = match std::fs::read(&path) {
-            Ok(bytes) => match decode(&bytes) {
-                Ok(state) => (state, bytes, LoadOutcome::Loaded),
-                Err(reason) => {
-                    let moved_to = set_aside(&path);
+        let mut keep_existing = false;
+        let (state, written, outcome) = match std::fs::create_dir_all(dir) {
+            Err(e) => (
+                PersistedState::default(),
+                Vec::new(),
+                LoadOutcome::Unusable {
+                    reason: format!("cannot create the directory: {e}"),
+                },
+            ),
+            Ok(()) => match std::fs::read(&path) {
+                Ok(bytes) => match decode(&bytes) {
+                    Ok(state) => (state, bytes, LoadOutcome::Loaded),
+                    Err(reason) => {
+                        let moved_to = set_aside(&path);
+                        (
+                            PersistedState::default(),
+                            Vec::new(),
+                            LoadOutcome::Recovered { moved_to, reason },
+                        )
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    (PersistedState::default(), Vec::new(), LoadOutcome::Fresh)
+                }
+                Err(e) => {
+                    keep_existing = true;
                     (
                         PersistedState::default(),
                         Vec::new(),
-                        LoadOutcome::Recovered { moved_to, reason },
+                        LoadOutcome::Unusable {
+                            reason: format!("cannot read {}: {e}", path.display()),
+                        },
                     )
                 }
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                (PersistedState::default(), Vec::new(), LoadOutcome::Fresh)
-            }
-            Err(source) => return Err(StateError::Read { path, source }),
         };
         let recovered = u64::from(matches!(outcome, LoadOutcome::Recovered { .. }));
         let store = Self {
@@ -112,12 +124,13 @@ impl StateStore {
             inner: Mutex::new(Inner {
                 state,
                 written,
-                failing: false,
+                failing: matches!(outcome, LoadOutcome::Unusable { .. }),
+                keep_existing,
             }),
             write_errors: AtomicU64::new(0),
             recovered: AtomicU64::new(recovered),
         };
-        Ok((store, outcome))
+        (store, outcome)
     }
 
     pub fn dir(&self) -> &Path {
@@ -148,6 +161,10 @@ impl StateStore {
             }
         };
         if encoded == inner.written {
+            return result;
+        }
+        if inner.keep_existing {
+            self.write_errors.fetch_add(1, Ordering::Relaxed);
             return result;
         }
         match write_atomically(&self.dir, FILE_NAME, &encoded) {
@@ -237,9 +254,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_unusable_directory_or_file_keeps_serving_in_memory_and_loses_nothing() {
+        let dir = tempfile::tempdir().expect("temp");
+        // The directory cannot be created (a file is in the way).
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "x").expect("write");
+        let (store, outcome) = StateStore::open(&blocker.join("state"));
+        assert!(
+            matches!(outcome, LoadOutcome::Unusable { .. }),
+            "{outcome:?}"
+        );
+        store.update(|s| s.boot.boots_total = 3);
+        assert_eq!(store.read(|s| s.boot.boots_total), 3);
+        assert_eq!(store.write_errors(), 1);
+        // The file exists but cannot be read (here: it is a directory): never overwritten.
+        let odd = dir.path().join("odd");
+        std::fs::create_dir_all(odd.join(FILE_NAME)).expect("dir");
+        let (store, outcome) = StateStore::open(&odd);
+        assert!(
+            matches!(outcome, LoadOutcome::Unusable { .. }),
+            "{outcome:?}"
+        );
+        store.update(|s| s.boot.boots_total = 4);
+        assert_eq!(store.write_errors(), 1);
+        assert!(
+            odd.join(FILE_NAME).is_dir(),
+            "the unreadable state was replaced"
+        );
+        assert!(!odd.join(".state.json.tmp").exists());
+    }
+
+    #[test]
     fn round_trip_and_unchanged_state_is_not_rewritten() {
         let dir = tempfile::tempdir().expect("temp");
-        let (store, outcome) = StateStore::open(dir.path()).expect("open");
+        let (store, outcome) = StateStore::open(dir.path());
         assert_eq!(outcome, LoadOutcome::Fresh);
         store.update(|s| s.boot_id = Some("b".into()));
         let path = dir.path().join(FILE_NAME);
@@ -254,7 +302,7 @@ mod tests {
             .modified()
             .expect("mtime");
         assert_eq!(first, second);
-        let (again, outcome) = StateStore::open(dir.path()).expect("reopen");
+        let (again, outcome) = StateStore::open(dir.path());
         assert_eq!(outcome, LoadOutcome::Loaded);
         assert_eq!(again.snapshot().boot_id.as_deref(), Some("b"));
     }
@@ -269,7 +317,7 @@ mod tests {
         ] {
             let dir = tempfile::tempdir().expect("temp");
             std::fs::write(dir.path().join(FILE_NAME), content).expect("write");
-            let (store, outcome) = StateStore::open(dir.path()).expect("open");
+            let (store, outcome) = StateStore::open(dir.path());
             let LoadOutcome::Recovered { moved_to, .. } = outcome else {
                 panic!("not recovered: {outcome:?}");
             };
@@ -283,7 +331,7 @@ mod tests {
     #[test]
     fn unwritable_directory_is_counted_not_fatal() {
         let dir = tempfile::tempdir().expect("temp");
-        let (store, _) = StateStore::open(dir.path()).expect("open");
+        let (store, _) = StateStore::open(dir.path());
         std::fs::remove_dir_all(dir.path()).expect("remove");
         store.update(|s| s.boot_id = Some("x".into()));
         assert_eq!(store.write_errors(), 1);

@@ -175,20 +175,24 @@ fn bad_flags_and_config_exit_2_naming_what_to_fix() {
 }
 
 #[test]
-fn an_unusable_state_dir_fails_the_start_with_the_flag_named() {
+fn an_unusable_state_dir_keeps_the_exporter_serving_and_says_so() {
     let dir = tempfile::tempdir().expect("temp");
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "x").expect("write");
     let state = file.join("state");
-    let out = oomwatch(&[
-        "--web.listen-address",
-        "127.0.0.1:0",
-        "--state.dir",
-        state.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--state.dir"), "{stderr}");
+    let exporter = fixture_exporter(&state);
+    let body = exporter.scrape();
+    let errors = common::sample(&body, "oomwatch_state_write_errors_total", &[])
+        .expect("write errors exported");
+    assert!(errors >= 1.0, "{errors}");
+    assert!(body.contains("oomwatch_boot_time_seconds"));
+    let log = exporter.log();
+    assert!(
+        log.contains("--state.dir") && log.contains("in memory"),
+        "{log}"
+    );
+    assert!(exporter.stop().success());
+    assert!(file.is_file(), "the file in the way was left alone");
 }
 
 #[test]

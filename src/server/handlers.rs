@@ -191,7 +191,7 @@ mod tests {
 
     fn handler(max_requests: usize) -> (Handler, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp");
-        let (state, _) = StateStore::open(dir.path()).expect("state");
+        let (state, _) = StateStore::open(dir.path());
         let scrape = SharedScrape::new(Scanner::new(Vec::new(), Arc::new(state)));
         (
             Handler::new(
