@@ -153,22 +153,40 @@ fn stdin_gzip_table_and_exit_codes() {
 }
 
 #[test]
-fn reaper_lines_tables_and_panics_are_not_kills() {
-    for (name, kills) in [
-        ("kmsg/v4.9-global-reaper.dmesg-T", 1),
-        ("kmsg/v6.8-global-panic-on-oom.dmesg", 0),
-        ("kmsg/v5.15-memcg-nokillable.dmesg", 0),
-        ("kmsg/v4.19-memcg-oomgroup.syslog", 3),
+fn reaper_lines_and_tables_are_not_kills_and_a_panic_is_a_panic() {
+    for (name, kills, panics) in [
+        ("kmsg/v4.9-global-reaper.dmesg-T", 1, 0),
+        ("kmsg/v6.8-global-panic-on-oom.dmesg", 0, 1),
+        ("kmsg/v5.15-memcg-nokillable.dmesg", 0, 0),
+        ("kmsg/v4.19-memcg-oomgroup.syslog", 3, 0),
     ] {
         let out = scan(
             &["--format", "json", fixture(name).to_str().expect("utf-8")],
             None,
         );
-        assert_eq!(json_rows(&out).len(), kills, "{name}");
+        let rows = json_rows(&out);
+        let kind = |k: &str| rows.iter().filter(|r| r["kind"] == k).count();
+        assert_eq!(kind("kernel"), kills, "{name}");
+        assert_eq!(kind("panic"), panics, "{name}");
+        assert_eq!(rows.len(), kills + panics, "{name}");
         assert_eq!(
             out.status.code(),
-            Some(if kills > 0 { 0 } else { 1 }),
+            Some(if kills + panics > 0 { 0 } else { 1 }),
             "{name}"
         );
     }
+    let panic = fixture("kmsg/v6.8-global-panic-on-oom.dmesg");
+    let out = scan(&["--format", "json", panic.to_str().expect("utf-8")], None);
+    let rows = json_rows(&out);
+    assert_eq!(
+        rows[0]["panic"],
+        "Out of memory: system-wide panic_on_oom is enabled"
+    );
+    assert!(rows[0]["pid"].is_null());
+    let table = scan(&[panic.to_str().expect("utf-8")], None);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("PANIC") && text.contains("kernel panic: Out of memory"),
+        "{text}"
+    );
 }

@@ -2,8 +2,9 @@
 //! right. Reads kernel log text in any form oomwatch parses (dmesg, dmesg -T, syslog,
 //! journalctl, kmsg records; gzip-compressed files too; standard input when no file is
 //! named), and prints each OOM kill once: kernel kills with the kernel's numbers, and
-//! userspace kills (systemd-oomd, earlyoom, …) marked as such. Exit 0 when kills were
-//! found, 1 when none, 2 when an input could not be read. Streams: memory stays bounded
+//! userspace kills (systemd-oomd, earlyoom, …) marked as such, and kernel panics on OOM
+//! (`vm.panic_on_oom`: the whole host went down, nothing was killed). Exit 0 when kills or
+//! panics were found, 1 when none, 2 when an input could not be read. Streams: memory stays bounded
 //! whatever the size of the log.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::kmsg::oom::{KernelKill, OomAssembler, OomEvent};
+use crate::kmsg::oom::{KernelKill, OomAssembler, OomEvent, OomPanic};
 use crate::kmsg::text::parse_text_line;
 use crate::kmsg::userspace::UserspaceKill;
 
@@ -48,6 +49,9 @@ pub struct KillRow {
     pub line: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub killer: Option<String>,
+    /// For `kind: "panic"`: the kernel's panic message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub panic: Option<String>,
 }
 
 impl KillRow {
@@ -71,6 +75,33 @@ impl KillRow {
             time: k.time,
             line: k.at,
             killer: None,
+            panic: None,
+        }
+    }
+
+    /// The kernel panicked on an OOM (`vm.panic_on_oom`, or nothing left to kill): no
+    /// process was killed, the whole host went down.
+    fn panic(p: OomPanic) -> Self {
+        Self {
+            kind: "panic",
+            pid: None,
+            comm: None,
+            uid: None,
+            constraint: None,
+            global: None,
+            memcg: None,
+            task_memcg: None,
+            total_vm_kb: None,
+            anon_rss_kb: None,
+            file_rss_kb: None,
+            shmem_rss_kb: None,
+            pgtables_kb: None,
+            oom_score_adj: None,
+            invoker: None,
+            time: p.time,
+            line: p.at,
+            killer: None,
+            panic: Some(p.reason),
         }
     }
 
@@ -94,6 +125,7 @@ impl KillRow {
             time: k.time,
             line: k.at,
             killer: Some(k.killer),
+            panic: None,
         }
     }
 }
@@ -126,6 +158,7 @@ fn scan_into(input: impl Read, rows: &mut Vec<KillRow>) -> std::io::Result<()> {
         match assembler.push(line.source, line.message, number, line.time) {
             Some(OomEvent::Kill(kill)) => rows.push(KillRow::kernel(kill)),
             Some(OomEvent::Userspace(kill)) => rows.push(KillRow::userspace(kill)),
+            Some(OomEvent::Panic(panic)) => rows.push(KillRow::panic(panic)),
             _ => {}
         }
     }
@@ -221,7 +254,7 @@ fn write_table(
         writeln!(out, "== {name}")?;
     }
     if rows.is_empty() {
-        return writeln!(out, "no OOM kills found");
+        return writeln!(out, "no OOM kills or OOM panics found");
     }
     let mib = |kb: Option<u64>| {
         kb.map_or_else(|| "-".to_owned(), |kb| format!("{:.1}", kb as f64 / 1024.0))
@@ -244,13 +277,15 @@ fn write_table(
     for row in rows {
         let kind = match (row.kind, row.global) {
             ("userspace", _) => "user",
+            ("panic", _) => "PANIC",
             (_, Some(true)) => "global",
             (_, Some(false)) => "memcg",
             _ => "kernel",
         };
-        let killed_by = match &row.killer {
-            Some(killer) => killer.clone(),
-            None => "kernel OOM killer".to_owned(),
+        let killed_by = match (&row.killer, &row.panic) {
+            (Some(killer), _) => killer.clone(),
+            (None, Some(reason)) => format!("kernel panic: {reason}"),
+            (None, None) => "kernel OOM killer".to_owned(),
         };
         writeln!(
             out,
