@@ -28,22 +28,40 @@ fn run(program: &str, args: &[&str]) -> String {
     text
 }
 
+/// The `.yml` files directly in `dir`, relative to the crate root, sorted.
+fn yaml_files(dir: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(root().join(dir))
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".yml") || name.ends_with(".yaml"))
+        .map(|name| format!("{dir}/{name}"))
+        .collect();
+    files.sort();
+    files
+}
+
 #[test]
-fn promtool_checks_and_unit_tests_the_rules() {
-    let checked = run("promtool", &["check", "rules", "alerts/oomwatch.rules.yml"]);
-    assert!(checked.contains("SUCCESS"), "{checked}");
-    let tested = run(
-        "promtool",
-        &["test", "rules", "alerts/tests/oomwatch.test.yml"],
-    );
-    assert!(tested.contains("SUCCESS"), "{tested}");
+fn promtool_checks_and_unit_tests_every_rule_file() {
+    let rules = yaml_files("alerts");
+    assert!(!rules.is_empty());
+    for file in &rules {
+        let checked = run("promtool", &["check", "rules", file]);
+        assert!(checked.contains("SUCCESS"), "{file}: {checked}");
+    }
+    let tests = yaml_files("alerts/tests");
+    assert!(!tests.is_empty());
+    for file in &tests {
+        let tested = run("promtool", &["test", "rules", file]);
+        assert!(tested.contains("SUCCESS"), "{file}: {tested}");
+    }
 }
 
 #[test]
 fn amtool_accepts_the_alertmanager_example() {
     let checked = run(
         "amtool",
-        &["check-config", "alerts/alertmanager.example.yml"],
+        &["check-config", "deploy/alertmanager/alertmanager.yml"],
     );
     assert!(checked.contains("SUCCESS"), "{checked}");
 }
