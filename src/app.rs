@@ -39,6 +39,7 @@ pub enum RunError {
 
 /// Runs the exporter until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), RunError> {
+    raise_open_file_limit();
     let (state, outcome) = StateStore::open(&config.state_dir);
     match &outcome {
         LoadOutcome::Recovered { moved_to, reason } => tracing::warn!(
@@ -212,6 +213,23 @@ fn gather_evidence(config: &Config, started_at: f64) -> Evidence {
         }
     };
     Evidence { pstore, wtmp }
+}
+
+/// Raises the soft open-file limit to the hard one (as Go programs do at start), so
+/// connections and /proc descriptors are bounded by the hard limit the operator set, not
+/// by a 1024 soft default.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %e, "cannot raise the open-file limit");
+        }
+    }
 }
 
 fn unix_now() -> f64 {

@@ -1,0 +1,420 @@
+//! The exporter under load and faults, on the real host and all on 127.0.0.1: 200
+//! concurrent scrapes (answered, or 503 beyond `--web.max-requests`; memory bounded),
+//! 1,000 idle and slowloris connections (closed by the header timeout while scrapes are
+//! still answered), 1,000 scrapes during heavy process churn, a flood of 100k kernel-log
+//! records, a full state filesystem, SIGTERM in the middle of scrapes, and the binary run
+//! as an unprivileged user.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{eventually, fixture, request, require, sample, Exporter, OPENMETRICS_ACCEPT};
+
+/// Resident memory of a process, in bytes.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS")
+        * 1024
+}
+
+fn start_real(state: &std::path::Path, extra: &[&str]) -> Exporter {
+    let mut args = vec!["--state.dir", state.to_str().expect("utf-8")];
+    args.extend_from_slice(extra);
+    Exporter::start(&args)
+}
+
+fn scrape_status(exporter: &Exporter) -> u16 {
+    request(
+        exporter.addr,
+        "GET",
+        "/metrics",
+        &[("Accept", OPENMETRICS_ACCEPT)],
+    )
+    .status
+}
+
+#[test]
+fn two_hundred_concurrent_scrapes_are_answered_or_refused_and_memory_stays_bounded() {
+    let state = tempfile::tempdir().expect("temp");
+    let exporter = start_real(state.path(), &["--web.max-requests", "10"]);
+    exporter.scrape();
+    let before = rss_bytes(exporter.pid());
+    for _round in 0..3 {
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..200)
+                .map(|_| scope.spawn(|| scrape_status(&exporter)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("scraper"))
+                .collect()
+        });
+        let ok = statuses.iter().filter(|&&s| s == 200).count();
+        let refused = statuses.iter().filter(|&&s| s == 503).count();
+        assert_eq!(ok + refused, 200, "only 200 or 503: {statuses:?}");
+        assert!(ok >= 10, "at least the allowed scrapes are served: {ok}");
+    }
+    let after = rss_bytes(exporter.pid());
+    assert!(
+        after < 64 << 20,
+        "RSS {} MiB after 600 concurrent scrapes (was {} MiB)",
+        after >> 20,
+        before >> 20
+    );
+    assert!(!exporter.log().contains("panicked"));
+    assert!(exporter.stop().success());
+}
+
+#[test]
+fn idle_and_slowloris_connections_are_closed_by_the_header_timeout() {
+    let state = tempfile::tempdir().expect("temp");
+    let exporter = start_real(state.path(), &[]);
+    let mut connections = Vec::new();
+    for i in 0..1000 {
+        let mut stream = TcpStream::connect(exporter.addr).expect("connect");
+        if i % 2 == 1 {
+            // Slowloris: a request line and one header, then nothing more.
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                .expect("partial request");
+        }
+        connections.push(stream);
+    }
+    // While they hang, scrapes are answered.
+    for _ in 0..5 {
+        assert_eq!(scrape_status(&exporter), 200);
+    }
+    // The header timeout (10 s) closes every one of them.
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(25);
+    for (i, stream) in connections.iter_mut().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "connection {i} still open after 25 s");
+        stream.set_read_timeout(Some(left)).expect("timeout");
+        let mut buf = [0u8; 1024];
+        let closed = loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                // hyper may answer 408 before closing; read on to the close.
+                Ok(_) => continue,
+                // Other tests' children exiting deliver SIGCHLD to this process.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        if let Err(e) = closed {
+            panic!(
+                "connection {i} ({}) was not closed by the server within {:?} of the first: {e}",
+                if i % 2 == 1 { "slowloris" } else { "idle" },
+                started.elapsed()
+            );
+        }
+    }
+    assert_eq!(scrape_status(&exporter), 200);
+    assert!(exporter.stop().success());
+}
+
+#[test]
+fn a_thousand_scrapes_during_heavy_process_churn() {
+    let state = tempfile::tempdir().expect("temp");
+    let exporter = start_real(state.path(), &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let spawned = Arc::new(AtomicU64::new(0));
+    let churners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            let spawned = spawned.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if Command::new("/bin/true").status().is_ok() {
+                        spawned.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    for i in 0..1000 {
+        let status = scrape_status(&exporter);
+        if status != 200 {
+            failures.push((i, status));
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for churner in churners {
+        churner.join().expect("churner");
+    }
+    let exits_per_second = spawned.load(Ordering::Relaxed) as f64 / elapsed;
+    assert!(failures.is_empty(), "failed scrapes: {failures:?}");
+    assert!(
+        exits_per_second >= 100.0,
+        "churn too light to prove anything: {exits_per_second:.0} exits/s"
+    );
+    let log = exporter.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(exporter.stop().success());
+}
+
+/// The real 6.18 kernel's kill report, repeated into `records` records with fresh
+/// sequence numbers and one record skipped between copies (a counted loss).
+fn kmsg_flood(path: &std::path::Path, records: usize) -> (u64, u64) {
+    let report = std::fs::read_to_string(fixture("kmsg/real-6.18-memcg-v1.kmsg")).expect("fixture");
+    let lines: Vec<&str> = report.lines().filter(|l| !l.starts_with(' ')).collect();
+    let mut out = String::with_capacity(records * 120);
+    let (mut seq, mut ts, mut written, mut copies) = (1000u64, 1_000_000u64, 0usize, 0u64);
+    while written + lines.len() <= records {
+        for line in &lines {
+            let (head, message) = line.split_once(';').expect("record");
+            let prio = head.split(',').next().expect("prio");
+            out.push_str(&format!("{prio},{seq},{ts},-;{message}\n"));
+            seq += 1;
+            ts += 10;
+            written += 1;
+        }
+        seq += 1; // one record lost between copies
+        ts += 5_000_000;
+        copies += 1;
+    }
+    std::fs::write(path, out).expect("write flood");
+    (copies, copies - 1)
+}
+
+#[test]
+fn a_flood_of_100k_kernel_log_records_is_drained_with_bounded_memory() {
+    let dir = tempfile::tempdir().expect("temp");
+    let flood = dir.path().join("kmsg");
+    let (kills, lost) = kmsg_flood(&flood, 100_000);
+    let state = dir.path().join("state");
+    let exporter = start_real(
+        &state,
+        &[
+            "--path.kmsg",
+            flood.to_str().expect("utf-8"),
+            "--no-collector.exits",
+        ],
+    );
+    let counted = eventually(Duration::from_secs(60), || {
+        let body = exporter.scrape();
+        let total: f64 = body
+            .lines()
+            .filter(|l| l.starts_with("oomwatch_oom_kills_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        (total as u64 == kills).then_some(body)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "not all {kills} kills were counted; log:\n{}",
+            exporter.log()
+        )
+    });
+    assert_eq!(
+        sample(&counted, "oomwatch_kmsg_records_lost_total", &[]),
+        Some(lost as f64)
+    );
+    let rss = rss_bytes(exporter.pid());
+    assert!(rss < 48 << 20, "RSS {} MiB after the flood", rss >> 20);
+    assert!(exporter.stop().success());
+}
+
+#[test]
+fn a_full_state_filesystem_is_reported_and_recovered_never_torn() {
+    require(
+        rustix::process::geteuid().is_root(),
+        "running as root (to mount a tmpfs)",
+    );
+    let mount = tempfile::tempdir().expect("mount point");
+    let mount_path = mount.path().to_str().expect("utf-8").to_owned();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs", &mount_path])
+        .status()
+        .expect("mount runs");
+    require(mounted.success(), "mounting a tmpfs");
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount_path);
+    let state = mount.path().join("state");
+    let exporter = start_real(&state, &["--state.heartbeat-interval", "200ms"]);
+    exporter.scrape();
+    // Fill the filesystem to the last block.
+    let filler = mount.path().join("filler");
+    {
+        let mut file = std::fs::File::create(&filler).expect("filler");
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+    }
+    let errors = eventually(Duration::from_secs(5), || {
+        sample(&exporter.scrape(), "oomwatch_state_write_errors_total", &[]).filter(|e| *e >= 1.0)
+    })
+    .expect("write errors on a full filesystem are counted");
+    assert!(errors >= 1.0);
+    // What is on disk is the last whole state, never a torn one.
+    let text = std::fs::read_to_string(state.join("state.json")).expect("state");
+    let _: serde_json::Value = serde_json::from_str(&text).expect("a whole state file");
+    std::fs::remove_file(&filler).expect("free space");
+    eventually(Duration::from_secs(5), || {
+        exporter
+            .log()
+            .contains("state directory writable again")
+            .then_some(())
+    })
+    .expect("recovers when space is free again");
+    assert!(exporter.stop().success());
+    let text = std::fs::read_to_string(state.join("state.json")).expect("state");
+    let saved: serde_json::Value = serde_json::from_str(&text).expect("a whole state file");
+    assert!(
+        saved["boot"]["clean_stop"].is_number(),
+        "the clean stop was flushed: {text}"
+    );
+}
+
+#[test]
+fn sigterm_during_scrapes_finishes_them_flushes_state_and_exits_0() {
+    let state = tempfile::tempdir().expect("temp");
+    let exporter = start_real(state.path(), &[]);
+    let addr = exporter.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let scrapers: Vec<_> = (0..8)
+        .map(|_| {
+            let stop = stop.clone();
+            let outcomes = outcomes.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    // After the listener closes, connecting fails: that ends the loop.
+                    let Ok(mut stream) = TcpStream::connect(addr) else {
+                        break;
+                    };
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+                    let result = common::exchange(
+                        &mut stream,
+                        &addr.to_string(),
+                        "GET",
+                        "/metrics",
+                        &[("Accept", OPENMETRICS_ACCEPT)],
+                    );
+                    outcomes
+                        .lock()
+                        .expect("outcomes")
+                        .push(result.map(|r| (r.status, r.body.contains("# EOF"))));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let status = exporter.stop();
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for scraper in scrapers {
+        scraper.join().expect("scraper");
+    }
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(12), "stopping took {took:?}");
+    let outcomes = outcomes.lock().expect("outcomes");
+    let complete = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok((200, true))))
+        .count();
+    assert!(complete >= 8, "scrapes before the signal: {complete}");
+    // Every answer that came was whole: a 200 always carries the full exposition.
+    for outcome in outcomes.iter().flatten() {
+        assert!(outcome.0 != 200 || outcome.1, "a 200 without # EOF");
+    }
+    let text = std::fs::read_to_string(state.path().join("state.json")).expect("state");
+    let saved: serde_json::Value = serde_json::from_str(&text).expect("state json");
+    assert!(saved["boot"]["clean_stop"].is_number(), "{text}");
+}
+
+#[test]
+fn unprivileged_it_serves_reports_what_is_missing_and_says_what_to_grant() {
+    require(
+        rustix::process::geteuid().is_root(),
+        "running as root (to drop to nobody with setpriv)",
+    );
+    let restricted = std::fs::read_to_string("/proc/sys/kernel/dmesg_restrict")
+        .map(|v| v.trim() == "1")
+        .unwrap_or(false);
+    let state = tempfile::tempdir().expect("temp");
+    let state_dir = state.path().join("state");
+    std::fs::create_dir(&state_dir).expect("state dir");
+    let chown = Command::new("chown")
+        .args(["nobody:", state_dir.to_str().expect("utf-8")])
+        .status()
+        .expect("chown runs");
+    assert!(chown.success());
+    // The temp dir itself must be traversable by nobody.
+    let chmod = Command::new("chmod")
+        .args(["755", state.path().to_str().expect("utf-8")])
+        .status()
+        .expect("chmod runs");
+    assert!(chmod.success());
+    let exporter = Exporter::start_via(
+        &[
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+        ],
+        &["--state.dir", state_dir.to_str().expect("utf-8")],
+    );
+    let uid = std::fs::read_to_string(format!("/proc/{}/status", exporter.pid()))
+        .expect("status")
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .map(str::to_owned)
+        .expect("uid line");
+    assert!(!uid.contains("\t0\t"), "still root: {uid}");
+    let body = exporter.scrape();
+    for _ in 0..3 {
+        assert_eq!(scrape_status(&exporter), 200);
+    }
+    // Every process is still seen: oom_score, statm and cgroup are world-readable.
+    assert_eq!(
+        sample(
+            &body,
+            "oomwatch_collector_success",
+            &[("collector", "processes")]
+        ),
+        Some(1.0)
+    );
+    assert!(body.contains("oomwatch_process_oom_score{"));
+    if restricted {
+        assert_eq!(
+            sample(
+                &body,
+                "oomwatch_collector_success",
+                &[("collector", "kmsg")]
+            ),
+            Some(0.0)
+        );
+        assert_eq!(sample(&body, "oomwatch_kmsg_up", &[]), Some(0.0));
+        let log = exporter.log();
+        let hints = log.matches("CAP_SYSLOG").count();
+        assert_eq!(hints, 1, "one log line says what to grant:\n{log}");
+    }
+    assert!(!exporter.log().contains("panicked"));
+    assert!(exporter.stop().success());
+    let text = std::fs::read_to_string(state_dir.join("state.json")).expect("state written");
+    let _: serde_json::Value = serde_json::from_str(&text).expect("state json");
+}
