@@ -260,15 +260,22 @@ struct GroupEntry {
 
 /// Reads and compiles the named groups of the config file.
 pub fn load_group_rules(path: &Path) -> Result<GroupRules, ConfigError> {
-    let error = |reason: String| ConfigError::ConfigFile {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::ConfigFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    parse_group_rules(&text).map_err(|reason| ConfigError::ConfigFile {
         path: path.to_path_buf(),
         reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-    let file: ConfigFile = serde_norway::from_str(&text).map_err(|e| error(e.to_string()))?;
+    })
+}
+
+/// Compiles the named groups of a config file's text; the error names the entry.
+pub fn parse_group_rules(text: &str) -> Result<GroupRules, String> {
+    let file: ConfigFile = serde_norway::from_str(text).map_err(|e| e.to_string())?;
     let mut rules = Vec::with_capacity(file.groups.len());
     for (index, entry) in file.groups.into_iter().enumerate() {
-        let at = |what: String| error(format!("groups[{index}] ({:?}): {what}", entry.name));
+        let at = |what: String| format!("groups[{index}] ({:?}): {what}", entry.name);
         if entry.name.trim().is_empty() {
             return Err(at("`name` is empty".into()));
         }

@@ -224,11 +224,15 @@ impl EventLog {
 
 /// Reads an event log file; a missing file is an empty log.
 pub fn read_events(path: &Path) -> std::io::Result<ReadEvents> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ReadEvents::default()),
-        Err(e) => return Err(e),
-    };
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(parse_events(&bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ReadEvents::default()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Parses an event log's bytes: one event per line; other lines are skipped and counted.
+pub fn parse_events(bytes: &[u8]) -> ReadEvents {
     let mut read = ReadEvents::default();
     for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         match serde_json::from_slice::<Event>(line) {
@@ -236,7 +240,7 @@ pub fn read_events(path: &Path) -> std::io::Result<ReadEvents> {
             Err(_) => read.skipped += 1,
         }
     }
-    Ok(read)
+    read
 }
 
 #[cfg(test)]

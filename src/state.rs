@@ -206,7 +206,8 @@ impl StateStore {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<PersistedState, String> {
+/// Decodes a state file's bytes; the error says what is wrong with them.
+pub fn decode(bytes: &[u8]) -> Result<PersistedState, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("the file is empty".into());
     }

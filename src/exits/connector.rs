@@ -149,7 +149,8 @@ impl Iterator for Messages<'_> {
                     if errno == 0 {
                         continue; // an acknowledgement, not an error
                     }
-                    return Some(Err(ConnectorError::Netlink(-errno)));
+                    // saturating: a forged i32::MIN must not overflow (found by fuzzing).
+                    return Some(Err(ConnectorError::Netlink(errno.saturating_neg())));
                 }
                 NLMSG_OVERRUN => return Some(Err(ConnectorError::Overrun)),
                 _ => {}
@@ -338,6 +339,19 @@ pub(crate) mod tests {
 
     fn events(bytes: &[u8]) -> Vec<Result<EventMessage, ConnectorError>> {
         parse_datagram(bytes).collect()
+    }
+
+    #[test]
+    fn a_netlink_error_of_i32_min_does_not_overflow() {
+        // Found by tests/fuzz.rs: nlmsghdr of type NLMSG_ERROR whose errno is i32::MIN.
+        let mut bytes = vec![0u8; 20];
+        bytes[0..4].copy_from_slice(&20u32.to_ne_bytes());
+        bytes[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        bytes[16..20].copy_from_slice(&i32::MIN.to_ne_bytes());
+        assert!(matches!(
+            events(&bytes).as_slice(),
+            [Err(ConnectorError::Netlink(i32::MAX))]
+        ));
     }
 
     #[test]
