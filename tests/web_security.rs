@@ -158,6 +158,7 @@ fn tls_client_certificates_basic_auth_and_headers() {
     let good_client = client_ca.leaf("prometheus.example", ExtendedKeyUsagePurpose::ClientAuth);
     let wrong_san = client_ca.leaf("laptop.example", ExtendedKeyUsagePurpose::ClientAuth);
     let stranger = stranger_ca.leaf("prometheus.example", ExtendedKeyUsagePurpose::ClientAuth);
+    let wildcard = client_ca.leaf("*.example", ExtendedKeyUsagePurpose::ClientAuth);
     let auth = basic("prometheus", "scrape-secret");
     let credentials = [("Authorization", auth.as_str())];
 
@@ -213,6 +214,19 @@ fn tls_client_certificates_basic_auth_and_headers() {
             );
         }
     }
+    // Every method and path needs the credentials.
+    for (method, path) in [
+        ("HEAD", "/metrics"),
+        ("POST", "/metrics"),
+        ("GET", "/nowhere"),
+    ] {
+        let name = ServerName::try_from("localhost").expect("name");
+        let connection = rustls::ClientConnection::new(client.clone(), name).expect("tls");
+        let socket = TcpStream::connect(exporter.addr).expect("connect");
+        let mut stream = rustls::StreamOwned::new(connection, socket);
+        let response = exchange(&mut stream, "localhost", method, path, &[]).expect("https");
+        assert_eq!(response.status, 401, "{method} {path}");
+    }
     for _ in 0..3 {
         let response = https(&exporter, client.clone(), "/metrics", &credentials).expect("https");
         assert_eq!(response.status, 200);
@@ -243,6 +257,68 @@ fn tls_client_certificates_basic_auth_and_headers() {
     assert!(log.contains("cannot be loaded"), "{log}");
     assert!(log.contains("reloaded"), "{log}");
     assert!(exporter.stop().success());
+}
+
+#[test]
+fn optional_and_unverified_client_certificates_and_a_rate_limit() {
+    let dir = tempfile::tempdir().expect("temp");
+    let server_ca = Authority::new("server CA");
+    let client_ca = Authority::new("client CA");
+    let stranger_ca = Authority::new("stranger CA");
+    let (cert, key) = server_ca.leaf("localhost", ExtendedKeyUsagePurpose::ServerAuth);
+    std::fs::write(dir.path().join("server.crt"), &cert).expect("write");
+    std::fs::write(dir.path().join("server.key"), &key).expect("write");
+    std::fs::write(dir.path().join("clients.crt"), client_ca.pem()).expect("write");
+    let trusted = client_ca.leaf("prometheus.example", ExtendedKeyUsagePurpose::ClientAuth);
+    let stranger = stranger_ca.leaf("prometheus.example", ExtendedKeyUsagePurpose::ClientAuth);
+    let status = |exporter: &Exporter, identity: Option<&(String, String)>| {
+        https(
+            exporter,
+            client_config(&server_ca, identity),
+            "/metrics",
+            &[],
+        )
+        .map(|r| r.status)
+    };
+
+    // VerifyClientCertIfGiven: none is fine, a trusted one is fine, a stranger's is not.
+    let web = dir.path().join("if-given.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+         client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: clients.crt\n",
+    )
+    .expect("write");
+    let exporter = start(&web, &dir.path().join("state-1"));
+    assert_eq!(status(&exporter, None).expect("no certificate"), 200);
+    assert_eq!(status(&exporter, Some(&trusted)).expect("trusted"), 200);
+    assert!(status(&exporter, Some(&stranger)).is_err());
+    drop(exporter);
+
+    // RequireAnyClientCert: any certificate, none refused.
+    let web = dir.path().join("any.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+         client_auth_type: RequireAnyClientCert\n",
+    )
+    .expect("write");
+    let exporter = start(&web, &dir.path().join("state-2"));
+    assert_eq!(
+        status(&exporter, Some(&stranger)).expect("any certificate"),
+        200
+    );
+    assert!(status(&exporter, None).is_err());
+    drop(exporter);
+
+    // rate_limit: a burst of 3, then 429 until a token comes back (one a minute).
+    let web = dir.path().join("limited.yml");
+    std::fs::write(&web, "rate_limit:\n  interval: 1m\n  burst: 3\n").expect("write");
+    let exporter = start(&web, &dir.path().join("state-3"));
+    let statuses: Vec<u16> = (0..5)
+        .map(|_| exporter.request("GET", "/-/healthy").status)
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
 }
 
 #[test]
@@ -285,6 +361,8 @@ fn bad_web_configs_fail_the_start_naming_the_field() {
         ("basic_auth_users:\n  bob: hunter2\n", "basic_auth_users.bob"),
         ("http_server_config:\n  headers:\n    Server: nginx\n", "http_server_config.headers.Server"),
         ("tls_server_config:\n  certfile: server.crt\n", "certfile"),
+        ("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: server.crt\n  client_allowed_sans: [a.example]\n", "tls_server_config.client_allowed_sans"),
+        ("basic_auth_users:\n  bob: $2y$31$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG\n", "cost 31"),
     ];
     for (index, (text, expected)) in cases.into_iter().enumerate() {
         let path = dir.path().join(format!("web-{index}.yml"));

@@ -1,12 +1,15 @@
 //! HTTP basic authentication against the web config's bcrypt hashes.
 //!
 //! bcrypt is slow on purpose, so it runs on the blocking pool, at most `CONCURRENT_HASHES`
-//! at a time, never on the reactor. Results are cached under a SHA-256 of user, password
-//! and hash (no password is kept), so a scraper's repeated credentials cost one bcrypt in
-//! all. An unknown user is checked against a decoy hash of the same cost, so the answer
-//! takes as long as for a known user and does not tell which users exist.
+//! at a time, never on the reactor. Successful checks are cached under a SHA-256 of user,
+//! password and hash (no password is kept), so a scraper's repeated credentials cost one
+//! bcrypt in all and never wait behind anyone guessing; failures are not cached, so
+//! guesses cannot push the scraper's entry out. An unknown user is checked against a decoy
+//! hash of the highest cost configured, so the answer takes as long as for a known user
+//! and does not tell which users exist (given one cost for all users, as `htpasswd`
+//! makes them).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -15,14 +18,14 @@ use tokio::sync::Semaphore;
 
 /// bcrypt checks running at once; more wait.
 const CONCURRENT_HASHES: usize = 2;
-/// Cached results; the cache is emptied when full (a scraper has one or two entries).
+/// Cached successes; when full, an arbitrary tenth is dropped (a scraper has one entry).
 const CACHE_ENTRIES: usize = 1024;
 
 #[derive(Debug)]
 pub struct BasicAuth {
     users: BTreeMap<String, String>,
     decoy: String,
-    cache: Mutex<HashMap<[u8; 32], bool>>,
+    cache: Mutex<HashSet<[u8; 32]>>,
     hashing: Arc<Semaphore>,
 }
 
@@ -40,7 +43,7 @@ impl BasicAuth {
         Ok(Self {
             users,
             decoy,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashSet::new()),
             hashing: Arc::new(Semaphore::new(CONCURRENT_HASHES)),
         })
     }
@@ -55,8 +58,8 @@ impl BasicAuth {
             None => (self.decoy.clone(), false),
         };
         let key = cache_key(&user, &password, &hash);
-        if let Some(&ok) = self.lock_cache().get(&key) {
-            return ok && known;
+        if known && self.lock_cache().contains(&key) {
+            return true;
         }
         let Ok(permit) = self.hashing.clone().acquire_owned().await else {
             return false;
@@ -67,15 +70,21 @@ impl BasicAuth {
         })
         .await
         .unwrap_or(false);
+        if !(verified && known) {
+            return false;
+        }
         let mut cache = self.lock_cache();
         if cache.len() >= CACHE_ENTRIES {
-            cache.clear();
+            let drop: Vec<[u8; 32]> = cache.iter().take(CACHE_ENTRIES / 10).copied().collect();
+            for key in drop {
+                cache.remove(&key);
+            }
         }
-        cache.insert(key, verified);
-        verified && known
+        cache.insert(key);
+        true
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], bool>> {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
         self.cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -146,6 +155,19 @@ mod tests {
         assert!(!auth.authorized(Some(&bearer)).await);
         let garbage = HeaderValue::from_static("Basic !!!");
         assert!(!auth.authorized(Some(&garbage)).await);
+    }
+
+    #[tokio::test]
+    async fn guesses_do_not_evict_the_scrapers_cached_success() {
+        let auth = auth();
+        let good = header("prometheus", "s3cret:with colon");
+        assert!(auth.authorized(Some(&good)).await);
+        for guess in 0..20 {
+            let wrong = header("prometheus", &format!("guess {guess}"));
+            assert!(!auth.authorized(Some(&wrong)).await);
+        }
+        assert_eq!(auth.lock_cache().len(), 1, "failures are not cached");
+        assert!(auth.authorized(Some(&good)).await);
     }
 
     #[test]

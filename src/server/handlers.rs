@@ -1,7 +1,8 @@
 //! Request routing: the telemetry path (GET, HEAD; OpenMetrics when the Accept header asks
 //! for it, else the Prometheus text format), the landing page `/`, `/-/healthy`,
 //! `/-/ready`; 405 with `Allow` for other methods on those paths, 404 elsewhere, and 503
-//! when `--web.max-requests` scrapes are already in flight. With basic auth configured
+//! when `--web.max-requests` scrapes are already in flight; 429 beyond the web config's
+//! `rate_limit`, before anything else. With basic auth configured
 //! every path needs credentials (401 with `WWW-Authenticate` otherwise); the web config's
 //! headers go on every response.
 
@@ -47,6 +48,7 @@ pub struct Handler {
     landing_page: Bytes,
     auth: Option<Arc<super::auth::BasicAuth>>,
     headers: Vec<(HeaderName, HeaderValue)>,
+    rate_limit: Option<Arc<super::rate_limit::RateLimiter>>,
 }
 
 impl Handler {
@@ -65,6 +67,7 @@ impl Handler {
             landing_page,
             auth: security.auth.clone(),
             headers: security.headers.clone(),
+            rate_limit: security.rate_limit.clone(),
         }
     }
 
@@ -74,7 +77,9 @@ impl Handler {
     }
 
     pub async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>> {
+        let limited = self.rate_limit.as_ref().is_some_and(|limit| !limit.allow());
         let mut response = match &self.auth {
+            _ if limited => text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n"),
             Some(auth) if !auth.authorized(request.headers().get(AUTHORIZATION)).await => {
                 let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
                 response.headers_mut().insert(

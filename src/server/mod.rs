@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod handlers;
+pub mod rate_limit;
 pub mod scrape;
 pub mod security;
 pub mod tls;
@@ -34,6 +35,9 @@ use tls::TlsSource;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connections in flight may run on after a shutdown signal.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+/// Connections served at once; more are closed as soon as they are accepted. Each costs a
+/// task and, with TLS, about 16 KiB of buffers, for at most the header timeout when idle.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -107,14 +111,26 @@ pub async fn serve(
     drop(accepted_tx);
 
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut refused_logged = false;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             Some(stream) = accepted.recv() => {
+                let Ok(slot) = connections.clone().try_acquire_owned() else {
+                    if !refused_logged {
+                        tracing::warn!(max = MAX_CONNECTIONS, "too many open connections; closing new ones until some end");
+                        refused_logged = true;
+                    }
+                    drop(stream);
+                    continue;
+                };
+                refused_logged = false;
                 let handler = handler.clone();
                 let watcher = graceful.watcher();
                 let tls = tls.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     match tls {
                         None => serve_connection(TokioIo::new(stream), handler, watcher).await,
                         Some(tls) => {
@@ -164,7 +180,7 @@ where
 /// (as Go servers answer), not a silent close.
 async fn accept_tls(
     stream: TcpStream,
-    tls: &TlsSource,
+    tls: &Arc<TlsSource>,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
     /// The first byte of every TLS record that opens a handshake.
     const HANDSHAKE_RECORD: u8 = 0x16;

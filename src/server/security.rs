@@ -8,6 +8,7 @@ use std::sync::Arc;
 use hyper::header::{HeaderName, HeaderValue};
 
 use super::auth::BasicAuth;
+use super::rate_limit::RateLimiter;
 use super::tls::TlsSource;
 use super::web_config;
 
@@ -18,6 +19,7 @@ pub struct WebSecurity {
     pub tls: Option<Arc<TlsSource>>,
     pub auth: Option<Arc<BasicAuth>>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub rate_limit: Option<Arc<RateLimiter>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,10 +52,16 @@ impl WebSecurity {
                 .map_err(|e| error(format!("basic_auth_users: {e}")))?;
             Some(Arc::new(auth))
         };
+        if auth.is_some() && tls.is_none() {
+            tracing::warn!("basic_auth_users without tls_server_config: passwords cross the network in clear text");
+        }
         Ok(Self {
             tls,
             auth,
             headers: config.headers,
+            rate_limit: config
+                .rate_limit
+                .map(|(interval, burst)| Arc::new(RateLimiter::new(interval, burst))),
         })
     }
 }

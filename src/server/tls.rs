@@ -354,7 +354,8 @@ impl ClientCertVerifier for AllowedSans {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
+        // Without a certificate there is no SAN to check: never optional.
+        true
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
@@ -373,11 +374,16 @@ impl ClientCertVerifier for AllowedSans {
         let certificate = webpki::EndEntityCert::try_from(end_entity).map_err(|_| {
             rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
         })?;
-        if self
-            .allowed
-            .iter()
-            .any(|name| certificate.verify_is_valid_for_subject_name(name).is_ok())
-        {
+        // Exact matches, as the exporter toolkit compares: a wildcard certificate
+        // (`*.example.com`) does not stand in for an allowed `prometheus.example.com`.
+        let allowed = self.allowed.iter().any(|name| match name {
+            ServerName::DnsName(dns) => certificate
+                .valid_dns_names()
+                .any(|presented| presented == dns.as_ref()),
+            ServerName::IpAddress(_) => certificate.verify_is_valid_for_subject_name(name).is_ok(),
+            _ => false,
+        });
+        if allowed {
             Ok(verified)
         } else {
             Err(rustls::Error::InvalidCertificate(

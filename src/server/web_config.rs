@@ -20,6 +20,14 @@ struct WebConfigFile {
     tls_server_config: Option<TlsServerConfigFile>,
     http_server_config: Option<HttpServerConfigFile>,
     basic_auth_users: Option<BTreeMap<String, String>>,
+    rate_limit: Option<RateLimitFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitFile {
+    interval: Option<String>,
+    burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +62,8 @@ pub struct WebConfig {
     pub basic_auth_users: BTreeMap<String, String>,
     /// Added to every response.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `rate_limit`: one request per interval, bursts up to the count; None: unlimited.
+    pub rate_limit: Option<(std::time::Duration, u32)>,
 }
 
 /// PEM material: a file (re-read when it changes) or inline text.
@@ -80,7 +90,8 @@ impl ClientAuth {
         Some(match value {
             "" | "NoClientCert" => Self::NoClientCert,
             "RequestClientCert" => Self::RequestClientCert,
-            "RequireAnyClientCert" => Self::RequireAnyClientCert,
+            // `RequireClientCert`: the toolkit's older name, kept for its users.
+            "RequireAnyClientCert" | "RequireClientCert" => Self::RequireAnyClientCert,
             "VerifyClientCertIfGiven" => Self::VerifyClientCertIfGiven,
             "RequireAndVerifyClientCert" => Self::RequireAndVerifyClientCert,
             _ => return None,
@@ -135,6 +146,9 @@ pub struct TlsSettings {
     pub curves: Option<Vec<Curve>>,
 }
 
+/// Highest bcrypt cost accepted: 2^16 rounds already take about a second a check.
+const MAX_BCRYPT_COST: u32 = 16;
+
 /// Headers a web config may set, as in the exporter toolkit: security headers only.
 const ALLOWED_HEADERS: [&str; 5] = [
     "Strict-Transport-Security",
@@ -179,12 +193,21 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
                 "a user name must be non-empty and have no `:`",
             ));
         }
-        hash.parse::<bcrypt::HashParts>().map_err(|e| {
+        let parts = hash.parse::<bcrypt::HashParts>().map_err(|e| {
             field_error(
                 &field,
                 format!("not a bcrypt hash ({e}); make one with `htpasswd -nBC 10 {user}`"),
             )
         })?;
+        if parts.get_cost() > MAX_BCRYPT_COST {
+            return Err(field_error(
+                field,
+                format!(
+                    "bcrypt cost {} is above {MAX_BCRYPT_COST}: every check would take seconds",
+                    parts.get_cost()
+                ),
+            ));
+        }
         basic_auth_users.insert(user, hash);
     }
     let http = file.http_server_config.unwrap_or_default();
@@ -212,10 +235,25 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
             .map_err(|e| field_error(&field, e.to_string()))?;
         headers.push((header_name, header_value));
     }
+    let rate_limit = match file.rate_limit {
+        Some(RateLimitFile {
+            burst: Some(burst @ 1..),
+            interval,
+        }) => {
+            let interval = match interval.as_deref() {
+                None | Some("") => std::time::Duration::ZERO,
+                Some(value) => crate::config::parse_duration("rate_limit.interval", value)
+                    .map_err(|e| field_error("rate_limit.interval", e.to_string()))?,
+            };
+            Some((interval, burst))
+        }
+        _ => None,
+    };
     Ok(WebConfig {
         tls,
         basic_auth_users,
         headers,
+        rate_limit,
     })
 }
 
@@ -271,11 +309,10 @@ fn tls_settings(file: TlsServerConfigFile, dir: &Path) -> Result<TlsSettings, Fi
                 format!("required with client_auth_type {client_auth_value}"),
             ))
         }
-        (false, Some(_)) => {
+        (false, Some(_)) if client_auth == ClientAuth::NoClientCert => {
             return Err(field_error(
                 format!("{AT}.client_ca_file"),
-                "client CAs are configured without a client_auth_type that verifies them \
-                 (VerifyClientCertIfGiven or RequireAndVerifyClientCert)",
+                "client CAs are configured with client_auth_type NoClientCert",
             ))
         }
         _ => {}
@@ -290,10 +327,11 @@ fn tls_settings(file: TlsServerConfigFile, dir: &Path) -> Result<TlsSettings, Fi
         })?;
         client_allowed_sans.push(name);
     }
-    if !client_allowed_sans.is_empty() && !client_auth.verifies() {
+    if !client_allowed_sans.is_empty() && client_auth != ClientAuth::RequireAndVerifyClientCert {
         return Err(field_error(
             format!("{AT}.client_allowed_sans"),
-            "needs a client_auth_type that verifies client certificates",
+            "needs client_auth_type RequireAndVerifyClientCert (a client without a \
+             certificate has no SAN to check)",
         ));
     }
 
@@ -463,6 +501,13 @@ mod tests {
         assert_eq!(config.basic_auth_users["prometheus"], HASH);
         assert_eq!(config.headers[0].0.as_str(), "x-frame-options");
         assert_eq!(config.headers[0].1, "deny");
+        assert!(config.rate_limit.is_none());
+        let limited = parse_ok("rate_limit:\n  interval: 2s\n  burst: 5\n");
+        assert_eq!(
+            limited.rate_limit,
+            Some((std::time::Duration::from_secs(2), 5))
+        );
+        assert!(parse_ok("rate_limit:\n  burst: 0\n").rate_limit.is_none());
     }
 
     #[test]
@@ -521,6 +566,10 @@ mod tests {
             ),
             ("tls_server_config:\n  cert_fil: c\n", "yaml"),
             ("rate_limits: {}\n", "yaml"),
+            (
+                "rate_limit:\n  interval: soon\n  burst: 3\n",
+                "rate_limit.interval",
+            ),
         ];
         for (text, field) in cases {
             let error = parse_err(text);
