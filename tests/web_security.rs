@@ -162,7 +162,8 @@ fn tls_client_certificates_basic_auth_and_headers() {
     let auth = basic("prometheus", "scrape-secret");
     let credentials = [("Authorization", auth.as_str())];
 
-    // No client certificate, one from an untrusted CA, one without an allowed SAN: refused.
+    // No client certificate, one from an untrusted CA, one without an allowed SAN, one
+    // whose wildcard would match by hostname rules but is not an exact SAN: refused.
     for (what, identity) in [
         ("no client certificate", None),
         ("an untrusted client certificate", Some(&stranger)),
@@ -170,6 +171,7 @@ fn tls_client_certificates_basic_auth_and_headers() {
             "a client certificate without an allowed SAN",
             Some(&wrong_san),
         ),
+        ("a wildcard client certificate", Some(&wildcard)),
     ] {
         let result = https(
             &exporter,
