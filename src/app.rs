@@ -22,7 +22,7 @@ use crate::kmsg::attribution::VictimNamer;
 use crate::kmsg::follower::{Follower, KmsgShared};
 use crate::procfs::host::parse_stat_btime;
 use crate::reboot::history::Evidence;
-use crate::reboot::{pstore, wtmp};
+use crate::reboot::{pstore, wtmp, wtmpdb};
 use crate::scan::Scanner;
 use crate::server::handlers::Handler;
 use crate::server::scrape::SharedScrape;
@@ -204,11 +204,28 @@ fn gather_evidence(config: &Config, started_at: f64) -> Evidence {
         &config.roots.sysfs().join("fs/pstore"),
         &config.roots.root_file("/var/lib/systemd/pstore"),
     ]);
-    let wtmp_path = config.roots.root_file("/var/log/wtmp");
-    let wtmp = match std::fs::read(&wtmp_path) {
-        Ok(bytes) => wtmp::previous_boot_verdict(&wtmp::parse(&bytes), started_at),
+    // wtmpdb where the distribution moved to it (Debian 13, recent Ubuntu): when its
+    // database exists it alone speaks, as the legacy file there is stale or absent; a
+    // database that gives no verdict (a pending WAL, a malformed file) gives none.
+    let wtmpdb_path = config.roots.root_file(wtmpdb::PATH);
+    let wtmp = match wtmpdb::read_verdict(&wtmpdb_path, started_at) {
+        Ok(verdict) => verdict,
+        Err(e) if e.is_not_found() => {
+            let wtmp_path = config.roots.root_file("/var/log/wtmp");
+            match std::fs::read(&wtmp_path) {
+                Ok(bytes) => wtmp::previous_boot_verdict(&wtmp::parse(&bytes), started_at),
+                Err(e) => {
+                    tracing::debug!(path = %wtmp_path.display(), error = %e, "no wtmp evidence");
+                    None
+                }
+            }
+        }
+        Err(e @ wtmpdb::ReadError::Pending { .. }) => {
+            tracing::info!(error = %e, "no wtmpdb evidence");
+            None
+        }
         Err(e) => {
-            tracing::debug!(path = %wtmp_path.display(), error = %e, "no wtmp evidence");
+            tracing::warn!(error = %e, "no wtmpdb evidence");
             None
         }
     };

@@ -2,7 +2,8 @@
 //! writes a `reboot` record at each boot and a `shutdown` record at each clean shutdown
 //! (`last -x`). A boot with no shutdown record before the next boot ended uncleanly.
 //! Pure parser of the glibc `struct utmp` layout (384 bytes a record on Linux) and the
-//! verdict over the records; no I/O. wtmpdb (an SQLite file) is not read.
+//! verdict over the records; no I/O. wtmpdb, the SQLite file newer distributions moved
+//! to, is read by `super::wtmpdb` into the same records.
 
 /// glibc's `sizeof(struct utmp)` on Linux (x86_64, aarch64 and the other 64-bit ABIs, with
 /// 32-bit time fields kept for compatibility).
