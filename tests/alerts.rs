@@ -2,10 +2,15 @@
 //! `promtool check rules` and `promtool test rules` (Debian package `prometheus`), and
 //! `amtool check-config` (`prometheus-alertmanager`). Also that every alert carries
 //! severity, summary, description and a runbook_url whose anchor is a section of
-//! docs/runbook.md, and that every runbook section belongs to an alert.
+//! docs/runbook.md, and that every runbook section belongs to an alert. The shipped
+//! Alertmanager example is also run for real: alerts posted to it reach the receiver of
+//! their severity, and the host-level OOM alert is inhibited by the per-victim one.
+
+mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -116,4 +121,115 @@ fn every_alert_is_documented_and_has_a_runbook_section() {
             "runbook section {section:?} has no alert"
         );
     }
+}
+
+/// Posts alerts to Alertmanager's v2 API.
+fn post_alerts(alertmanager: std::net::SocketAddr, alerts: &serde_json::Value) {
+    use std::io::{Read, Write};
+    let body = alerts.to_string();
+    let mut stream = std::net::TcpStream::connect(alertmanager).expect("connect");
+    write!(
+        stream,
+        "POST /api/v2/alerts HTTP/1.1\r\nHost: {alertmanager}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("post");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
+#[test]
+fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
+    let dir = tempfile::tempdir().expect("temp");
+    let webhook = common::servers::Webhook::start();
+    let shipped = std::fs::read_to_string(root().join("deploy/alertmanager/alertmanager.yml"))
+        .expect("example");
+    // Only the receivers' address and the waits change; routes and inhibitions are as shipped.
+    let config = shipped
+        .replace("http://127.0.0.1:9095", &format!("http://{}", webhook.addr))
+        .replace("group_wait: 30s", "group_wait: 1s")
+        .replace("group_interval: 5m", "group_interval: 1s");
+    assert_ne!(config, shipped);
+    let am = common::servers::alertmanager_with_config(dir.path(), &config);
+    let alert = |name: &str, instance: &str, severity: &str| serde_json::json!({"labels": {"alertname": name, "instance": instance, "severity": severity, "comm": "java"}});
+    post_alerts(
+        am.addr,
+        &serde_json::json!([
+            alert("OOMProcessKilled", "host-a", "warning"),
+            alert("OOMKillOnHost", "host-a", "warning"),
+            alert("OOMKillOnHost", "host-b", "warning"),
+            alert("UnexpectedReboot", "host-c", "critical"),
+            alert("HostRebooted", "host-c", "info"),
+            alert("OOMKillsUnexplained", "host-d", "info"),
+        ]),
+    );
+    let names = |path: &str| -> Vec<(String, String)> {
+        let mut names: Vec<(String, String)> = webhook
+            .alerts_at(Some(path))
+            .iter()
+            .map(|a| {
+                (
+                    a["labels"]["alertname"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    a["labels"]["instance"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    let expected_chat = vec![
+        pair("OOMKillOnHost", "host-b"),
+        pair("OOMProcessKilled", "host-a"),
+    ];
+    let expected_pager = vec![pair("UnexpectedReboot", "host-c")];
+    let expected_ticket = vec![pair("OOMKillsUnexplained", "host-d")];
+    let arrived = common::eventually(Duration::from_secs(30), || {
+        (names("/chat") == expected_chat
+            && names("/pager") == expected_pager
+            && names("/ticket") == expected_ticket)
+            .then_some(())
+    });
+    assert!(
+        arrived.is_some(),
+        "chat {:?}, pager {:?}, ticket {:?}",
+        names("/chat"),
+        names("/pager"),
+        names("/ticket")
+    );
+    // Give a wrongly routed or uninhibited notification time to show up, then look again.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        names("/chat"),
+        expected_chat,
+        "host-a's OOMKillOnHost is inhibited"
+    );
+    assert_eq!(names("/pager"), expected_pager);
+    assert_eq!(
+        names("/ticket"),
+        expected_ticket,
+        "HostRebooted is inhibited by UnexpectedReboot"
+    );
+    let listed = common::request(am.addr, "GET", "/api/v2/alerts", &[]);
+    let listed: serde_json::Value = serde_json::from_str(&listed.body).expect("json");
+    let inhibited: Vec<&str> = listed
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| {
+            !a["status"]["inhibitedBy"]
+                .as_array()
+                .is_none_or(|v| v.is_empty())
+        })
+        .filter_map(|a| a["labels"]["alertname"].as_str())
+        .collect();
+    assert_eq!(inhibited.len(), 2, "{inhibited:?}");
 }

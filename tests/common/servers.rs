@@ -66,14 +66,18 @@ fn start(
 /// Alertmanager with every alert routed to `webhook`, grouped per alert and instance and
 /// sent after one second.
 pub fn alertmanager(dir: &Path, webhook: SocketAddr) -> Server {
-    let config = dir.join("alertmanager.yml");
-    std::fs::write(
-        &config,
-        format!(
+    alertmanager_with_config(
+        dir,
+        &format!(
             "route:\n  receiver: hook\n  group_by: [alertname, instance, comm, group]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{webhook}/\n"
         ),
     )
-    .expect("config");
+}
+
+/// Alertmanager with the given configuration.
+pub fn alertmanager_with_config(dir: &Path, config_text: &str) -> Server {
+    let config = dir.join("alertmanager.yml");
+    std::fs::write(&config, config_text).expect("config");
     let addr = free_port();
     let args = [
         format!("--config.file={}", config.display()),
@@ -124,10 +128,10 @@ pub fn prometheus(
     )
 }
 
-/// An HTTP receiver that records every request body it gets.
+/// An HTTP receiver that records every request it gets: its path and body.
 pub struct Webhook {
     pub addr: SocketAddr,
-    bodies: Arc<Mutex<Vec<String>>>,
+    bodies: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Webhook {
@@ -140,6 +144,13 @@ impl Webhook {
             for stream in listener.incoming().flatten() {
                 let mut reader = BufReader::new(stream);
                 let mut length = 0usize;
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                let path = request_line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
                 loop {
                     let mut line = String::new();
                     if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -155,7 +166,7 @@ impl Webhook {
                 if reader.read_exact(&mut body).is_ok() {
                     sink.lock()
                         .expect("lock")
-                        .push(String::from_utf8_lossy(&body).into_owned());
+                        .push((path, String::from_utf8_lossy(&body).into_owned()));
                 }
                 let _ = reader.get_mut().write_all(
                     b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -167,11 +178,17 @@ impl Webhook {
 
     /// Every alert received so far (from every notification).
     pub fn alerts(&self) -> Vec<serde_json::Value> {
+        self.alerts_at(None)
+    }
+
+    /// The alerts received on one path (one receiver), or on all with None.
+    pub fn alerts_at(&self, path: Option<&str>) -> Vec<serde_json::Value> {
         self.bodies
             .lock()
             .expect("lock")
             .iter()
-            .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+            .filter(|(p, _)| path.is_none_or(|path| p == path))
+            .filter_map(|(_, b)| serde_json::from_str::<serde_json::Value>(b).ok())
             .flat_map(|n| n["alerts"].as_array().cloned().unwrap_or_default())
             .collect()
     }
