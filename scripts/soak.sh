@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 minutes=${SOAK_MINUTES:-30}
 cargo build --release --quiet
-binary=target/release/oomwatch
+binary=${CARGO_TARGET_DIR:-target}/release/oomwatch
 work=$(mktemp -d)
 port=${SOAK_PORT:-19721}
 
@@ -36,10 +36,16 @@ trap cleanup EXIT
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$exporter/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$exporter/stat"; }
 
+ready=false
 for _ in $(seq 50); do
-  curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null && break
+  curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null && ready=true && break
   sleep 0.2
 done
+if ! $ready; then
+  echo "oomwatch did not become ready:" >&2
+  cat "$work/oomwatch.log" >&2
+  exit 1
+fi
 
 total=$((minutes * 60))
 failures=0

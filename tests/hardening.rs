@@ -65,6 +65,11 @@ fn two_hundred_concurrent_scrapes_are_answered_or_refused_and_memory_stays_bound
         assert!(ok >= 10, "at least the allowed scrapes are served: {ok}");
     }
     let after = rss_bytes(exporter.pid());
+    println!(
+        "RSS {:.1} MiB before, {:.1} MiB after 3 rounds of 200 concurrent scrapes",
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0
+    );
     assert!(
         after < 64 << 20,
         "RSS {} MiB after 600 concurrent scrapes (was {} MiB)",
@@ -158,6 +163,7 @@ fn a_thousand_scrapes_during_heavy_process_churn() {
         churner.join().expect("churner");
     }
     let exits_per_second = spawned.load(Ordering::Relaxed) as f64 / elapsed;
+    println!("1000 scrapes in {elapsed:.1} s during {exits_per_second:.0} exits/s");
     assert!(failures.is_empty(), "failed scrapes: {failures:?}");
     assert!(
         exits_per_second >= 100.0,
@@ -226,6 +232,10 @@ fn a_flood_of_100k_kernel_log_records_is_drained_with_bounded_memory() {
         Some(lost as f64)
     );
     let rss = rss_bytes(exporter.pid());
+    println!(
+        "{kills} kills in 100k records counted, {lost} records lost counted, RSS {:.1} MiB",
+        rss as f64 / 1048576.0
+    );
     assert!(rss < 48 << 20, "RSS {} MiB after the flood", rss >> 20);
     assert!(exporter.stop().success());
 }
