@@ -2,7 +2,7 @@
 //! of kmsg records, `parse_record`, `Record::source`, `OomAssembler::push`. The stream is
 //! about 1M records: ordinary kernel chatter with the fixtures' OOM reports mixed in.
 //! Also times the text path (`parse_text_line` + push) on the same stream as dmesg text.
-//! Run with `cargo run --release --example bench`. It owns only the measurement: it reads
+//! Run with `cargo bench --bench kmsg`. It owns only the measurement: it reads
 //! the fixtures and must not change what the parsers do.
 
 use std::time::Instant;

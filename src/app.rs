@@ -58,13 +58,18 @@ pub fn run(config: Config) -> Result<(), RunError> {
     }
     let state = Arc::new(state);
     let events = Arc::new(EventLog::open(&config.state_dir, config.events_max));
-    start_boot(&config, &state, &events);
+    // The boot's start (btime), read once: it dates the boot and the kernel log's kills.
+    let btime = std::fs::read(config.roots.proc_file("stat"))
+        .ok()
+        .and_then(|bytes| parse_stat_btime(&bytes).ok())
+        .map(|btime| btime as f64);
+    start_boot(&config, &state, &events, btime);
     start_heartbeat(state.clone(), config.heartbeat_interval);
 
     let live = Arc::new(LivePids::default());
     let kmsg = Arc::new(KmsgShared::new(state.snapshot().kmsg));
     if config.collectors.contains(&"kmsg") {
-        start_kmsg_follower(&config, &state, &kmsg, &live);
+        start_kmsg_follower(&config, &state, &kmsg, &live, btime);
     }
     let exits = Arc::new(ExitsShared::default());
     if config.collectors.contains(&"exits") {
@@ -85,7 +90,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         events: events.clone(),
     };
     let collectors = build_collectors(&config, &state, &links, &kmsg, &exits);
-    let scrape = SharedScrape::new(Scanner::new(collectors, state.clone()));
+    let scrape = SharedScrape::new(Scanner::new(collectors, state.clone()).with_event_log(events));
     let handler = Arc::new(Handler::new(
         config.telemetry_path.clone(),
         config.max_requests,
@@ -126,7 +131,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
 /// than the state's; btime never decides) classifies how the previous boot ended, counts
 /// the reboot (in the state and the event log), and forgets the previous boot's instances
 /// and kernel log position.
-fn start_boot(config: &Config, state: &StateStore, events: &EventLog) {
+fn start_boot(config: &Config, state: &StateStore, events: &EventLog, started_at: Option<f64>) {
     let boot_id = match read_boot_id(&config.roots) {
         Ok(boot_id) => boot_id,
         Err(e) => {
@@ -134,10 +139,6 @@ fn start_boot(config: &Config, state: &StateStore, events: &EventLog) {
             return;
         }
     };
-    let started_at = std::fs::read(config.roots.proc_file("stat"))
-        .ok()
-        .and_then(|bytes| parse_stat_btime(&bytes).ok())
-        .map(|btime| btime as f64);
     let known = state.read(|s| s.boot_id.clone());
     let rebooted = known.as_ref().is_some_and(|known| *known != boot_id);
     // Outside the state lock: reading pstore and wtmp is I/O.
@@ -273,19 +274,12 @@ fn start_kmsg_follower(
     state: &Arc<StateStore>,
     shared: &Arc<KmsgShared>,
     live: &Arc<LivePids>,
+    btime: Option<f64>,
 ) {
-    let boot_time_seconds = std::fs::read(config.roots.proc_file("stat"))
-        .ok()
-        .and_then(|bytes| parse_stat_btime(&bytes).ok())
-        .map_or_else(
-            || {
-                tracing::warn!(
-                    "cannot read btime from /proc/stat; OOM kill times count from the epoch"
-                );
-                0.0
-            },
-            |btime| btime as f64,
-        );
+    let boot_time_seconds = btime.unwrap_or_else(|| {
+        tracing::warn!("cannot read btime from /proc/stat; OOM kill times count from the epoch");
+        0.0
+    });
     let follower = Follower {
         path: config.kmsg_path.clone(),
         state: state.clone(),

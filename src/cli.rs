@@ -36,7 +36,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Find the OOM kills in kernel log text (dmesg, dmesg -T, syslog, journalctl, kmsg;
-    /// gzip too) and print each once. Exit 0 with kills found, 1 with none, 2 on error.
+    /// gzip too) and print each once, and kernel panics on OOM. Exit 0 with kills or panics
+    /// found, 1 with none, 2 when an input could not be read.
     Scan {
         /// Files to read; standard input when none.
         files: Vec<PathBuf>,
@@ -91,7 +92,7 @@ pub struct ServeArgs {
     pub web_max_requests: usize,
 
     /// Web config file (exporter-toolkit format): TLS, client certificates, basic auth,
-    /// response headers. Certificates are re-read when they change.
+    /// response headers, rate limit. Certificates are re-read when they change.
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
 

@@ -149,7 +149,7 @@ impl EventLog {
                 text.push(b'\n');
             }
         }
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = crate::sync::lock(&self.inner);
         if inner.torn {
             text.insert(0, b'\n');
         }
@@ -207,10 +207,7 @@ impl EventLog {
     }
 
     pub fn write_errors(&self) -> u64 {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write_errors
+        crate::sync::lock(&self.inner).write_errors
     }
 
     /// The newest `--events.max` events, oldest first.

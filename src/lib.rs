@@ -31,3 +31,4 @@ pub mod scratch_cgroup;
 pub mod server;
 pub mod snapshot;
 pub mod state;
+pub mod sync;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
+    MetricEncoder,
 };
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -178,6 +179,11 @@ fn render_kmsg(
     )
 }
 
+/// The `group` label, borrowed: no allocation per series per scrape.
+fn group_label(name: &str) -> [(&'static str, &str); 1] {
+    [("group", name)]
+}
+
 /// A group's exit counts to render: every reason for a configured group (so a first
 /// exit is an increase from 0), only the reasons seen for an automatic one.
 fn exit_series(row: &GroupRow) -> Vec<(ExitReason, u64)> {
@@ -245,18 +251,11 @@ impl Family<'_, '_> {
         L: EncodeLabelSet,
         M: EncodeMetric,
     {
-        let name = match metric_type {
-            MetricType::Counter => name.strip_suffix("_total").unwrap_or(name),
-            _ => name,
-        };
-        let (base, unit) = split_unit(name);
         let mut series = series.into_iter().peekable();
         if series.peek().is_none() {
             return Ok(());
         }
-        let mut metric = self
-            .encoder
-            .encode_descriptor(base, help, unit, metric_type)?;
+        let mut metric = self.descriptor(name, help, metric_type)?;
         for (labels, value) in series {
             value.encode(metric.encode_family(&labels)?)?;
         }
@@ -272,15 +271,24 @@ impl Family<'_, '_> {
         value: Option<M>,
     ) -> Result<(), std::fmt::Error> {
         let Some(value) = value else { return Ok(()) };
+        value.encode(self.descriptor(name, help, metric_type)?)
+    }
+
+    /// HELP and TYPE for `name` (a counter's `_total` and the unit suffix split off, as the
+    /// encoder adds them back).
+    fn descriptor<'s>(
+        &'s mut self,
+        name: &'s str,
+        help: &str,
+        metric_type: MetricType,
+    ) -> Result<MetricEncoder<'s>, std::fmt::Error> {
         let name = match metric_type {
             MetricType::Counter => name.strip_suffix("_total").unwrap_or(name),
             _ => name,
         };
         let (base, unit) = split_unit(name);
-        let metric = self
-            .encoder
-            .encode_descriptor(base, help, unit, metric_type)?;
-        value.encode(metric)
+        self.encoder
+            .encode_descriptor(base, help, unit, metric_type)
     }
 
     fn gauge<V: EncodeGaugeValue + Clone + std::fmt::Debug>(
@@ -410,12 +418,9 @@ impl Collector for SnapshotMetrics {
 
         if let Some(p) = &s.processes {
             let top = &p.top;
-            type ProcessLabels<'a> = ([(&'a str, String); 1], [(&'a str, &'a str); 2]);
+            type ProcessLabels<'a> = ([(&'a str, u32); 1], [(&'a str, &'a str); 2]);
             fn labels(r: &ProcessRow) -> ProcessLabels<'_> {
-                (
-                    [("pid", r.pid.to_string())],
-                    [("comm", &*r.comm), ("group", &*r.group)],
-                )
+                ([("pid", r.pid)], [("comm", &*r.comm), ("group", &*r.group)])
             }
             f.gauges(
                 "oomwatch_process_oom_score",
@@ -434,53 +439,52 @@ impl Collector for SnapshotMetrics {
             )?;
 
             let g = &p.groups;
-            let label = |name: &Arc<str>| [("group", name.to_string())];
             f.gauges(
                 "oomwatch_group_processes",
                 "Processes in the group now (0 while the service is down).",
-                g.iter().map(|r| (label(&r.name), r.processes)),
+                g.iter().map(|r| (group_label(&r.name), r.processes)),
             )?;
             f.gauges(
                 "oomwatch_group_configured",
                 "1 for groups named in --config.file: they always exist, so 0 processes means the service is down.",
                 g.iter()
                     .filter(|r| r.configured)
-                    .map(|r| (label(&r.name), 1)),
+                    .map(|r| (group_label(&r.name), 1)),
             )?;
             f.gauges(
                 "oomwatch_group_resident_memory_bytes",
                 "Summed resident memory of the group's processes.",
-                g.iter().map(|r| (label(&r.name), r.resident_bytes)),
+                g.iter().map(|r| (group_label(&r.name), r.resident_bytes)),
             )?;
             f.gauges(
                 "oomwatch_group_oom_score_max",
                 "Highest oom_score in the group.",
                 g.iter()
-                    .filter_map(|r| Some((label(&r.name), r.oom_score_max?))),
+                    .filter_map(|r| Some((group_label(&r.name), r.oom_score_max?))),
             )?;
             f.gauges(
                 "oomwatch_group_oom_score_adj_min",
                 "Lowest oom_score_adj in the group.",
                 g.iter()
-                    .filter_map(|r| Some((label(&r.name), r.oom_score_adj_min?))),
+                    .filter_map(|r| Some((group_label(&r.name), r.oom_score_adj_min?))),
             )?;
             f.gauges(
                 "oomwatch_group_start_time_seconds",
                 "Start of the group's oldest process, seconds since the epoch.",
                 g.iter()
-                    .filter_map(|r| Some((label(&r.name), r.start_time_seconds?))),
+                    .filter_map(|r| Some((group_label(&r.name), r.start_time_seconds?))),
             )?;
             f.counters(
                 "oomwatch_group_restarts_total",
                 "Times a long-lived top-level instance of the group was replaced by a new one.",
-                g.iter().map(|r| (label(&r.name), r.restarts)),
+                g.iter().map(|r| (group_label(&r.name), r.restarts)),
             )?;
             f.counters(
                 "oomwatch_group_exits_total",
                 "Exits of the group's top-level instances by reason: oom_killed, killed, crashed, terminated, other_signal, exited_ok, exited_error, unknown (gone with no exit event). Every reason for configured groups, the reasons seen for others.",
                 g.iter().flat_map(|r| {
                     exit_series(r).into_iter().map(move |(reason, n)| {
-                        (([("group", r.name.to_string())], [("reason", reason.label())]), n)
+                        ((group_label(&r.name), [("reason", reason.label())]), n)
                     })
                 }),
             )?;
@@ -492,22 +496,21 @@ impl Collector for SnapshotMetrics {
         }
 
         let gm = &s.group_memory;
-        let label = |name: &Arc<str>| [("group", name.to_string())];
         f.gauges(
             "oomwatch_group_memory_limit_bytes",
             "Tightest memory cgroup limit over the group's cgroup and its ancestors.",
             gm.iter()
-                .filter_map(|r| Some((label(&r.group), r.limit_bytes?))),
+                .filter_map(|r| Some((group_label(&r.group), r.limit_bytes?))),
         )?;
         f.gauges(
             "oomwatch_group_memory_usage_bytes",
             "Memory usage of the cgroup that sets the group's tightest limit (its own cgroup when unlimited).",
-            gm.iter().map(|r| (label(&r.group), r.usage_bytes)),
+            gm.iter().map(|r| (group_label(&r.group), r.usage_bytes)),
         )?;
         f.counters(
             "oomwatch_cgroup_oom_kills_total",
             "OOM kills the kernel counted in the group's memory cgroup (memory.events / memory.oom_control); resets when the cgroup is recreated.",
-            gm.iter().filter_map(|r| Some((label(&r.group), r.oom_kills?))),
+            gm.iter().filter_map(|r| Some((group_label(&r.group), r.oom_kills?))),
         )?;
 
         if let Some(k) = &s.kmsg {
@@ -536,7 +539,7 @@ impl Collector for SnapshotMetrics {
 
         f.counter(
             "oomwatch_state_write_errors_total",
-            "Failed writes of the state file (see --state.dir).",
+            "Failed writes of the state file or the event log (see --state.dir).",
             Some(s.state.write_errors),
         )?;
         f.counter(

@@ -7,12 +7,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::collector::Collector;
+use crate::events::EventLog;
 use crate::snapshot::{CollectorOutcome, Snapshot, StateHealth};
 use crate::state::StateStore;
 
 pub struct Scanner {
     collectors: Vec<Box<dyn Collector>>,
     state: Arc<StateStore>,
+    /// Its write errors count with the state file's: both live in `--state.dir`.
+    events: Option<Arc<EventLog>>,
     /// The last error each collector reported, to log changes only.
     last_errors: HashMap<&'static str, String>,
 }
@@ -31,8 +34,15 @@ impl Scanner {
         Self {
             collectors,
             state,
+            events: None,
             last_errors: HashMap::new(),
         }
+    }
+
+    /// Also reports the event log's failed writes.
+    pub fn with_event_log(mut self, events: Arc<EventLog>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Runs every collector once and returns what they found.
@@ -64,7 +74,11 @@ impl Scanner {
             });
         }
         snapshot.state = StateHealth {
-            write_errors: self.state.write_errors(),
+            write_errors: self.state.write_errors()
+                + self
+                    .events
+                    .as_ref()
+                    .map_or(0, |events| events.write_errors()),
             recovered: self.state.recovered(),
         };
         snapshot

@@ -51,10 +51,10 @@ fn io<'p>(
 impl ScratchCgroup {
     /// Creates `<own memory cgroup>/<name>` with a limit of `limit_bytes` and no swap.
     pub fn create(name: &str, limit_bytes: u64) -> Result<Self, ScratchError> {
-        let hierarchy =
-            MemoryHierarchy::detect(&Roots::default()).ok_or(ScratchError::NoHierarchy)?;
-        let own = std::fs::read("/proc/self/cgroup")
-            .map_err(io("read", Path::new("/proc/self/cgroup")))?;
+        let roots = Roots::default();
+        let hierarchy = MemoryHierarchy::detect(&roots).ok_or(ScratchError::NoHierarchy)?;
+        let own_cgroup = roots.proc_file("self/cgroup");
+        let own = std::fs::read(&own_cgroup).map_err(io("read", &own_cgroup))?;
         let own = parse_pid_cgroup(&own).map_err(|_| ScratchError::NoOwnCgroup)?;
         let (mount, own_path) = match &hierarchy {
             MemoryHierarchy::V1 { mount } => (mount, own.memory_v1),
@@ -115,7 +115,7 @@ impl ScratchCgroup {
             .spawn()
             .map_err(io("start", program))?;
         let pid = child.id();
-        let stat = PathBuf::from(format!("/proc/{pid}/stat"));
+        let stat = Roots::default().proc_file(&format!("{pid}/stat"));
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let state = std::fs::read(&stat).ok().and_then(|bytes| {

@@ -110,7 +110,7 @@ pub struct GroupMemory {
 pub struct KmsgSample {
     /// 1 while the kernel log is being read.
     pub up: bool,
-    pub ledger: KillLedger,
+    pub ledger: Arc<KillLedger>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -24,11 +24,8 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const LIMIT: u64 = 64 * 1024 * 1024;
 
 fn vmstat_oom_kills() -> f64 {
-    let text = std::fs::read_to_string("/proc/vmstat").expect("vmstat");
-    text.lines()
-        .find_map(|l| l.strip_prefix("oom_kill "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("oom_kill in /proc/vmstat")
+    let bytes = std::fs::read("/proc/vmstat").expect("vmstat");
+    oomwatch::procfs::host::parse_vmstat_oom_kill(&bytes).expect("oom_kill in /proc/vmstat") as f64
 }
 
 /// tail under a name of its own: `tail /dev/zero` holds an ever longer line.

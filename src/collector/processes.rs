@@ -149,12 +149,23 @@ impl ProcessesCollector {
             return Ok(None);
         }
         let (ppid, start_ticks) = (stat.ppid, stat.start_ticks);
+        // The same instance as last scan: same start time and name. comm is compared as
+        // it was stored (lossy UTF-8), so a name the kernel cut inside a multi-byte
+        // character still hits the cache.
+        let scan = self.scan;
         let cached = self
             .instances
-            .get(&pid)
-            .filter(|c| c.start_ticks == start_ticks && c.comm.as_bytes() == stat.comm);
+            .get_mut(&pid)
+            .filter(|c| {
+                c.start_ticks == start_ticks && *String::from_utf8_lossy(stat.comm) == *c.comm
+            })
+            .map(|c| {
+                c.seen_in_scan = scan;
+                (c.comm.clone(), c.group.clone(), c.memcg.clone())
+            });
+        let hit = cached.is_some();
         let (comm, group, memcg) = match cached {
-            Some(c) => (c.comm.clone(), c.group.clone(), c.memcg.clone()),
+            Some(known) => known,
             None => {
                 let comm: Arc<str> = Arc::from(String::from_utf8_lossy(stat.comm));
                 let (group, memcg) = self.classify(dir, &comm)?;
@@ -168,16 +179,19 @@ impl ProcessesCollector {
         let oom_score_adj =
             parse_oom_value("oom_score_adj", dir.read(c"oom_score_adj", &mut self.buf)?)
                 .map_err(|e| invalid(pid, e))?;
-        self.instances.insert(
-            pid,
-            CachedInstance {
-                start_ticks,
-                comm: comm.clone(),
-                group: group.clone(),
-                memcg: memcg.clone(),
-                seen_in_scan: self.scan,
-            },
-        );
+        if !hit {
+            // Cached once the instance is read whole; a hit only had its scan renewed.
+            self.instances.insert(
+                pid,
+                CachedInstance {
+                    start_ticks,
+                    comm: comm.clone(),
+                    group: group.clone(),
+                    memcg: memcg.clone(),
+                    seen_in_scan: scan,
+                },
+            );
+        }
         Ok(Some(Row {
             pid,
             ppid,
@@ -324,7 +338,12 @@ impl Collector for ProcessesCollector {
 
     fn collect(&mut self, out: &mut Snapshot) -> Result<(), CollectError> {
         let now_secs = self.read_uptime()?;
-        let btime = parse_stat_btime(&read_file(&self.roots.proc_file("stat"))?)?;
+        // btime from the boot collector when it ran first in this scan: /proc/stat is
+        // large on many-CPU hosts (a line per CPU and per interrupt), so read it once.
+        let btime = match &out.boot {
+            Some(boot) => boot.boot_time_seconds,
+            None => parse_stat_btime(&read_file(&self.roots.proc_file("stat"))?)?,
+        };
         if self.proc_dir.is_none() {
             let opened =
                 ProcDir::open(self.roots.procfs()).map_err(|source| CollectError::Read {

@@ -124,10 +124,11 @@ pub fn run(limit_bytes: u64, exporter: Option<&str>, timeout: Duration) -> u8 {
 /// The drill victim's kills counted by the exporter at `url` (summed over labels).
 fn counted_kills(url: &str) -> Result<f64, String> {
     let body = http_get(url)?;
+    let victim = format!("comm=\"{VICTIM_COMM}\"");
     Ok(body
         .lines()
         .filter(|l| l.starts_with("oomwatch_oom_kills_total{"))
-        .filter(|l| l.contains(&format!("comm=\"{VICTIM_COMM}\"")))
+        .filter(|l| l.contains(&victim))
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
         .sum())
 }

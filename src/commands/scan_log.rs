@@ -4,8 +4,9 @@
 //! named), and prints each OOM kill once: kernel kills with the kernel's numbers, and
 //! userspace kills (systemd-oomd, earlyoom, …) marked as such, and kernel panics on OOM
 //! (`vm.panic_on_oom`: the whole host went down, nothing was killed). Exit 0 when kills or
-//! panics were found, 1 when none, 2 when an input could not be read. Streams: memory stays bounded
-//! whatever the size of the log.
+//! panics were found, 1 when none, 2 when an input could not be read (even if another had
+//! kills). Reads line by line, each line bounded: memory grows with the kills found in one
+//! input, not with the size of the log.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ pub enum ScanFormat {
 }
 
 /// One kill as `--format json` prints it; unknown values are null.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq)]
 pub struct KillRow {
     pub kind: &'static str,
     pub pid: Option<u32>,
@@ -74,8 +75,7 @@ impl KillRow {
             invoker: k.invoker,
             time: k.time,
             line: k.at,
-            killer: None,
-            panic: None,
+            ..Self::default()
         }
     }
 
@@ -84,24 +84,10 @@ impl KillRow {
     fn panic(p: OomPanic) -> Self {
         Self {
             kind: "panic",
-            pid: None,
-            comm: None,
-            uid: None,
-            constraint: None,
-            global: None,
-            memcg: None,
-            task_memcg: None,
-            total_vm_kb: None,
-            anon_rss_kb: None,
-            file_rss_kb: None,
-            shmem_rss_kb: None,
-            pgtables_kb: None,
-            oom_score_adj: None,
-            invoker: None,
             time: p.time,
             line: p.at,
-            killer: None,
             panic: Some(p.reason),
+            ..Self::default()
         }
     }
 
@@ -110,22 +96,11 @@ impl KillRow {
             kind: "userspace",
             pid: k.pid,
             comm: k.comm,
-            uid: None,
-            constraint: None,
-            global: None,
-            memcg: None,
             task_memcg: k.unit_or_cgroup,
-            total_vm_kb: None,
-            anon_rss_kb: None,
-            file_rss_kb: None,
-            shmem_rss_kb: None,
-            pgtables_kb: None,
-            oom_score_adj: None,
-            invoker: None,
             time: k.time,
             line: k.at,
             killer: Some(k.killer),
-            panic: None,
+            ..Self::default()
         }
     }
 }

@@ -102,7 +102,7 @@ impl ExitsShared {
         if record.source == NameSource::Comm && !self.knows(&record.group) {
             return;
         }
-        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queue = crate::sync::lock(&self.queue);
         if queue.len() >= QUEUE_CAPACITY {
             drop(queue);
             self.count_lost(LostCause::Overflow, 1);
@@ -113,7 +113,7 @@ impl ExitsShared {
 
     /// Takes every queued exit.
     pub fn drain(&self) -> Vec<ExitRecord> {
-        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queue = crate::sync::lock(&self.queue);
         queue.drain(..).collect()
     }
 

@@ -13,7 +13,7 @@ pub struct LivePids {
 impl LivePids {
     /// Replaces the map with the instances of one scan: `(pid, start ticks, group)`.
     pub fn publish(&self, instances: impl Iterator<Item = (u32, u64, Arc<str>)>) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::sync::lock(&self.map);
         map.clear();
         map.extend(instances.map(|(pid, start, group)| (pid, (start, group))));
     }
@@ -21,7 +21,7 @@ impl LivePids {
     /// The group of `pid` if the instance seen under that pid started no later than
     /// `not_after_ticks` (so a pid reused after the kill is not taken for the victim).
     pub fn group_of(&self, pid: u32, not_after_ticks: u64) -> Option<Arc<str>> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let map = crate::sync::lock(&self.map);
         map.get(&pid)
             .filter(|(start, _)| *start <= not_after_ticks)
             .map(|(_, group)| group.clone())

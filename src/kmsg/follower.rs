@@ -45,7 +45,9 @@ const RECENT_VICTIMS: usize = 512;
 #[derive(Debug, Default)]
 pub struct KmsgShared {
     up: AtomicBool,
-    ledger: Mutex<KillLedger>,
+    /// Shared with scrapes by `Arc`: a scrape takes a reference, and the follower copies
+    /// the ledger only when it changes one that a scrape still holds.
+    ledger: Mutex<Arc<KillLedger>>,
     /// The latest OOM victims, replayed ones included, for the exit accounting.
     victims: Mutex<VecDeque<RecentVictim>>,
 }
@@ -55,19 +57,19 @@ impl KmsgShared {
     pub fn new(ledger: KillLedger) -> Self {
         Self {
             up: AtomicBool::new(false),
-            ledger: Mutex::new(ledger),
+            ledger: Mutex::new(Arc::new(ledger)),
             victims: Mutex::default(),
         }
     }
 
     /// The latest OOM victims the kernel log named, oldest first.
     pub fn recent_victims(&self) -> Vec<RecentVictim> {
-        let victims = self.victims.lock().unwrap_or_else(|p| p.into_inner());
+        let victims = crate::sync::lock(&self.victims);
         victims.iter().cloned().collect()
     }
 
     fn note_victim(&self, victim: RecentVictim) {
-        let mut victims = self.victims.lock().unwrap_or_else(|p| p.into_inner());
+        let mut victims = crate::sync::lock(&self.victims);
         if victims.len() >= RECENT_VICTIMS {
             victims.pop_front();
         }
@@ -78,13 +80,13 @@ impl KmsgShared {
         self.up.load(Ordering::Relaxed)
     }
 
-    /// A copy of the ledger as it is now.
-    pub fn ledger(&self) -> KillLedger {
+    /// The ledger as it is now (shared, not copied).
+    pub fn ledger(&self) -> Arc<KillLedger> {
         self.lock().clone()
     }
 
-    fn lock(&self) -> MutexGuard<'_, KillLedger> {
-        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Arc<KillLedger>> {
+        crate::sync::lock(&self.ledger)
     }
 }
 
@@ -234,23 +236,28 @@ impl<'f> RecordReader<'f> {
         let (source, message) = record.source();
         let event = self.assembler.push(source, message, record.seq, None);
         let shared = &self.follower.shared;
-        if let (Some(OomEvent::Kill(kill)), true) = (&event, self.live) {
-            // Replayed kills too: an exit while oomwatch was down is matched after it. A
-            // record read as it is written is stamped now on CLOCK_BOOTTIME (the clock of
-            // exit events and scans); the printk clock drifts from it over weeks.
-            let uptime_secs = if shared.up() {
+        // A kill's time since boot: a record read as it is written is stamped now on
+        // CLOCK_BOOTTIME (the clock of exit events, scans and /proc start times; the printk
+        // clock drifts from it over weeks and stops during suspend); a replayed one keeps
+        // its printk stamp.
+        let printk_uptime = record.ts_usec as f64 / 1e6;
+        let kill_uptime = match &event {
+            Some(OomEvent::Kill(_)) if self.live && shared.up() => {
                 let now = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
                 now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
-            } else {
-                record.ts_usec as f64 / 1e6
-            };
+            }
+            _ => printk_uptime,
+        };
+        if let (Some(OomEvent::Kill(kill)), true) = (&event, self.live) {
+            // Replayed kills too: an exit while oomwatch was down is matched after it.
             shared.note_victim(RecentVictim {
                 pid: kill.pid,
                 comm: kill.comm.clone(),
-                uptime_secs,
+                uptime_secs: kill_uptime,
             });
         }
-        let mut ledger = shared.lock();
+        let mut guard = shared.lock();
+        let ledger = Arc::make_mut(&mut guard);
         match ledger.advance(record.seq) {
             // Seen before a restart: the assembler has its context, nothing is counted.
             SeqCheck::Replayed => return,
@@ -273,18 +280,20 @@ impl<'f> RecordReader<'f> {
                 self.unsaved_seq = true;
             }
         }
-        let uptime = record.ts_usec as f64 / 1e6;
-        let at_seconds = self.wall_time(uptime);
         let namer = &self.follower.namer;
         match event {
             Some(OomEvent::Kill(kill)) => {
-                let group = namer.group(&kill, uptime);
+                // The wall-clock time comes from the printk stamp (see `wall_time`); only
+                // kills need it, so the clocks are read for them alone.
+                let at_seconds = self.wall_time(printk_uptime);
+                let group = namer.group(&kill, kill_uptime);
+                let constraint = constraint_label(&kill);
                 let kb = |v: Option<u64>| v.map(|kb| kb.saturating_mul(1024));
                 tracing::warn!(pid = kill.pid, comm = %kill.comm, group = %group,
-                    constraint = constraint_label(&kill), memcg = kill.memcg.as_deref().unwrap_or(""),
+                    constraint, memcg = kill.memcg.as_deref().unwrap_or(""),
                     anon_rss_kb = kill.anon_rss_kb.unwrap_or(0), "OOM kill");
                 ledger.count_kill(AttributedKill {
-                    constraint: constraint_label(&kill),
+                    constraint,
                     group,
                     comm: kill.comm,
                     at_seconds,
@@ -362,7 +371,9 @@ impl<'f> RecordReader<'f> {
             return;
         }
         let ledger = self.follower.shared.ledger();
-        self.follower.state.update(|s| s.kmsg = ledger);
+        self.follower
+            .state
+            .update(|s| s.kmsg = KillLedger::clone(&ledger));
         self.unsaved_kills = false;
         self.unsaved_seq = false;
         self.saved_at = Instant::now();

@@ -1,8 +1,8 @@
 //! The boot history kept in the state file, and the decision on how the previous boot
 //! ended. While oomwatch runs it records a heartbeat (its last sign of life) and, when
-//! stopped by SIGTERM, a clean-stop marker. On the first start in a new boot the previous
+//! stopped by SIGTERM or SIGINT, a clean-stop marker. On the first start in a new boot the previous
 //! boot's end is classified from the strongest evidence: a pstore crash record, then
-//! wtmp, then the marker and heartbeat. Pure: the evidence is read by the caller.
+//! wtmpdb or wtmp, then the marker and heartbeat. Pure: the evidence is read by the caller.
 
 use serde::{Deserialize, Serialize};
 

@@ -38,7 +38,7 @@ pub fn classify(content: &[u8]) -> Option<CrashKind> {
     let text = String::from_utf8_lossy(content);
     if text.contains("Kernel panic - not syncing") || text.contains("Panic#") {
         Some(CrashKind::Panic)
-    } else if text.contains("Oops") || text.contains("BUG: ") || text.contains("Oops#") {
+    } else if text.contains("Oops") || text.contains("BUG: ") {
         Some(CrashKind::Oops)
     } else {
         None
@@ -72,7 +72,10 @@ pub fn read_records(dirs: &[&Path]) -> Vec<PstoreRecord> {
 }
 
 fn record(path: &Path, name: String) -> Option<PstoreRecord> {
-    let written_at = std::fs::metadata(path)
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    let written_at = file
+        .metadata()
         .and_then(|m| m.modified())
         .ok()?
         .duration_since(UNIX_EPOCH)
@@ -81,11 +84,7 @@ fn record(path: &Path, name: String) -> Option<PstoreRecord> {
     // A record is at most a few hundred KiB; the panic line can be anywhere in it, so
     // it is read whole, bounded.
     let mut content = Vec::new();
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(std::fs::File::open(path).ok()?, 4 * 1024 * 1024),
-        &mut content,
-    )
-    .ok()?;
+    file.take(4 * 1024 * 1024).read_to_end(&mut content).ok()?;
     Some(PstoreRecord {
         name,
         written_at,

@@ -85,9 +85,7 @@ impl BasicAuth {
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.cache)
     }
 }
 

@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 
 use super::scrape::SharedScrape;
 use super::security::WebSecurity;
-use crate::metrics::{openmetrics_to_text, CONTENT_TYPE as OPENMETRICS, TEXT_CONTENT_TYPE};
+use crate::metrics::{CONTENT_TYPE as OPENMETRICS, TEXT_CONTENT_TYPE};
 
 /// True when the client's Accept header asks for OpenMetrics (Prometheus does); anything
 /// else (curl, older scrapers) gets the Prometheus text format.
@@ -33,7 +33,10 @@ fn accepts_openmetrics<B>(request: &Request<B>) -> bool {
         .any(|media| {
             let mut parts = media.split(';').map(str::trim);
             let is_openmetrics = parts.next() == Some("application/openmetrics-text");
-            let refused = parts.any(|p| p.replace(' ', "") == "q=0");
+            let refused = parts.any(|p| {
+                p.split_once('=')
+                    .is_some_and(|(key, value)| key.trim() == "q" && value.trim() == "0")
+            });
             is_openmetrics && !refused
         })
 }
@@ -142,11 +145,10 @@ impl Handler {
             None => None,
         };
         match self.scrape.exposition().await {
-            Ok(body) if openmetrics => with_type(StatusCode::OK, OPENMETRICS, body),
-            Ok(body) => {
-                let text = openmetrics_to_text(&String::from_utf8_lossy(&body));
-                with_type(StatusCode::OK, TEXT_CONTENT_TYPE, Bytes::from(text))
+            Ok(exposition) if openmetrics => {
+                with_type(StatusCode::OK, OPENMETRICS, exposition.openmetrics())
             }
+            Ok(exposition) => with_type(StatusCode::OK, TEXT_CONTENT_TYPE, exposition.text()),
             Err(e) => {
                 tracing::error!(error = %e, "scrape failed");
                 text(StatusCode::INTERNAL_SERVER_ERROR, "scrape failed\n")

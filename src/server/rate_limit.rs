@@ -14,6 +14,7 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// `interval` is not zero (`web_config` gives no limiter then).
     pub fn new(interval: Duration, burst: u32) -> Self {
         Self {
             interval,
@@ -28,16 +29,10 @@ impl RateLimiter {
     }
 
     fn allow_at(&self, now: Instant) -> bool {
-        let mut bucket = self
-            .bucket
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut bucket = crate::sync::lock(&self.bucket);
         let (tokens, counted_at) = *bucket;
-        let refill = if self.interval.is_zero() {
-            self.burst
-        } else {
-            now.saturating_duration_since(counted_at).as_secs_f64() / self.interval.as_secs_f64()
-        };
+        let refill =
+            now.saturating_duration_since(counted_at).as_secs_f64() / self.interval.as_secs_f64();
         let tokens = (tokens + refill).min(self.burst);
         if tokens >= 1.0 {
             *bucket = (tokens - 1.0, now);

@@ -1,16 +1,42 @@
 //! Shared scrapes: the scan and its encoding run on a blocking thread, and scrapes that
 //! arrive while one is in flight wait for it and share its result instead of starting a
-//! second scan. The exposition is encoded whole before any scrape sees it.
+//! second scan. The exposition is encoded whole before any scrape sees it; its Prometheus
+//! text form is derived at most once per scan, by the first scraper that asks for it.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::metrics::{render, BuildInfo};
+use crate::metrics::{openmetrics_to_text, render, BuildInfo};
 use crate::scan::Scanner;
+use crate::sync::lock;
 
-type Outcome = Option<Result<Bytes, String>>;
+/// One scan's exposition: OpenMetrics, and the text format made from it on demand.
+#[derive(Debug)]
+pub struct Exposition {
+    /// UTF-8: made from a `String`.
+    openmetrics: Bytes,
+    text: OnceLock<Bytes>,
+}
+
+impl Exposition {
+    pub fn openmetrics(&self) -> Bytes {
+        self.openmetrics.clone()
+    }
+
+    /// The Prometheus text format (0.0.4), converted once per scan.
+    pub fn text(&self) -> Bytes {
+        self.text
+            .get_or_init(|| {
+                let openmetrics = std::str::from_utf8(&self.openmetrics).unwrap_or("");
+                Bytes::from(openmetrics_to_text(openmetrics))
+            })
+            .clone()
+    }
+}
+
+type Outcome = Option<Result<Arc<Exposition>, String>>;
 
 pub struct SharedScrape {
     scanner: Mutex<Scanner>,
@@ -32,12 +58,6 @@ impl Drop for ClearOnDrop {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl SharedScrape {
     pub fn new(scanner: Scanner) -> Arc<Self> {
         Arc::new(Self {
@@ -47,7 +67,7 @@ impl SharedScrape {
     }
 
     /// The exposition of a scan that is in flight now, or of a new one.
-    pub async fn exposition(self: &Arc<Self>) -> Result<Bytes, String> {
+    pub async fn exposition(self: &Arc<Self>) -> Result<Arc<Exposition>, String> {
         let mut receiver = {
             let mut slot = lock(&self.in_flight);
             match slot.as_ref() {
@@ -74,10 +94,15 @@ impl SharedScrape {
     }
 
     /// Runs one scan and encodes it, on the calling (blocking) thread.
-    pub fn scan_and_render(&self) -> Result<Bytes, String> {
+    pub fn scan_and_render(&self) -> Result<Arc<Exposition>, String> {
         let snapshot = lock(&self.scanner).scan();
         render(Arc::new(snapshot), BuildInfo::CURRENT)
-            .map(Bytes::from)
+            .map(|openmetrics| {
+                Arc::new(Exposition {
+                    openmetrics: Bytes::from(openmetrics),
+                    text: OnceLock::new(),
+                })
+            })
             .map_err(|_| "encoding the exposition failed".to_owned())
     }
 }
@@ -119,13 +144,14 @@ mod tests {
             shared.exposition()
         );
         assert_eq!(scans.load(Ordering::SeqCst), 1);
-        let a = a.expect("scraped");
-        assert_eq!(a, b.expect("scraped"));
-        assert_eq!(a, c.expect("scraped"));
+        let a = a.expect("scraped").openmetrics();
+        assert_eq!(a, b.expect("scraped").openmetrics());
+        assert_eq!(a, c.expect("scraped").openmetrics());
         assert!(String::from_utf8_lossy(&a).contains("oomwatch_vmstat_oom_kills_total 1"));
         // A scrape after the shared one has finished runs a fresh scan.
         let later = shared.exposition().await.expect("scraped");
         assert_eq!(scans.load(Ordering::SeqCst), 2);
+        let later = later.openmetrics();
         assert!(String::from_utf8_lossy(&later).contains("oomwatch_vmstat_oom_kills_total 2"));
     }
 }

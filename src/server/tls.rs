@@ -68,10 +68,7 @@ impl TlsSource {
 
     /// The configuration for a new connection, rebuilt first if a file changed.
     pub fn config(&self) -> Arc<ServerConfig> {
-        let mut current = self
-            .current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut current = crate::sync::lock(&self.current);
         let identity = identity_of(&self.settings);
         if identity != current.identity && current.failed.as_ref() != Some(&identity) {
             match build(&self.settings) {

@@ -62,7 +62,8 @@ pub struct WebConfig {
     pub basic_auth_users: BTreeMap<String, String>,
     /// Added to every response.
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    /// `rate_limit`: one request per interval, bursts up to the count; None: unlimited.
+    /// `rate_limit`: one request per interval (never zero), bursts up to the count; None:
+    /// unlimited.
     pub rate_limit: Option<(std::time::Duration, u32)>,
 }
 
@@ -243,9 +244,15 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
             let interval = match interval.as_deref() {
                 None | Some("") => std::time::Duration::ZERO,
                 Some(value) => crate::config::parse_duration("rate_limit.interval", value)
-                    .map_err(|e| field_error("rate_limit.interval", e.to_string()))?,
+                    .map_err(|_| {
+                        field_error(
+                            "rate_limit.interval",
+                            format!("{value:?} is not a duration such as 1s or 500ms"),
+                        )
+                    })?,
             };
-            Some((interval, burst))
+            // A zero interval refills without end: no limit, as in the toolkit.
+            (!interval.is_zero()).then_some((interval, burst))
         }
         _ => None,
     };
@@ -508,6 +515,7 @@ mod tests {
             Some((std::time::Duration::from_secs(2), 5))
         );
         assert!(parse_ok("rate_limit:\n  burst: 0\n").rate_limit.is_none());
+        assert!(parse_ok("rate_limit:\n  burst: 5\n").rate_limit.is_none());
     }
 
     #[test]
