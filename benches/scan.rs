@@ -6,6 +6,11 @@
 //! and p95 wall time and mean CPU time per scan from `/proc/self/stat`. The same run times
 //! a "raw floor": list `/proc` and `std::fs::read` statm, oom_score and oom_score_adj of
 //! every pid (and a second floor that also reads stat, the collector's fourth file).
+//! The collector runs as the exporter runs it: with the process-events listener (so the
+//! rename journal lets known instances skip stat) and pins within `--processes.max-pinned`.
+//! Also counted: heap allocations per steady scan (a counting global allocator), and
+//! the kernel memory the pins hold (the filp, dentry and proc inode a pin keeps from
+//! being freed, sized from /proc/slabinfo).
 //! Results go to stdout as a Markdown table. It raises RLIMIT_NPROC/NOFILE only when they
 //! are too low, never touches sysctls, and kills and reaps every child it started, also
 //! on error or panic. Run with `cargo bench --bench scan`; `SCAN_BENCH_COUNTS=0,100`
@@ -19,6 +24,8 @@ use std::time::{Duration, Instant};
 use oomwatch::collector::processes::{ProcessesCollector, ProcessesLinks, ProcessesSettings};
 use oomwatch::collector::Collector;
 use oomwatch::events::EventLog;
+use oomwatch::exits::listener::Listener;
+use oomwatch::exits::ExitsShared;
 use oomwatch::groups::live::LivePids;
 use oomwatch::groups::{GroupRules, TableSettings};
 use oomwatch::roots::Roots;
@@ -31,6 +38,9 @@ use support::{
     check_kernel_limits, counts_from_env, cpu_ticks, print_machine_facts, raise_rlimits,
     BenchResult, Children,
 };
+
+#[global_allocator]
+static ALLOCATOR: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
 
 const MIN_TIMED_SCANS: usize = 20;
 const MAX_TIMED_SCANS: usize = 2_000;
@@ -46,12 +56,26 @@ fn main() -> BenchResult<()> {
     check_kernel_limits(max_extra as u64)?;
     raise_rlimits(max_extra as u64)?;
 
+    let exits = Arc::new(ExitsShared::default());
+    Listener {
+        procfs: "/proc".into(),
+        rules: GroupRules::default(),
+        shared: exits.clone(),
+    }
+    .spawn()?;
+    let started = Instant::now();
+    while !exits.up() {
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err("the process-events listener did not come up (run as root)".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut children = Children::default();
     let mut rows = Vec::new();
     for &extra in &counts {
         children.grow_to(extra)?;
         eprintln!("scan bench: {extra} extra processes running; measuring");
-        rows.push(measure(extra)?);
+        rows.push(measure(extra, &exits)?);
     }
     let reaped = children.kill_and_reap();
     eprintln!("scan bench: killed and reaped {reaped} children");
@@ -66,6 +90,8 @@ struct Batch {
     system: Duration,
     /// What the last pass saw (processes, or pids read by a floor).
     seen: u64,
+    /// Heap allocations per pass.
+    allocations: f64,
 }
 
 impl Batch {
@@ -88,6 +114,7 @@ fn time_batch(mut pass: impl FnMut() -> BenchResult<u64>) -> BenchResult<Batch> 
     let mut walls = Vec::new();
     let mut seen = 0;
     let (user0, sys0) = cpu_ticks()?;
+    let region = stats_alloc::Region::new(ALLOCATOR);
     let batch_start = Instant::now();
     while walls.len() < MIN_TIMED_SCANS
         || (batch_start.elapsed() < MIN_BATCH_WALL && walls.len() < MAX_TIMED_SCANS)
@@ -96,12 +123,14 @@ fn time_batch(mut pass: impl FnMut() -> BenchResult<u64>) -> BenchResult<Batch> 
         seen = pass()?;
         walls.push(start.elapsed());
     }
+    let allocations = region.change().allocations as f64 / walls.len().max(1) as f64;
     let (user1, sys1) = cpu_ticks()?;
     Ok(Batch {
         walls,
         user: tick(user1 - user0),
         system: tick(sys1 - sys0),
         seen,
+        allocations,
     })
 }
 
@@ -112,9 +141,12 @@ struct Row {
     scan: Batch,
     floor: Batch,
     floor_with_stat: Batch,
+    pins: u64,
+    /// Kernel memory one pin holds, in bytes.
+    pin_bytes: u64,
 }
 
-fn new_collector(state_dir: &Path) -> BenchResult<ProcessesCollector> {
+fn new_collector(state_dir: &Path, exits: &Arc<ExitsShared>) -> BenchResult<ProcessesCollector> {
     let (state, _outcome) = StateStore::open(state_dir);
     let settings = ProcessesSettings {
         top_k: 10,
@@ -126,11 +158,12 @@ fn new_collector(state_dir: &Path) -> BenchResult<ProcessesCollector> {
         },
         rules: GroupRules::default(),
         page_size: rustix::param::page_size() as u64,
+        max_pinned: 32768,
     };
     let links = ProcessesLinks {
         state: Arc::new(state),
         live: Arc::new(LivePids::default()),
-        exits: None,
+        exits: Some(exits.clone()),
         kmsg: None,
         events: Arc::new(EventLog::open(state_dir, 1000)),
     };
@@ -168,9 +201,25 @@ fn floor_once(files: &[&str]) -> BenchResult<u64> {
     Ok(read)
 }
 
-fn measure(extra: usize) -> BenchResult<Row> {
+/// What a pin keeps allocated in the kernel: its `struct file`, and the dentry and procfs
+/// inode of the `oom_score_adj` it holds, which could otherwise be reclaimed.
+fn pin_bytes() -> BenchResult<u64> {
+    let slabinfo = std::fs::read_to_string("/proc/slabinfo")?;
+    let size = |cache: &str| {
+        slabinfo.lines().find_map(|line| {
+            let mut fields = line.split_whitespace();
+            (fields.next()? == cache).then(|| fields.nth(2)?.parse::<u64>().ok())?
+        })
+    };
+    Ok(["filp", "dentry", "proc_inode_cache"]
+        .iter()
+        .filter_map(|cache| size(cache))
+        .sum())
+}
+
+fn measure(extra: usize, exits: &Arc<ExitsShared>) -> BenchResult<Row> {
     let state_dir = tempfile::tempdir()?;
-    let mut collector = new_collector(state_dir.path())?;
+    let mut collector = new_collector(state_dir.path(), exits)?;
     let (user0, sys0) = cpu_ticks()?;
     let start = Instant::now();
     scan_once(&mut collector)?;
@@ -181,6 +230,7 @@ fn measure(extra: usize) -> BenchResult<Row> {
 
     scan_once(&mut collector)?; // warm-up: the cold scan filled the cache, this settles it
     let scan = time_batch(|| scan_once(&mut collector))?;
+    let (_, pins) = collector.read_counts();
 
     let three = ["statm", "oom_score", "oom_score_adj"];
     let four = ["stat", "statm", "oom_score", "oom_score_adj"];
@@ -195,6 +245,8 @@ fn measure(extra: usize) -> BenchResult<Row> {
         scan,
         floor,
         floor_with_stat,
+        pins,
+        pin_bytes: pin_bytes()?,
     })
 }
 
@@ -207,14 +259,17 @@ fn print_table(rows: &[Row]) {
     println!(
         "Wall times in ms per pass; CPU is the mean per pass over the batch (user+sys from \
          /proc/self/stat, 10 ms ticks); floor = read_dir(/proc) + std::fs::read of statm, \
-         oom_score, oom_score_adj per pid; floor+stat also reads stat.\n"
+         oom_score, oom_score_adj per pid; floor+stat also reads stat. allocs = heap \
+         allocations per steady scan; pinned = processes held open, and the kernel memory \
+         the pins hold (filp + dentry + proc inode each).\n"
     );
     println!(
         "| extra procs | procs seen | cold scan (CPU) | scans | scan median | scan p95 | \
          scan CPU (user/sys) | us/proc (median) | floor pids | floor median | floor p95 | \
-         floor CPU | scan/floor | floor+stat median | scan/floor+stat |"
+         floor CPU | scan/floor | floor+stat median | scan/floor+stat | CPU scan/floor | \
+         allocs/scan | pinned (kernel memory) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         let scan_median = row.scan.percentile(50);
         let floor_median = row.floor.percentile(50);
@@ -224,7 +279,7 @@ fn print_table(rows: &[Row]) {
         let (user, system) = (row.scan.user.as_secs_f64(), row.scan.system.as_secs_f64());
         let user_pct = 100.0 * user / (user + system).max(1e-12);
         println!(
-            "| {} | {} | {} ({}) | {} | {} | {} | {} ({:.0}/{:.0}%) | {:.1} | {} | {} | {} | {} | {:.2} | {} | {:.2} |",
+            "| {} | {} | {} ({}) | {} | {} | {} | {} ({:.0}/{:.0}%) | {:.1} | {} | {} | {} | {} | {:.2} | {} | {:.2} | {:.2} | {:.1} | {} ({:.1} MiB) |",
             row.extra,
             row.scan.seen,
             ms(row.cold_wall),
@@ -243,6 +298,10 @@ fn print_table(rows: &[Row]) {
             ratio(scan_median, floor_median),
             ms(floor4_median),
             ratio(scan_median, floor4_median),
+            ratio(row.scan.cpu_per_pass(), row.floor.cpu_per_pass()),
+            row.scan.allocations,
+            row.pins,
+            (row.pins * row.pin_bytes) as f64 / (1 << 20) as f64,
         );
     }
 }

@@ -131,6 +131,7 @@ impl Config {
                 },
                 rules,
                 page_size: rustix::param::page_size() as u64,
+                max_pinned: args.processes_max_pinned,
             },
             collectors: enabled_collectors(args),
             log_level: args.log_level,

@@ -493,6 +493,11 @@ impl Collector for SnapshotMetrics {
                 "Processes that exited while they were being read (skipped, not errors).",
                 Some(p.vanished_total),
             )?;
+            f.gauge(
+                "oomwatch_processes_pinned",
+                "Processes held open between scans (one descriptor each, bounded by --processes.max-pinned and the open-file limit).",
+                Some(p.pinned),
+            )?;
         }
 
         let gm = &s.group_memory;

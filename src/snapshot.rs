@@ -55,6 +55,8 @@ pub struct ProcessesSample {
     pub groups: Vec<GroupRow>,
     /// Processes that exited while they were read, since the exporter started.
     pub vanished_total: u64,
+    /// Processes held open between scans by a descriptor on their oom_score_adj.
+    pub pinned: u64,
     /// Per group, the memory cgroup most of its processes live in (never the root).
     pub group_cgroups: Vec<GroupCgroup>,
 }

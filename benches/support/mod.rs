@@ -5,8 +5,10 @@
 #![allow(dead_code)] // each benchmark uses its own part
 
 use std::error::Error;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
@@ -15,6 +17,20 @@ pub type BenchResult<T> = Result<T, Box<dyn Error>>;
 const DEFAULT_COUNTS: [usize; 3] = [0, 1_000, 10_000];
 /// Room left under pid_max / threads-max / RLIMIT_NPROC for everything else on the host.
 const HEADROOM: u64 = 2_000;
+
+/// GET /metrics over HTTP/1.0 (the server closes when done); returns the whole response.
+pub fn get_metrics(addr: SocketAddr) -> BenchResult<Vec<u8>> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\nAccept: text/plain\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    if !response.starts_with(b"HTTP/1.0 200") && !response.starts_with(b"HTTP/1.1 200") {
+        let head = String::from_utf8_lossy(&response[..response.len().min(200)]).into_owned();
+        return Err(format!("{addr}: {head}").into());
+    }
+    Ok(response)
+}
 
 /// The extra-process counts to measure: `variable` (`0,100`) or 0, 1,000 and 10,000.
 pub fn counts_from_env(variable: &str) -> BenchResult<Vec<usize>> {

@@ -149,6 +149,7 @@ impl Listener {
                         if dropped > 0 {
                             tracing::debug!(cpu = message.cpu, seq = message.seq, dropped, event = ?message.event, "process events missing before this one");
                             self.shared.count_lost(LostCause::Dropped, dropped);
+                            self.shared.renames_lost();
                             lost_since_reconcile = true;
                         }
                         let stamp = message.timestamp_ns.saturating_add_signed(to_boottime);
@@ -157,8 +158,16 @@ impl Listener {
                             Outcome::UnnamedExit => self.shared.count_lost(LostCause::Unnamed, 1),
                             Outcome::None => {}
                         }
-                        if let ProcEvent::Ack { err } = message.event {
-                            tracing::debug!(err, "process-events acknowledgement");
+                        match message.event {
+                            ProcEvent::Exec { pid, tgid } | ProcEvent::Comm { pid, tgid, .. }
+                                if pid == tgid =>
+                            {
+                                self.shared.note_renamed(tgid);
+                            }
+                            ProcEvent::Ack { err } => {
+                                tracing::debug!(err, "process-events acknowledgement");
+                            }
+                            _ => {}
                         }
                     }
                     self.shared.count_events(handled);
@@ -173,6 +182,7 @@ impl Listener {
                 }
                 Err(Errno::NOBUFS) => {
                     // The gaps in the next events' sequence numbers count what was dropped.
+                    self.shared.renames_lost();
                     lost_since_reconcile = true;
                     if overflow_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
                         tracing::warn!("process events arrive faster than oomwatch reads them; the kernel dropped some (counted in oomwatch_exit_events_lost_total, cause dropped)");

@@ -25,6 +25,9 @@ use tracker::ExitRecord;
 /// Exits waiting for the next scan; beyond, they are counted as lost (overflow).
 pub const QUEUE_CAPACITY: usize = 32_768;
 
+/// Renamed processes remembered between two scans; beyond, the journal is incomplete.
+const RENAMES_CAPACITY: usize = 16_384;
+
 /// Why an exit could not be accounted to a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LostCause {
@@ -57,6 +60,16 @@ pub struct ExitsShared {
     queue: Mutex<VecDeque<ExitRecord>>,
     /// Groups the scan's table holds: exits of comm-named groups outside it are not kept.
     known_groups: RwLock<Arc<HashSet<Arc<str>>>>,
+    renames: Mutex<RenameJournal>,
+}
+
+/// The processes whose program or name changed (exec, or a new comm of the main thread)
+/// since the scan last asked, so the scan re-reads only their stat.
+#[derive(Debug, Default)]
+struct RenameJournal {
+    tgids: Vec<u32>,
+    /// No event was missed since the last `take_renamed` while the listener was up.
+    complete: bool,
 }
 
 /// The listener's health, as a scan reads it.
@@ -84,6 +97,40 @@ impl ExitsShared {
 
     pub(crate) fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Relaxed);
+        // Whatever happened before (re)subscribing was not seen.
+        self.renames_lost();
+    }
+
+    /// Notes that `tgid` exec'd or its main thread took a new name.
+    pub(crate) fn note_renamed(&self, tgid: u32) {
+        let mut journal = crate::sync::lock(&self.renames);
+        if journal.tgids.len() >= RENAMES_CAPACITY {
+            journal.complete = false;
+        } else if journal.complete {
+            journal.tgids.push(tgid);
+        }
+    }
+
+    /// Notes that events were missed: the journal no longer knows every rename.
+    pub(crate) fn renames_lost(&self) {
+        let mut journal = crate::sync::lock(&self.renames);
+        journal.complete = false;
+        journal.tgids.clear();
+    }
+
+    /// Moves the renames since the last call into `into` (cleared first) and starts a
+    /// new journal. True when `into` holds every rename of that period: the listener was
+    /// up for all of it and missed no event; false when any process may have been renamed.
+    pub fn take_renamed(&self, into: &mut Vec<u32>) -> bool {
+        into.clear();
+        let up = self.up();
+        let mut journal = crate::sync::lock(&self.renames);
+        let complete = std::mem::replace(&mut journal.complete, up) && up;
+        std::mem::swap(&mut journal.tgids, into);
+        if !complete {
+            into.clear();
+        }
+        complete
     }
 
     pub(crate) fn count_lost(&self, cause: LostCause, n: u64) {
@@ -158,6 +205,36 @@ mod tests {
         let groups: Vec<_> = shared.drain().iter().map(|r| r.group.to_string()).collect();
         assert_eq!(groups, ["nginx.service", "db", "redis-server"]);
         assert!(shared.drain().is_empty());
+    }
+
+    #[test]
+    fn the_rename_journal_is_complete_only_while_the_listener_was_up_throughout() {
+        let shared = ExitsShared::default();
+        let mut renamed = Vec::new();
+        shared.note_renamed(7);
+        assert!(!shared.take_renamed(&mut renamed), "down: unknown");
+        shared.set_up(true);
+        assert!(
+            !shared.take_renamed(&mut renamed),
+            "just subscribed: unknown"
+        );
+        shared.note_renamed(7);
+        shared.note_renamed(9);
+        assert!(shared.take_renamed(&mut renamed));
+        assert_eq!(renamed, [7, 9]);
+        assert!(shared.take_renamed(&mut renamed));
+        assert!(renamed.is_empty());
+        shared.note_renamed(3);
+        shared.renames_lost();
+        assert!(!shared.take_renamed(&mut renamed), "events were missed");
+        assert!(renamed.is_empty());
+        for tgid in 0..=RENAMES_CAPACITY as u32 {
+            shared.note_renamed(tgid);
+        }
+        assert!(!shared.take_renamed(&mut renamed), "overflowed");
+        assert!(shared.take_renamed(&mut renamed));
+        shared.set_up(false);
+        assert!(!shared.take_renamed(&mut renamed), "down again");
     }
 
     #[test]

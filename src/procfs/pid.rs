@@ -76,24 +76,44 @@ pub fn parse_pid_stat(bytes: &[u8]) -> Result<PidStat<'_>, ParseError> {
     })
 }
 
-/// Parses `/proc/<pid>/statm` into resident pages (its second field).
+/// The two `/proc/<pid>/statm` fields oomwatch uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Statm {
+    /// Total virtual memory in pages (the first field).
+    pub size_pages: u64,
+    /// Resident pages: file, anonymous and shared memory (the second field), the RSS the
+    /// OOM killer counts.
+    pub resident_pages: u64,
+}
+
+/// Parses `/proc/<pid>/statm` into its size and resident pages.
 ///
 /// statm is used rather than the rss field of stat, which on current kernels lags behind
 /// by the per-CPU counters not yet folded in (under-reading by ~9% here).
-pub fn parse_statm_resident_pages(bytes: &[u8]) -> Result<u64, ParseError> {
+pub fn parse_statm(bytes: &[u8]) -> Result<Statm, ParseError> {
     const FILE: &str = "<pid>/statm";
-    let resident = trim(bytes)
-        .split(|&b| b == b' ')
-        .nth(1)
-        .ok_or(ParseError::MissingField {
+    let mut fields = trim(bytes).split(|&b| b == b' ');
+    let mut number = |field: &'static str| {
+        let value = fields
+            .next()
+            .ok_or(ParseError::MissingField { file: FILE, field })?;
+        parse_u64(value).ok_or_else(|| ParseError::BadNumber {
             file: FILE,
-            field: "resident",
-        })?;
-    parse_u64(resident).ok_or_else(|| ParseError::BadNumber {
-        file: FILE,
-        field: "resident",
-        value: excerpt(resident),
+            field,
+            value: excerpt(value),
+        })
+    };
+    let size_pages = number("size")?;
+    let resident_pages = number("resident")?;
+    Ok(Statm {
+        size_pages,
+        resident_pages,
     })
+}
+
+/// Parses `/proc/<pid>/statm` into resident pages (its second field).
+pub fn parse_statm_resident_pages(bytes: &[u8]) -> Result<u64, ParseError> {
+    parse_statm(bytes).map(|statm| statm.resident_pages)
 }
 
 /// Parses a one-number file such as `oom_score` (0..=2000) or `oom_score_adj` (-1000..=1000).

@@ -93,6 +93,58 @@ impl ProcDir {
     }
 }
 
+impl ProcDir {
+    /// Reads the small file `<pid>/<name>` (one that fits a page: stat, statm, oom_score)
+    /// by its path under procfs, without pinning the process first. The result may belong
+    /// to a new process that reused the pid: callers confirm the instance afterwards
+    /// through a `Pin` (see `Pin::read`).
+    pub fn read_pid_file<'b>(
+        &self,
+        pid: u32,
+        name: &str,
+        buf: &'b mut ReadBuf,
+    ) -> Result<&'b [u8], PidReadError> {
+        let mut path = PidFilePath::default();
+        let path = path.of(pid, name);
+        let described = || format!("{}/{path}", self.root.display());
+        let fd = openat(
+            &self.fd,
+            path,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| classify(errno, described))?;
+        buf.fill_small(&fd)
+            .map_err(|errno| classify(errno, described))
+    }
+}
+
+/// `<pid>/<name>` spelled into a stack buffer, so the hot path does not allocate.
+struct PidFilePath {
+    bytes: [u8; 40],
+}
+
+impl Default for PidFilePath {
+    fn default() -> Self {
+        Self { bytes: [0; 40] }
+    }
+}
+
+impl PidFilePath {
+    /// The path; a name too long for the buffer is cut (no procfs file name is).
+    fn of(&mut self, pid: u32, name: &str) -> &str {
+        let digits = DecimalName::new(pid);
+        let mut len = 0;
+        for part in [digits.as_str().as_bytes(), b"/", name.as_bytes()] {
+            let room = self.bytes.len() - len;
+            let take = part.len().min(room);
+            self.bytes[len..len + take].copy_from_slice(&part[..take]);
+            len += take;
+        }
+        std::str::from_utf8(&self.bytes[..len]).unwrap_or("")
+    }
+}
+
 /// Parses a procfs entry name made of digits only into a pid.
 fn pid_from_name(name: &CStr) -> Option<u32> {
     let bytes = name.to_bytes();
@@ -142,16 +194,64 @@ impl PidDir {
 
     /// Reads the whole file `name` (at most `MAX_FILE_BYTES`) into `buf` and returns it.
     pub fn read<'b>(&self, name: &CStr, buf: &'b mut ReadBuf) -> Result<&'b [u8], PidReadError> {
-        let path = || format!("{}/{}", self.pid, name.to_string_lossy());
-        let fd = openat(
+        let fd = self.open(name)?;
+        buf.fill_from(&fd, MAX_FILE_BYTES)
+            .map_err(|errno| classify(errno, || self.describe(name)))
+    }
+
+    /// Reads a small file (stat, statm, oom_score, oom_score_adj) in one `read`.
+    pub fn read_small<'b>(
+        &self,
+        name: &CStr,
+        buf: &'b mut ReadBuf,
+    ) -> Result<&'b [u8], PidReadError> {
+        let fd = self.open(name)?;
+        buf.fill_small(&fd)
+            .map_err(|errno| classify(errno, || self.describe(name)))
+    }
+
+    /// Opens this process's `oom_score_adj` and keeps it open as a `Pin`.
+    pub fn pin(&self) -> Result<Pin, PidReadError> {
+        let fd = self.open(c"oom_score_adj")?;
+        Ok(Pin { pid: self.pid, fd })
+    }
+
+    fn open(&self, name: &CStr) -> Result<OwnedFd, PidReadError> {
+        openat(
             &self.fd,
             name,
             OFlags::RDONLY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|errno| classify(errno, path))?;
-        buf.fill_from(&fd, MAX_FILE_BYTES)
-            .map_err(|errno| classify(errno, path))
+        .map_err(|errno| classify(errno, || self.describe(name)))
+    }
+
+    fn describe(&self, name: &CStr) -> String {
+        format!("{}/{}", self.pid, name.to_string_lossy())
+    }
+}
+
+/// One process instance held between scans by its open `oom_score_adj`.
+///
+/// A procfs file descriptor stays bound to the process it was opened for: once that
+/// process is gone, reads fail with ESRCH even if the pid was reused. So a successful
+/// `read` proves the instance is still the one pinned, and returns its current
+/// `oom_score_adj` at the same time. `oom_score_adj` is chosen because its reads allocate
+/// no buffer that stays with the open file (stat, statm and oom_score are seq files,
+/// each of which would keep a page of kernel memory per descriptor); a pin costs one
+/// `struct file` and the dentry and inode of that file.
+#[derive(Debug)]
+pub struct Pin {
+    pid: u32,
+    fd: OwnedFd,
+}
+
+impl Pin {
+    /// Reads `oom_score_adj` again (`pread` at offset 0); `Vanished` once the process is
+    /// gone.
+    pub fn read<'b>(&self, buf: &'b mut ReadBuf) -> Result<&'b [u8], PidReadError> {
+        buf.pread_small(&self.fd)
+            .map_err(|errno| classify(errno, || format!("{}/oom_score_adj", self.pid)))
     }
 }
 
@@ -162,12 +262,56 @@ pub struct ReadBuf {
 }
 
 impl ReadBuf {
+    /// Reads a small procfs file in one `read`: procfs produces stat, statm, oom_score
+    /// and oom_score_adj whole in a single read when the buffer holds them, so a read
+    /// shorter than the buffer is the whole file. A full buffer falls back to reading to
+    /// the end.
+    pub fn fill_small(&mut self, fd: &OwnedFd) -> Result<&[u8], Errno> {
+        let read = self.read_page(|page| rustix::io::read(fd, page))?;
+        if read < self.data.len() {
+            return Ok(&self.data[..read]);
+        }
+        self.fill_rest(fd, read, MAX_FILE_BYTES)
+    }
+
+    /// `fill_small` at offset 0 of an open file, without moving its offset.
+    pub fn pread_small(&mut self, fd: &OwnedFd) -> Result<&[u8], Errno> {
+        let read = self.read_page(|page| rustix::io::pread(fd, page, 0))?;
+        if read < self.data.len() {
+            return Ok(&self.data[..read]);
+        }
+        // oom_score_adj is a few bytes: a full page is not that file.
+        Err(Errno::FBIG)
+    }
+
+    /// One `read` into the whole buffer (at least a page), retried on EINTR.
+    fn read_page(
+        &mut self,
+        mut read: impl FnMut(&mut [u8]) -> Result<usize, Errno>,
+    ) -> Result<usize, Errno> {
+        self.reserve_page();
+        loop {
+            match read(&mut self.data[..]) {
+                Err(Errno::INTR) => continue,
+                other => return other,
+            }
+        }
+    }
+
     /// Reads `fd` to its end (or to `limit` bytes) and returns what was read.
     pub fn fill_from(&mut self, fd: &OwnedFd, limit: usize) -> Result<&[u8], Errno> {
+        self.reserve_page();
+        self.fill_rest(fd, 0, limit)
+    }
+
+    fn reserve_page(&mut self) {
         if self.data.is_empty() {
             self.data.resize(4096, 0);
         }
-        let mut filled = 0;
+    }
+
+    /// Reads on after the first `filled` bytes, to the end or to `limit` bytes.
+    fn fill_rest(&mut self, fd: &OwnedFd, mut filled: usize, limit: usize) -> Result<&[u8], Errno> {
         while filled < limit {
             if filled == self.data.len() {
                 let grown = (self.data.len() * 2).min(limit);

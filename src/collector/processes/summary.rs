@@ -1,0 +1,216 @@
+//! What one scan's rows become: the top-level instances fed to the group table, the
+//! per-group aggregates, the group cgroups and the top-K next OOM victims.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::instances::{shrink_map, Row};
+use super::ProcessesSettings;
+use crate::groups::table::VanishedInstance;
+use crate::groups::{GroupTable, InstanceKey};
+use crate::snapshot::{GroupCgroup, GroupRow, ProcessRow, ProcessesSample};
+
+/// The per-group lists of top-level instances, kept between scans so that a steady scan
+/// allocates nothing for them.
+#[derive(Debug, Default)]
+pub(super) struct TopLevel {
+    group_of: HashMap<u32, Arc<str>>,
+    by_group: HashMap<Arc<str>, Vec<InstanceKey>>,
+}
+
+impl TopLevel {
+    /// Feeds the top-level instances of one scan (those whose parent is not in their
+    /// group) to the group table; returns the ones gone since the last scan.
+    pub fn observe(
+        &mut self,
+        rows: &[Row],
+        table: &mut GroupTable,
+        now_secs: f64,
+    ) -> Vec<VanishedInstance> {
+        self.group_of.clear();
+        self.group_of
+            .extend(rows.iter().map(|r| (r.pid, r.group.clone())));
+        self.by_group.retain(|group, keys| {
+            keys.clear();
+            table.contains(group)
+        });
+        for row in rows {
+            if self
+                .group_of
+                .get(&row.ppid)
+                .is_some_and(|g| *g == row.group)
+            {
+                continue;
+            }
+            let key = InstanceKey {
+                pid: row.pid,
+                start_ticks: row.start_ticks,
+            };
+            match self.by_group.get_mut(&row.group) {
+                Some(keys) => keys.push(key),
+                None => {
+                    self.by_group.insert(row.group.clone(), vec![key]);
+                }
+            }
+        }
+        let vanished = table.observe(now_secs, &self.by_group);
+        self.group_of.clear();
+        shrink_map(&mut self.group_of);
+        vanished
+    }
+}
+
+/// Turns the rows of one scan and the group table into the top-K, group rows and group
+/// cgroups.
+pub(super) fn summarise(
+    rows: &[Row],
+    table: &GroupTable,
+    btime: u64,
+    settings: &ProcessesSettings,
+) -> ProcessesSample {
+    #[derive(Default)]
+    struct Aggregate {
+        processes: u64,
+        resident_pages: u64,
+        score_max: Option<i32>,
+        adj_min: Option<i32>,
+        oldest_ticks: Option<u64>,
+        memcgs: HashMap<Arc<str>, u32>,
+    }
+    let mut aggregates: HashMap<Arc<str>, Aggregate> = HashMap::new();
+    for row in rows {
+        let agg = aggregates.entry(row.group.clone()).or_default();
+        agg.processes += 1;
+        agg.resident_pages += row.resident_pages;
+        agg.score_max = agg.score_max.max(Some(row.oom_score));
+        agg.adj_min = Some(
+            agg.adj_min
+                .map_or(row.oom_score_adj, |m| m.min(row.oom_score_adj)),
+        );
+        agg.oldest_ticks = Some(
+            agg.oldest_ticks
+                .map_or(row.start_ticks, |m| m.min(row.start_ticks)),
+        );
+        if let Some(memcg) = &row.memcg {
+            *agg.memcgs.entry(memcg.clone()).or_default() += 1;
+        }
+    }
+
+    let ticks = settings.table.clock_ticks.max(1) as f64;
+    // How many groups have processes in each memory cgroup.
+    let mut groups_per_memcg: HashMap<&Arc<str>, u32> = HashMap::new();
+    for agg in aggregates.values() {
+        for memcg in agg.memcgs.keys() {
+            *groups_per_memcg.entry(memcg).or_default() += 1;
+        }
+    }
+    let mut group_cgroups = Vec::new();
+    let groups = table
+        .groups()
+        .map(|view| {
+            let name = view.name;
+            let agg = aggregates.get(name);
+            // The memory cgroup most of the group lives in; ties go to the smaller path.
+            let home = agg.and_then(|agg| {
+                agg.memcgs
+                    .iter()
+                    .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            });
+            if let (Some(agg), Some((cgroup, _))) = (agg, home) {
+                group_cgroups.push(GroupCgroup {
+                    group: name.clone(),
+                    cgroup: (*cgroup).clone(),
+                    owned: agg.memcgs.len() == 1 && groups_per_memcg.get(cgroup) == Some(&1),
+                });
+            }
+            let empty = Aggregate::default();
+            let agg = agg.unwrap_or(&empty);
+            GroupRow {
+                name: name.clone(),
+                processes: agg.processes,
+                resident_bytes: agg.resident_pages * settings.page_size,
+                oom_score_max: agg.score_max,
+                oom_score_adj_min: agg.adj_min,
+                start_time_seconds: agg.oldest_ticks.map(|t| btime as f64 + t as f64 / ticks),
+                restarts: view.restarts,
+                configured: view.configured,
+                exits: view.exits.iter().map(|(r, n)| (*r, *n)).collect(),
+            }
+        })
+        .collect();
+
+    ProcessesSample {
+        top: top_victims(rows, settings.top_k, settings.page_size),
+        groups,
+        vanished_total: 0,
+        pinned: 0,
+        group_cgroups,
+    }
+}
+
+/// The `k` processes with the highest oom_score; ties go to the larger RSS, then the
+/// lower pid, so the selection is stable between scans.
+fn top_victims(rows: &[Row], k: usize, page_size: u64) -> Vec<ProcessRow> {
+    let rank = |a: &&Row, b: &&Row| {
+        b.oom_score
+            .cmp(&a.oom_score)
+            .then(b.resident_pages.cmp(&a.resident_pages))
+            .then(a.pid.cmp(&b.pid))
+    };
+    let mut order: Vec<&Row> = rows.iter().collect();
+    if k == 0 {
+        return Vec::new();
+    }
+    if order.len() > k {
+        order.select_nth_unstable_by(k - 1, rank);
+        order.truncate(k);
+    }
+    order.sort_unstable_by(rank);
+    order
+        .into_iter()
+        .map(|r| ProcessRow {
+            pid: r.pid,
+            comm: r.comm.clone(),
+            group: r.group.clone(),
+            oom_score: r.oom_score,
+            oom_score_adj: r.oom_score_adj,
+            resident_bytes: r.resident_pages * page_size,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pid: u32, score: i32, pages: u64) -> Row {
+        Row {
+            pid,
+            ppid: 1,
+            start_ticks: 100,
+            comm: Arc::from("x"),
+            group: Arc::from("g"),
+            memcg: None,
+            resident_pages: pages,
+            oom_score: score,
+            oom_score_adj: 0,
+            ppid_fresh: true,
+        }
+    }
+
+    #[test]
+    fn top_k_is_exact_and_ties_are_stable() {
+        let rows = vec![
+            row(5, 10, 1),
+            row(3, 900, 1),
+            row(4, 10, 7),
+            row(2, 10, 7),
+            row(9, 0, 0),
+        ];
+        let top = top_victims(&rows, 3, 4096);
+        let pids: Vec<_> = top.iter().map(|r| r.pid).collect();
+        assert_eq!(pids, [3, 2, 4]);
+        assert_eq!(top_victims(&rows, 10, 4096).len(), 5);
+        assert!(top_victims(&rows, 0, 4096).is_empty());
+    }
+}
