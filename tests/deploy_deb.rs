@@ -13,10 +13,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
-use common::deploy::{on_path, systemd_verify};
-use common::{eventually, require, sample, Exporter};
+use common::deploy::{on_path, scrape_with_every_source, systemd_verify};
+use common::{require, Exporter};
 
 const PACKAGE: &str = "oomwatch";
 
@@ -198,22 +197,10 @@ fn package_installs_serves_the_real_host_and_purges_cleanly() {
             state.path().to_str().expect("utf-8"),
         ],
     );
-    let body = eventually(Duration::from_secs(20), || {
-        let body = exporter.scrape();
-        (sample(&body, "oomwatch_kmsg_up", &[]) == Some(1.0)).then_some(body)
-    })
-    .unwrap_or_else(|| panic!("kmsg never up:\n{}", exporter.log()));
-    for collector in ["processes", "vmstat", "meminfo", "boot", "kmsg"] {
-        assert_eq!(
-            sample(
-                &body,
-                "oomwatch_collector_success",
-                &[("collector", collector)]
-            ),
-            Some(1.0),
-            "{collector}"
-        );
-    }
+    let body = scrape_with_every_source(
+        &exporter,
+        &["processes", "vmstat", "meminfo", "boot", "kmsg"],
+    );
     assert!(
         body.contains("oomwatch_process_oom_score{"),
         "next victims listed"

@@ -10,12 +10,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::time::Duration;
 
 use common::deploy::{
-    on_path, repo_file, systemd_verify, unit_directives, unit_value, verify_root,
+    on_path, repo_file, scrape_with_every_source, systemd_verify, unit_directives, unit_value,
+    verify_root,
 };
-use common::{eventually, require, sample, Exporter};
+use common::{require, sample, Exporter};
 
 const UNIT: &str = "deploy/systemd/oomwatch.service";
 
@@ -164,29 +164,9 @@ fn the_units_capabilities_alone_let_nobody_read_every_source() {
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", exporter.pid())).expect("status");
     assert!(status.contains("Uid:\t65534\t"), "not nobody:\n{status}");
-    // The kernel log's follower reports up once it has read to the end of the ring buffer.
-    let body = eventually(Duration::from_secs(20), || {
-        let body = exporter.scrape();
-        (sample(&body, "oomwatch_kmsg_up", &[]) == Some(1.0)).then_some(body)
-    })
-    .unwrap_or_else(|| exporter.scrape());
-    for collector in ["processes", "vmstat", "meminfo", "boot", "kmsg", "exits"] {
-        assert_eq!(
-            sample(
-                &body,
-                "oomwatch_collector_success",
-                &[("collector", collector)]
-            ),
-            Some(1.0),
-            "collector {collector} with {caps}:\n{}",
-            exporter.log()
-        );
-    }
-    assert_eq!(
-        sample(&body, "oomwatch_kmsg_up", &[]),
-        Some(1.0),
-        "{}",
-        exporter.log()
+    let body = scrape_with_every_source(
+        &exporter,
+        &["processes", "vmstat", "meminfo", "boot", "kmsg", "exits"],
     );
     assert_eq!(
         sample(&body, "oomwatch_exit_events_up", &[]),

@@ -5,6 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use super::{eventually, sample, Exporter};
 
 /// A file of the repository, by its path from the top.
 pub fn repo_file(relative: &str) -> PathBuf {
@@ -75,4 +78,28 @@ pub fn verify_root(binary: &Path, exec_path: &str) -> tempfile::TempDir {
     std::fs::copy(binary, &exec).expect("copy the binary");
     std::fs::create_dir_all(root.path().join("etc/systemd/system")).expect("etc dir");
     root
+}
+
+/// A scrape of `exporter` once the kernel log's follower is up (it is once it has read to
+/// the end of the ring buffer), in which every one of `collectors` succeeded; panics with
+/// the exporter's log otherwise.
+pub fn scrape_with_every_source(exporter: &Exporter, collectors: &[&str]) -> String {
+    let body = eventually(Duration::from_secs(20), || {
+        let body = exporter.scrape();
+        (sample(&body, "oomwatch_kmsg_up", &[]) == Some(1.0)).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("the kernel log never came up:\n{}", exporter.log()));
+    for collector in collectors {
+        assert_eq!(
+            sample(
+                &body,
+                "oomwatch_collector_success",
+                &[("collector", collector)]
+            ),
+            Some(1.0),
+            "collector {collector}:\n{}",
+            exporter.log()
+        );
+    }
+    body
 }
