@@ -14,7 +14,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::deploy::{on_path, scrape_with_every_source, systemd_verify};
+use common::deploy::{on_path, printed as text, scrape_with_every_source, systemd_verify};
 use common::{require, Exporter};
 
 const PACKAGE: &str = "oomwatch";
@@ -24,14 +24,6 @@ fn run(program: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{program} runs: {e}"))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn installed() -> bool {

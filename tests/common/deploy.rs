@@ -4,7 +4,7 @@
 //! binary at the path its ExecStart names, and the distribution's own units.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use super::{eventually, sample, Exporter};
@@ -42,6 +42,15 @@ pub fn on_path(program: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// What a finished command printed, stdout then stderr.
+pub fn printed(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// Runs `systemd-analyze verify` on `unit` under `root` and returns its exit status and
 /// everything it printed. systemd 252 exits 0 on a directive it could not parse and only
 /// warns ("…, ignoring"), so callers check that nothing was printed at all.
@@ -52,12 +61,7 @@ pub fn systemd_verify(root: &Path, unit: &Path) -> (bool, String) {
         .arg(unit)
         .output()
         .expect("systemd-analyze runs");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), printed)
+    (output.status.success(), printed(&output))
 }
 
 /// A scratch root for `systemd_verify`: the host's /usr/lib/systemd/system (the targets a
