@@ -16,9 +16,9 @@ fi
 # Alertmanager (prometheus-alertmanager), the OpenMetrics parser (python3-prometheus-client);
 # for the deploy files: systemd-analyze (systemd), setpriv (util-linux), dpkg-shlibdeps for
 # cargo-deb (dpkg-dev), a venv for the Kubernetes validator (python3-venv), node and npm for
-# the Prometheus Operator schemas (nodejs, npm).
+# the Prometheus Operator schemas (nodejs, npm), the container image (podman, runc).
 packages=(prometheus prometheus-alertmanager python3-prometheus-client systemd util-linux
-  dpkg-dev python3-venv nodejs npm)
+  dpkg-dev python3-venv nodejs npm podman runc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
