@@ -9,16 +9,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then
-  exec sudo --preserve-env=PATH,CARGO_HOME,RUSTUP_HOME,CI "$0" "$@"
+  exec sudo --preserve-env=PATH,CARGO_HOME,RUSTUP_HOME,CI,OOMWATCH_TOOLS "$0" "$@"
 fi
 
 # Debian packages the tests drive for real: promtool and Prometheus (prometheus), amtool and
-# Alertmanager (prometheus-alertmanager), the OpenMetrics parser (python3-prometheus-client).
-packages=(prometheus prometheus-alertmanager python3-prometheus-client)
+# Alertmanager (prometheus-alertmanager), the OpenMetrics parser (python3-prometheus-client);
+# for the deploy files: systemd-analyze (systemd), setpriv (util-linux), dpkg-shlibdeps for
+# cargo-deb (dpkg-dev), a venv for the Kubernetes validator (python3-venv), the container
+# image (podman, runc); node and npm for the Prometheus Operator schemas, from Debian's
+# nodejs and npm unless a node with its own npm is already installed.
+packages=(prometheus prometheus-alertmanager python3-prometheus-client systemd util-linux
+  dpkg-dev python3-venv podman runc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+command -v npm >/dev/null || missing+=(nodejs npm)
 command -v cargo >/dev/null || [ -x "$HOME/.cargo/bin/cargo" ] || missing+=(curl build-essential)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
@@ -28,6 +34,27 @@ fi
 if ! command -v cargo >/dev/null; then
   [ -x "$HOME/.cargo/bin/cargo" ] || curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
   export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+# Tools from the language registries, pinned, each installed once and kept in the default
+# cargo home or in $OOMWATCH_TOOLS, where the tests look for them.
+cargo_deb_version=3.8.0
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $cargo_deb_version" ]; then
+  echo "installing: cargo-deb $cargo_deb_version"
+  cargo install --quiet --locked --version "$cargo_deb_version" cargo-deb
+fi
+export OOMWATCH_TOOLS="${OOMWATCH_TOOLS:-$HOME/.cache/oomwatch-test-tools}"
+kubernetes_validate_version=1.37.0
+if ! "$OOMWATCH_TOOLS/venv/bin/kubernetes-validate" --version 2>/dev/null | grep -qx "$kubernetes_validate_version"; then
+  echo "installing: kubernetes-validate $kubernetes_validate_version"
+  /usr/bin/python3 -m venv "$OOMWATCH_TOOLS/venv"
+  "$OOMWATCH_TOOLS/venv/bin/pip" install --quiet "kubernetes-validate==$kubernetes_validate_version"
+fi
+operator_models=@kubernetes-models/prometheus-operator@6.0.0
+if ! grep -qs '"version": "6.0.0"' "$OOMWATCH_TOOLS/npm/node_modules/@kubernetes-models/prometheus-operator/package.json"; then
+  echo "installing: $operator_models"
+  mkdir -p "$OOMWATCH_TOOLS/npm"
+  npm install --silent --no-audit --no-fund --prefix "$OOMWATCH_TOOLS/npm" "$operator_models"
 fi
 
 echo "== fmt";    cargo fmt --all -- --check

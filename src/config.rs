@@ -4,6 +4,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use crate::cli::{LogFormat, LogLevel, ServeArgs};
 use crate::collector::processes::ProcessesSettings;
 use crate::collector::COLLECTORS;
+use crate::groups::pods::PodNames;
 use crate::groups::{GroupRule, GroupRules, RuleField, TableSettings};
 use crate::roots::Roots;
 use crate::server::security::{WebConfigError, WebSecurity};
@@ -100,10 +102,12 @@ impl Config {
                 reason: "must be at least 100ms",
             });
         }
+        let roots = Roots::new(&args.path_procfs, &args.path_sysfs, &args.path_rootfs);
         let rules = match &args.config_file {
             Some(path) => load_group_rules(path)?,
             None => GroupRules::default(),
-        };
+        }
+        .with_pod_names(Arc::new(PodNames::new(&roots)));
         let web = match &args.web_config_file {
             Some(path) => WebSecurity::load(path)?,
             None => WebSecurity::default(),
@@ -116,7 +120,7 @@ impl Config {
             listen,
             telemetry_path: path.clone(),
             max_requests: args.web_max_requests,
-            roots: Roots::new(&args.path_procfs, &args.path_sysfs, &args.path_rootfs),
+            roots,
             kmsg_path: args.path_kmsg.clone(),
             state_dir,
             heartbeat_interval,

@@ -4,7 +4,12 @@
 //! container (`docker-<12 hex>`, `containerd-…`, `crio-…`, `podman-…`, `container-…`), a
 //! `.service` names the systemd unit; a `.scope` or `.slice` that is neither (a login
 //! session, a user slice) stops the search, and the process is grouped by its comm.
-//! Pure string work; bounded output (at most 64 bytes).
+//! On a Kubernetes node a container of a pod is named `namespace/pod/container` instead,
+//! when the caller knows those names for the pod UID and container id its kubepods path
+//! shows (`groups::kubernetes`); such names are bounded by Kubernetes' own limits.
+//! Pure string work; every other name is at most 64 bytes.
+
+use super::kubernetes::{parse_kubepods_cgroup, KubeCgroup};
 
 /// Longest group name derived from a comm or a path component.
 const MAX_NAME: usize = 64;
@@ -28,7 +33,20 @@ pub fn auto_group_name(cgroup_path: Option<&str>, comm: &str) -> String {
 
 /// The automatic group of a process, and whether the cgroup or the comm named it.
 pub fn auto_group(cgroup_path: Option<&str>, comm: &str) -> (String, NameSource) {
-    match cgroup_path.and_then(group_from_cgroup) {
+    auto_group_with(cgroup_path, comm, |_| None)
+}
+
+/// Like `auto_group`, with `kube_name` asked first for the names of a kubepods path's pod
+/// and container (`namespace/pod/container`); the container id names it when that is None.
+pub fn auto_group_with(
+    cgroup_path: Option<&str>,
+    comm: &str,
+    kube_name: impl FnOnce(&KubeCgroup<'_>) -> Option<String>,
+) -> (String, NameSource) {
+    let kube = cgroup_path
+        .and_then(parse_kubepods_cgroup)
+        .and_then(|kube| kube_name(&kube));
+    match kube.or_else(|| cgroup_path.and_then(group_from_cgroup)) {
         Some(name) => (name, NameSource::Cgroup),
         None => (bounded(comm), NameSource::Comm),
     }
@@ -148,6 +166,33 @@ mod tests {
             "containerd-3f1c2e9b7a6d"
         );
         assert_eq!(name("/system.slice/docker-short.scope"), "comm");
+    }
+
+    #[test]
+    fn kubepods_containers_take_their_kubernetes_names_when_known() {
+        let uid = "0b7632a2-a56e-4278-987a-22de18008dbe";
+        let path = format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{ID}.scope",
+            uid.replace('-', "_")
+        );
+        let named = auto_group_with(Some(&path), "nginx", |kube| {
+            assert_eq!((kube.pod_uid.as_str(), kube.container_id), (uid, Some(ID)));
+            Some("default/web-1/nginx".to_owned())
+        });
+        assert_eq!(
+            named,
+            ("default/web-1/nginx".to_owned(), NameSource::Cgroup)
+        );
+        // Unknown to the kubelet's directories: the container id names it, as before.
+        let unknown = auto_group_with(Some(&path), "nginx", |_| None);
+        assert_eq!(
+            unknown,
+            ("containerd-3f1c2e9b7a6d".to_owned(), NameSource::Cgroup)
+        );
+        // Not a kubepods path: never asked.
+        let docker = format!("/system.slice/docker-{ID}.scope");
+        let named = auto_group_with(Some(&docker), "x", |_| panic!("asked for {docker}"));
+        assert_eq!(named.0, "docker-3f1c2e9b7a6d");
     }
 
     #[test]

@@ -3,7 +3,12 @@
 //! captures (`$1`, `${name}`). The first rule that matches wins. Compiled once at start;
 //! matching is pure and never reads /proc.
 
+use std::sync::Arc;
+
 use regex::Regex;
+
+use super::kubernetes::KubeCgroup;
+use super::pods::PodNames;
 
 /// The process field a rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +34,12 @@ impl GroupRule {
     }
 }
 
-/// The rules of the config file, in order.
+/// The rules of the config file, in order; and the node's Kubernetes names, which the
+/// automatic names of pod containers are made of when no rule matches.
 #[derive(Debug, Clone, Default)]
 pub struct GroupRules {
     rules: Vec<GroupRule>,
+    pods: Option<Arc<PodNames>>,
 }
 
 /// What a process offers to the rules.
@@ -46,7 +53,20 @@ pub struct ProcessFields<'a> {
 
 impl GroupRules {
     pub fn new(rules: Vec<GroupRule>) -> Self {
-        Self { rules }
+        Self { rules, pods: None }
+    }
+
+    /// The same rules, naming pod containers from `pods` (the kubelet's directories).
+    pub fn with_pod_names(self, pods: Arc<PodNames>) -> Self {
+        Self {
+            pods: Some(pods),
+            ..self
+        }
+    }
+
+    /// `namespace/pod/container` (or `namespace/pod`) of a kubepods cgroup, when known.
+    pub fn pod_name(&self, kube: &KubeCgroup<'_>) -> Option<String> {
+        self.pods.as_ref()?.name(kube)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod dashboards;
+pub mod deploy;
 pub mod host;
 pub mod servers;
 
@@ -73,7 +74,12 @@ impl Exporter {
 
     /// Like `start`, with the binary run by `wrapper` (`setpriv ...`, `runuser ...`).
     pub fn start_via(wrapper: &[&str], args: &[&str]) -> Self {
-        let binary = env!("CARGO_BIN_EXE_oomwatch");
+        Self::start_binary_via(env!("CARGO_BIN_EXE_oomwatch"), wrapper, args)
+    }
+
+    /// Like `start_via`, with another copy of the binary: the one a package installed, or
+    /// the one inside a container image (`binary` is then the path inside the image).
+    pub fn start_binary_via(binary: &str, wrapper: &[&str], args: &[&str]) -> Self {
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut command = Command::new(program);
