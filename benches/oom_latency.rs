@@ -3,7 +3,9 @@
 //! with a 32 MiB limit, starts a victim in it (the binary's `drill-victim`, comm
 //! `oomwatch-drill`) that allocates until the kernel kills it, and from the moment the
 //! victim is reaped scrapes every 5 ms until `oomwatch_oom_kills_total{comm="oomwatch-drill"}`
-//! has grown. Prints each trial's delay and the median and maximum. Needs root (or a
+//! has grown. Prints each trial's delay and the median and maximum. Before the kills it
+//! also measures the exporter's CPU time over 30 s without scrapes (no polling loops: it
+//! should be about zero, whatever the host does). Needs root (or a
 //! delegated cgroup) and /dev/kmsg. Run with `cargo bench --bench oom_latency`;
 //! `OOM_LATENCY_TRIALS` sets the number of trials (default 10).
 
@@ -14,11 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oomwatch::scratch_cgroup::ScratchCgroup;
-use support::{get_metrics, BenchResult};
+use support::{get_metrics, process_cpu_ticks, BenchResult};
 
 const LIMIT_BYTES: u64 = 32 << 20;
 const POLL: Duration = Duration::from_millis(5);
 const GIVE_UP: Duration = Duration::from_secs(30);
+const IDLE: Duration = Duration::from_secs(30);
 
 struct Exporter(Child);
 
@@ -51,7 +54,7 @@ fn main() -> BenchResult<()> {
     let binary = env!("CARGO_BIN_EXE_oomwatch");
     let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let state = tempfile::tempdir()?;
-    let _exporter = Exporter(
+    let exporter = Exporter(
         Command::new(binary)
             .args([
                 "--web.listen-address",
@@ -71,7 +74,18 @@ fn main() -> BenchResult<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    println!("## OOM kill to /metrics\n");
+    let pid = exporter.0.id().to_string();
+    let (user0, sys0) = process_cpu_ticks(&pid)?;
+    std::thread::sleep(IDLE);
+    let (user1, sys1) = process_cpu_ticks(&pid)?;
+    let hz = rustix::param::clock_ticks_per_second().max(1) as f64;
+    println!("## Idle, and an OOM kill to /metrics\n");
+    println!(
+        "Idle: {:.2} s of CPU over {} s without scrapes ({:.2}% of a core).\n",
+        (user1 + sys1 - user0 - sys0) as f64 / hz,
+        IDLE.as_secs(),
+        100.0 * (user1 + sys1 - user0 - sys0) as f64 / hz / IDLE.as_secs_f64()
+    );
     println!("| trial | reaped to visible | scrapes polled |");
     println!("|---:|---:|---:|");
     let mut delays = Vec::new();
