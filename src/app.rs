@@ -91,13 +91,17 @@ pub fn run(config: Config) -> Result<(), RunError> {
         events: events.clone(),
     };
     let collectors = build_collectors(&config, &state, &links, &kmsg, &exits);
-    let scrape = SharedScrape::new(Scanner::new(collectors, state.clone()).with_event_log(events));
-    let handler = Arc::new(Handler::new(
-        config.telemetry_path.clone(),
-        config.max_requests,
-        scrape,
-        &config.web,
-    ));
+    let scanner = Scanner::new(collectors, state.clone()).with_event_log(events.clone());
+    let scrape = SharedScrape::new(scanner);
+    let handler = Arc::new(
+        Handler::new(
+            config.telemetry_path.clone(),
+            config.max_requests,
+            scrape,
+            &config.web,
+        )
+        .with_event_log(events),
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

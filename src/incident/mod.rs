@@ -4,4 +4,5 @@
 //! commands do the reading.
 
 pub mod format;
+pub mod page;
 pub mod why;
