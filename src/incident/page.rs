@@ -11,10 +11,13 @@ use std::fmt::Write;
 
 use super::format::{ago, bytes, describe, duration, utc};
 use crate::events::{Event, EventKind};
+use crate::exits::reason::ExitReason;
 use crate::snapshot::{GroupMemory, Snapshot};
 
 /// Events shown in the timeline; the API has the rest.
 pub const TIMELINE_EVENTS: usize = 30;
+/// OOM kills shown above the timeline.
+const LATEST_KILLS: usize = 5;
 /// Services shown in the memory-limit table.
 const LIMIT_ROWS: usize = 10;
 
@@ -50,7 +53,7 @@ pub fn escape(text: &str) -> String {
 }
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1a1a1a;background:#fff}\
-h1{font-size:1.5em;margin:0 0 .2em}h2{font-size:1.15em;margin:1.6em 0 .4em;border-bottom:1px solid #ccc}\
+h1{font-size:1.5em;margin:0 0 .2em}h3{font-size:1em;margin:1em 0 .3em}h2{font-size:1.15em;margin:1.6em 0 .4em;border-bottom:1px solid #ccc}\
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.25em .6em;border-bottom:1px solid #eee;vertical-align:top}\
 th{background:#f4f4f4}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1.2em;margin:0}dt{font-weight:600}dd{margin:0}\
@@ -238,47 +241,85 @@ fn host_section(html: &mut String, input: &PageInput<'_>) {
     html.push_str("</dl></section>\n");
 }
 
+/// An exit with code 0: most are commands finishing, the noise of a busy host. The page
+/// leaves them out of its timeline (the API and `oomwatch events` have them).
+fn clean_exit(event: &Event) -> bool {
+    matches!(
+        event.kind,
+        EventKind::Exit {
+            reason: ExitReason::ExitedOk,
+            ..
+        }
+    )
+}
+
 fn timeline_section(html: &mut String, input: &PageInput<'_>) {
     let day_ago = input.now - 86_400.0;
-    let last_day: Vec<String> = ["oom_kill", "restart", "exit", "reboot"]
+    let last_day: Vec<&Event> = input.events.iter().filter(|e| e.time >= day_ago).collect();
+    let count = |kind: &str| {
+        last_day
+            .iter()
+            .filter(|e| e.kind.type_name() == kind)
+            .count()
+    };
+    let clean = last_day.iter().filter(|e| clean_exit(e)).count();
+    let shown: Vec<&Event> = input
+        .events
         .iter()
-        .map(|kind| {
-            let n = input
-                .events
-                .iter()
-                .filter(|e| e.time >= day_ago && e.kind.type_name() == *kind)
-                .count();
-            format!("{n} {kind}")
-        })
+        .rev()
+        .filter(|e| !clean_exit(e))
+        .take(TIMELINE_EVENTS)
         .collect();
     let _ = write!(
         html,
-        "<section id=\"timeline\"><h2>Recent events</h2>\n<p id=\"last-day\">Last 24 h: {}.</p>\n\
-<p class=\"muted\">Newest first: {} of the {} events in the log; \
+        "<section id=\"timeline\"><h2>Recent events</h2>\n<p id=\"last-day\">Last 24 h: {} OOM kills, {} restarts, \
+{} exits ({clean} of them clean, code 0), {} reboots.</p>\n\
+<p class=\"muted\">Newest first, clean exits left out: {} of the {} events in the log; \
 <a href=\"/api/v1/events\">all as JSON</a>, filter with <code>?type=oom_kill&amp;group=…&amp;since=1h</code>.",
-        last_day.join(", "),
-        input.events.len().min(TIMELINE_EVENTS),
+        count("oom_kill"),
+        count("restart"),
+        count("exit"),
+        count("reboot"),
+        shown.len(),
         input.events.len()
     );
     if input.skipped_events > 0 {
         let _ = write!(html, " {} unreadable lines skipped.", input.skipped_events);
     }
     html.push_str("</p>\n");
-    if input.events.is_empty() {
-        html.push_str("<p>No events yet: no OOM kill, restart, exit or reboot has been recorded.</p></section>\n");
+    if shown.is_empty() {
+        html.push_str("<p>No events to show: no OOM kill, restart, failed exit or reboot has been recorded.</p></section>\n");
         return;
     }
+    // Kills first: on a busy host, exits can push the last kill out of the timeline.
+    let kills: Vec<&Event> = input
+        .events
+        .iter()
+        .rev()
+        .filter(|e| matches!(e.kind, EventKind::OomKill(_)))
+        .take(LATEST_KILLS)
+        .collect();
+    if !kills.is_empty() {
+        html.push_str("<h3>Latest OOM kills</h3>\n");
+        event_table(html, &kills, input.now);
+        html.push_str("<h3>All events</h3>\n");
+    }
+    event_table(html, &shown, input.now);
+    html.push_str("</section>\n");
+}
+
+/// A table of events, in the order given.
+fn event_table(html: &mut String, events: &[&Event], now: f64) {
     html.push_str("<table><thead><tr><th>Time</th><th>Event</th><th>Group</th><th>Process</th><th>Details</th></tr></thead><tbody>\n");
-    for event in input.events.iter().rev().take(TIMELINE_EVENTS) {
+    for event in events {
         let (title, details) = describe(event);
         let class = match &event.kind {
             EventKind::OomKill(_) => "bad",
             EventKind::Reboot {
                 unexpected: true, ..
             } => "bad",
-            EventKind::Exit { reason, .. } if reason.label() != "exited_ok" => "warn",
-            EventKind::Restart { .. } => "warn",
-            _ => "",
+            EventKind::Exit { .. } | EventKind::Restart { .. } => "warn",
+            EventKind::Reboot { .. } => "",
         };
         let process = event
             .kind
@@ -289,13 +330,13 @@ fn timeline_section(html: &mut String, input: &PageInput<'_>) {
             "<tr class=\"event {type}\"><td class=\"t\">{time}<br><span class=\"muted\">{ago}</span></td><td class=\"e {class}\">{title}</td><td>{group}</td><td class=\"p\">{process}</td><td>{details}</td></tr>",
             r#type = event.kind.type_name(),
             time = utc(event.time),
-            ago = ago(input.now, event.time),
+            ago = ago(now, event.time),
             title = escape(&title),
             group = escape(event.kind.group().unwrap_or("(host)")),
             details = escape(&details),
         );
     }
-    html.push_str("</tbody></table></section>\n");
+    html.push_str("</tbody></table>\n");
 }
 
 fn victims_section(html: &mut String, snapshot: &Snapshot) {
@@ -407,17 +448,24 @@ mod tests {
             ],
             ..Snapshot::default()
         };
-        let events = [Event {
-            time: 1_700_000_000.0,
-            kind: EventKind::OomKill(Box::new(OomKillEvent {
-                group: "api.service".into(),
-                pid: 41,
-                comm: "java".into(),
-                constraint: "memcg".into(),
-                anon_rss_bytes: Some(64 << 20),
-                ..OomKillEvent::default()
-            })),
-        }];
+        let clean = Event {
+            time: 1_700_000_001.0,
+            kind: EventKind::exit("api.service", 43, "sh", ExitReason::ExitedOk, None),
+        };
+        let events = [
+            Event {
+                time: 1_700_000_000.0,
+                kind: EventKind::OomKill(Box::new(OomKillEvent {
+                    group: "api.service".into(),
+                    pid: 41,
+                    comm: "java".into(),
+                    constraint: "memcg".into(),
+                    anon_rss_bytes: Some(64 << 20),
+                    ..OomKillEvent::default()
+                })),
+            },
+            clean,
+        ];
         let html = render(&PageInput {
             snapshot: &snapshot,
             events: &events,
@@ -432,7 +480,13 @@ mod tests {
         assert!(html.contains(
             "OOM kill</td><td>api.service</td><td class=\"p\">41 java</td><td>RSS 64 MiB"
         ));
-        assert!(html.contains("Last 24 h: 1 oom_kill, 0 restart, 0 exit, 0 reboot."));
+        assert!(html.contains(
+            "Last 24 h: 1 OOM kills, 0 restarts, 1 exits (1 of them clean, code 0), 0 reboots."
+        ));
+        assert!(
+            !html.contains("exited_ok"),
+            "clean exits are left out of the timeline"
+        );
         assert!(html.contains("2023-11-14 22:13:20Z<br><span class=\"muted\">1m 0s ago"));
         assert!(html.contains("<td>db</td><td class=\"n\">990 MiB</td><td class=\"n\">1.0 GiB</td><td class=\"n bad\">97%</td>"));
         assert!(
