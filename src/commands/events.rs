@@ -58,11 +58,19 @@ pub fn filter_from_flags(args: &EventsArgs, now: f64) -> Result<EventFilter, Fil
     })
 }
 
-/// `--state.dir` of the incident commands: as given, else the exporter's default.
+/// `--state.dir` of the incident commands: as given, else the exporter's default; it must
+/// exist (a missing one is a wrong flag far more often than a host where nothing happened).
 pub fn state_dir_or_default(given: Option<&PathBuf>) -> Result<PathBuf, String> {
-    match given {
-        Some(dir) => Ok(dir.clone()),
-        None => crate::config::default_state_dir().map_err(|e| e.to_string()),
+    let dir = match given {
+        Some(dir) => dir.clone(),
+        None => crate::config::default_state_dir().map_err(|e| e.to_string())?,
+    };
+    match dir.is_dir() {
+        true => Ok(dir),
+        false => Err(format!(
+            "--state.dir {}: no such directory (give the exporter's --state.dir)",
+            dir.display()
+        )),
     }
 }
 
