@@ -194,14 +194,21 @@ impl<'f> RecordReader<'f> {
                 })
                 .max()
         });
+        let logged_through = in_state.max(in_log);
+        // The log knew better than the state: the state learns it with the next write.
+        let behind = logged_through != in_state;
+        if behind {
+            let mut guard = follower.shared.lock();
+            Arc::make_mut(&mut guard).last_logged_seq = logged_through;
+        }
         Self {
             follower,
             live,
             assembler: OomAssembler::new(),
-            unsaved_kills: false,
+            unsaved_kills: behind,
             unsaved_seq: false,
             saved_at: Instant::now(),
-            logged_through: in_state.max(in_log),
+            logged_through,
             unlogged: Vec::new(),
         }
     }
