@@ -121,6 +121,9 @@ pub struct WhyArgs {
     /// sysfs mount point.
     #[arg(long = "path.sysfs", value_name = "DIR", default_value = "/sys")]
     pub path_sysfs: PathBuf,
+    /// Root filesystem of the host (the kubelet's directories name pod containers).
+    #[arg(long = "path.rootfs", value_name = "DIR", default_value = "/")]
+    pub path_rootfs: PathBuf,
     /// Most deaths and restarts listed.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub deaths: usize,

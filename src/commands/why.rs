@@ -2,17 +2,20 @@
 //! `--state.dir` and the live processes under `--path.procfs` directly (the exporter need
 //! not be running), and prints the answer `incident::why` works out: the latest deaths of
 //! that service with their cause, its restarts, and the OOM risk of its live instances.
-//! Groups are named as the exporter names them (`--config.file` for named groups). Exit 0
+//! Groups are named as the exporter names them (`--config.file` for named groups, the
+//! kubelet's directories under `--path.rootfs` for pod containers). Exit 0
 //! when the name or pid is known, 1 when nothing is known of it, 2 when the state
 //! directory cannot be read.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::events::{state_dir_or_default, unix_now};
 use crate::cgroupfs::{tightest_limit, MemoryHierarchy};
 use crate::cli::WhyArgs;
 use crate::config::load_group_rules;
 use crate::events::{read_events, EVENTS_FILE};
+use crate::groups::pods::PodNames;
 use crate::groups::reader::read_group_name;
 use crate::groups::GroupRules;
 use crate::incident::why::{explain, LiveInstance, Target};
@@ -33,15 +36,18 @@ pub struct WhyInputs {
 
 /// Runs `oomwatch why`; returns the exit code.
 pub fn run(args: &WhyArgs) -> u8 {
+    let roots = Roots::new(&args.path_procfs, &args.path_sysfs, &args.path_rootfs);
+    // Groups named as the exporter names them, pod containers included.
     let rules = match &args.config_file {
         Some(path) => load_group_rules(path).map_err(|e| e.to_string()),
         None => Ok(GroupRules::default()),
-    };
+    }
+    .map(|rules| rules.with_pod_names(Arc::new(PodNames::new(&roots))));
     match (rules, state_dir_or_default(args.state_dir.as_ref())) {
         (Ok(rules), Ok(state_dir)) => {
             let inputs = WhyInputs {
                 state_dir,
-                roots: Roots::new(&args.path_procfs, &args.path_sysfs, "/"),
+                roots,
                 rules,
                 max_deaths: args.deaths,
             };
