@@ -2,10 +2,11 @@
 //! during an incident, from the latest scan's snapshot and the event log. No scripts, no
 //! external assets (the style sheet is inline), and it refreshes itself with a meta tag.
 //!
-//! Sections: the host (boot, uptime, last reboot and its cause, memory, PSI, OOM kills
-//! this boot), the timeline of recent events, the next OOM victims, and the services
-//! nearest their memory limit. Everything that comes from the host or the log (group
-//! names, command names, cgroup paths, evidence) is escaped; this file does no I/O.
+//! Sections, short ones first: the host (boot, uptime, last reboot and its cause, memory,
+//! PSI, OOM kills this boot), the latest OOM kills with 24-hour counts, the next OOM
+//! victims, the services nearest their memory limit, and the timeline of recent events.
+//! Everything that comes from the host or the log (group names, command names, cgroup
+//! paths, evidence) is escaped; this file does no I/O.
 
 use std::fmt::Write;
 
@@ -16,7 +17,7 @@ use crate::snapshot::{GroupMemory, Snapshot};
 
 /// Events shown in the timeline; the API has the rest.
 pub const TIMELINE_EVENTS: usize = 30;
-/// OOM kills shown above the timeline.
+/// OOM kills shown in their own section.
 const LATEST_KILLS: usize = 5;
 /// Services shown in the memory-limit table.
 const LIMIT_ROWS: usize = 10;
@@ -53,7 +54,7 @@ pub fn escape(text: &str) -> String {
 }
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1a1a1a;background:#fff}\
-h1{font-size:1.5em;margin:0 0 .2em}h3{font-size:1em;margin:1em 0 .3em}h2{font-size:1.15em;margin:1.6em 0 .4em;border-bottom:1px solid #ccc}\
+h1{font-size:1.5em;margin:0 0 .2em}h2{font-size:1.15em;margin:1.6em 0 .4em;border-bottom:1px solid #ccc}\
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.25em .6em;border-bottom:1px solid #eee;vertical-align:top}\
 th{background:#f4f4f4}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1.2em;margin:0}dt{font-weight:600}dd{margin:0}\
@@ -85,10 +86,12 @@ As of {now} (scan {age} old); refreshes every {refresh} s. Times are UTC.</p>\n\
         age = duration((input.now - input.scanned_at).max(0.0)),
         metrics = escape(input.telemetry_path),
     );
+    // The short sections first, the long timeline last.
     host_section(&mut html, input);
-    timeline_section(&mut html, input);
+    kills_section(&mut html, input);
     victims_section(&mut html, snapshot);
     limits_section(&mut html, &snapshot.group_memory);
+    timeline_section(&mut html, input);
     let failed: Vec<&str> = snapshot
         .collectors
         .iter()
@@ -253,7 +256,9 @@ fn clean_exit(event: &Event) -> bool {
     )
 }
 
-fn timeline_section(html: &mut String, input: &PageInput<'_>) {
+/// The last 24 hours in counts, and the latest OOM kills: on a busy host, exits would push
+/// the last kill out of the timeline, which is why kills get a section of their own.
+fn kills_section(html: &mut String, input: &PageInput<'_>) {
     let day_ago = input.now - 86_400.0;
     let last_day: Vec<&Event> = input.events.iter().filter(|e| e.time >= day_ago).collect();
     let count = |kind: &str| {
@@ -263,6 +268,32 @@ fn timeline_section(html: &mut String, input: &PageInput<'_>) {
             .count()
     };
     let clean = last_day.iter().filter(|e| clean_exit(e)).count();
+    let _ = writeln!(
+        html,
+        "<section id=\"kills\"><h2>Latest OOM kills</h2>\n<p id=\"last-day\">Last 24 h: {} OOM kills, {} restarts, \
+{} exits ({clean} of them clean, code 0), {} reboots.</p>",
+        count("oom_kill"),
+        count("restart"),
+        count("exit"),
+        count("reboot"),
+    );
+    let kills: Vec<&Event> = input
+        .events
+        .iter()
+        .rev()
+        .filter(|e| matches!(e.kind, EventKind::OomKill(_)))
+        .take(LATEST_KILLS)
+        .collect();
+    if kills.is_empty() {
+        html.push_str("<p>No OOM kill in the event log.</p>\n");
+    } else {
+        event_table(html, &kills, input.now);
+    }
+    html.push_str("</section>\n");
+}
+
+/// Every kind of event, newest first, clean exits left out.
+fn timeline_section(html: &mut String, input: &PageInput<'_>) {
     let shown: Vec<&Event> = input
         .events
         .iter()
@@ -272,14 +303,9 @@ fn timeline_section(html: &mut String, input: &PageInput<'_>) {
         .collect();
     let _ = write!(
         html,
-        "<section id=\"timeline\"><h2>Recent events</h2>\n<p id=\"last-day\">Last 24 h: {} OOM kills, {} restarts, \
-{} exits ({clean} of them clean, code 0), {} reboots.</p>\n\
+        "<section id=\"timeline\"><h2>Recent events</h2>\n\
 <p class=\"muted\">Newest first, clean exits left out: {} of the {} events in the log; \
 <a href=\"/api/v1/events\">all as JSON</a>, filter with <code>?type=oom_kill&amp;group=…&amp;since=1h</code>.",
-        count("oom_kill"),
-        count("restart"),
-        count("exit"),
-        count("reboot"),
         shown.len(),
         input.events.len()
     );
@@ -290,19 +316,6 @@ fn timeline_section(html: &mut String, input: &PageInput<'_>) {
     if shown.is_empty() {
         html.push_str("<p>No events to show: no OOM kill, restart, failed exit or reboot has been recorded.</p></section>\n");
         return;
-    }
-    // Kills first: on a busy host, exits can push the last kill out of the timeline.
-    let kills: Vec<&Event> = input
-        .events
-        .iter()
-        .rev()
-        .filter(|e| matches!(e.kind, EventKind::OomKill(_)))
-        .take(LATEST_KILLS)
-        .collect();
-    if !kills.is_empty() {
-        html.push_str("<h3>Latest OOM kills</h3>\n");
-        event_table(html, &kills, input.now);
-        html.push_str("<h3>All events</h3>\n");
     }
     event_table(html, &shown, input.now);
     html.push_str("</section>\n");
