@@ -14,12 +14,13 @@ fi
 
 # Debian packages the tests drive for real: promtool and Prometheus (prometheus), amtool and
 # Alertmanager (prometheus-alertmanager), the OpenMetrics parser (python3-prometheus-client);
+# the headless browser that renders the incident page (chromium);
 # for the deploy files: systemd-analyze (systemd), setpriv (util-linux), dpkg-shlibdeps for
 # cargo-deb (dpkg-dev), a venv for the Kubernetes validator (python3-venv), the container
 # image (podman, runc); node and npm for the Prometheus Operator schemas, from Debian's
 # nodejs and npm unless a node with its own npm is already installed.
-packages=(prometheus prometheus-alertmanager python3-prometheus-client systemd util-linux
-  dpkg-dev python3-venv podman runc)
+packages=(prometheus prometheus-alertmanager python3-prometheus-client chromium systemd
+  util-linux dpkg-dev python3-venv podman runc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -63,13 +63,14 @@ pub fn run(config: Config) -> Result<(), RunError> {
         .ok()
         .and_then(|bytes| parse_stat_btime(&bytes).ok())
         .map(|btime| btime as f64);
-    start_boot(&config, &state, &events, btime);
+    let boot_id = start_boot(&config, &state, &events, btime);
     start_heartbeat(state.clone(), config.heartbeat_interval);
 
     let live = Arc::new(LivePids::default());
     let kmsg = Arc::new(KmsgShared::new(state.snapshot().kmsg));
     if config.collectors.contains(&"kmsg") {
-        start_kmsg_follower(&config, &state, &kmsg, &live, btime);
+        let log = (events.clone(), boot_id);
+        start_kmsg_follower(&config, &state, &kmsg, &live, btime, log);
     }
     let exits = Arc::new(ExitsShared::default());
     if config.collectors.contains(&"exits") {
@@ -90,13 +91,17 @@ pub fn run(config: Config) -> Result<(), RunError> {
         events: events.clone(),
     };
     let collectors = build_collectors(&config, &state, &links, &kmsg, &exits);
-    let scrape = SharedScrape::new(Scanner::new(collectors, state.clone()).with_event_log(events));
-    let handler = Arc::new(Handler::new(
-        config.telemetry_path.clone(),
-        config.max_requests,
-        scrape,
-        &config.web,
-    ));
+    let scanner = Scanner::new(collectors, state.clone()).with_event_log(events.clone());
+    let scrape = SharedScrape::new(scanner);
+    let handler = Arc::new(
+        Handler::new(
+            config.telemetry_path.clone(),
+            config.max_requests,
+            scrape,
+            &config.web,
+        )
+        .with_event_log(events),
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -130,13 +135,18 @@ pub fn run(config: Config) -> Result<(), RunError> {
 /// Records the current boot in the state. The first start in a new boot (a boot_id other
 /// than the state's; btime never decides) classifies how the previous boot ended, counts
 /// the reboot (in the state and the event log), and forgets the previous boot's instances
-/// and kernel log position.
-fn start_boot(config: &Config, state: &StateStore, events: &EventLog, started_at: Option<f64>) {
+/// and kernel log position. Returns the boot_id, when it can be read.
+fn start_boot(
+    config: &Config,
+    state: &StateStore,
+    events: &EventLog,
+    started_at: Option<f64>,
+) -> Option<String> {
     let boot_id = match read_boot_id(&config.roots) {
         Ok(boot_id) => boot_id,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the boot_id; reboots cannot be detected");
-            return;
+            return None;
         }
     };
     let known = state.read(|s| s.boot_id.clone());
@@ -198,6 +208,7 @@ fn start_boot(config: &Config, state: &StateStore, events: &EventLog, started_at
             },
         }]);
     }
+    Some(boot_id)
 }
 
 fn gather_evidence(config: &Config, started_at: f64) -> Evidence {
@@ -275,6 +286,7 @@ fn start_kmsg_follower(
     shared: &Arc<KmsgShared>,
     live: &Arc<LivePids>,
     btime: Option<f64>,
+    (events, boot_id): (Arc<EventLog>, Option<String>),
 ) {
     let boot_time_seconds = btime.unwrap_or_else(|| {
         tracing::warn!("cannot read btime from /proc/stat; OOM kill times count from the epoch");
@@ -290,6 +302,8 @@ fn start_kmsg_follower(
             clock_ticks: config.processes.table.clock_ticks,
         },
         boot_time_seconds,
+        events,
+        boot_id,
     };
     if let Err(e) = follower.spawn() {
         tracing::error!(error = %e, "cannot start the kernel log thread; OOM victims will not be named");

@@ -160,6 +160,18 @@ pub fn self_and_ancestors(cgroup: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The tightest limit over `cgroup` and its ancestors, with the usage of the cgroup that
+/// sets it: `(limit, usage)`; None when none of them is limited. `read` reads one cgroup.
+pub fn tightest_limit<'c>(
+    cgroup: &'c str,
+    read: impl FnMut(&'c str) -> Option<MemcgSample>,
+) -> Option<(u64, u64)> {
+    self_and_ancestors(cgroup)
+        .filter_map(read)
+        .filter_map(|s| s.limit_bytes.map(|limit| (limit, s.usage_bytes)))
+        .min_by_key(|(limit, _)| *limit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

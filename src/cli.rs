@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::collector::COLLECTORS;
+use crate::commands::events::ListFormat;
 use crate::commands::scan_log::ScanFormat;
 
 const VERSION: &str = concat!(
@@ -60,12 +61,72 @@ pub enum Command {
         #[arg(long, default_value = "30s")]
         timeout: String,
     },
+    /// List the event log (OOM kills, restarts, exits, reboots) from the state directory;
+    /// the exporter need not be running. Times are UTC.
+    Events(EventsArgs),
+    /// Why did it vanish? The latest deaths of a service (a group, a command name, or a
+    /// pid) with their cause, its restarts, and the OOM risk of its live instances, from
+    /// the state directory and /proc; the exporter need not be running. Exit 0 when the
+    /// name is known, 1 when not, 2 when the state directory cannot be read.
+    Why(WhyArgs),
     /// The drill's victim (started by `oomwatch drill` inside the scratch cgroup).
     #[command(hide = true)]
     DrillVictim {
         #[arg(long = "max-bytes")]
         max_bytes: u64,
     },
+}
+
+/// `oomwatch events`.
+#[derive(Debug, Clone, Args)]
+pub struct EventsArgs {
+    /// Only events since then: a duration back from now (90s, 15m, 1h, 7d) or seconds
+    /// since the epoch.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only events until then (same forms as --since).
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Only the events of this group (host events such as reboots have none).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Only these types, comma-separated: oom_kill, restart, exit, reboot.
+    #[arg(long = "type", value_name = "TYPES")]
+    pub types: Option<String>,
+    /// Only the newest N.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// The exporter's state directory [default: as the exporter's].
+    #[arg(long = "state.dir", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `oomwatch why`.
+#[derive(Debug, Clone, Args)]
+pub struct WhyArgs {
+    /// A group (nginx.service, or nginx), a command name, or a pid.
+    pub target: String,
+    /// The exporter's state directory [default: as the exporter's].
+    #[arg(long = "state.dir", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// YAML file of named groups, as given to the exporter.
+    #[arg(long = "config.file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// procfs mount point.
+    #[arg(long = "path.procfs", value_name = "DIR", default_value = "/proc")]
+    pub path_procfs: PathBuf,
+    /// sysfs mount point.
+    #[arg(long = "path.sysfs", value_name = "DIR", default_value = "/sys")]
+    pub path_sysfs: PathBuf,
+    /// Root filesystem of the host (the kubelet's directories name pod containers).
+    #[arg(long = "path.rootfs", value_name = "DIR", default_value = "/")]
+    pub path_rootfs: PathBuf,
+    /// Most deaths and restarts listed.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub deaths: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -126,7 +187,8 @@ pub struct ServeArgs {
     )]
     pub state_heartbeat_interval: String,
 
-    /// Most events (exits, with their reasons) kept in the event log in --state.dir.
+    /// Most events (OOM kills, restarts, exits, reboots) kept in the event log in
+    /// --state.dir.
     #[arg(long = "events.max", value_name = "N", default_value_t = 5000)]
     pub events_max: usize,
 
@@ -294,6 +356,25 @@ mod tests {
     fn unknown_flags_are_usage_errors() {
         let err = Cli::try_parse_from(["oomwatch", "--collector.nope"]).expect_err("unknown");
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn incident_commands_parse() {
+        let cli = Cli::try_parse_from([
+            "oomwatch", "events", "--since", "1h", "--group", "db", "--format", "json",
+        ])
+        .expect("parses");
+        match cli.command {
+            Some(Command::Events(args)) => {
+                assert_eq!(args.since.as_deref(), Some("1h"));
+                assert_eq!(args.group.as_deref(), Some("db"));
+                assert_eq!(args.format, ListFormat::Json);
+            }
+            other => panic!("not events: {other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["oomwatch", "why", "1234", "--state.dir", "/s"]).expect("parses");
+        assert!(matches!(cli.command, Some(Command::Why(args)) if args.target == "1234"));
     }
 
     #[test]

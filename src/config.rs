@@ -53,7 +53,9 @@ pub enum ListenAddress {
 pub enum ConfigError {
     #[error("--web.listen-address {value:?}: {reason}")]
     ListenAddress { value: String, reason: String },
-    #[error("--web.telemetry-path {0:?}: must start with `/` and not be `/` or a /-/ path")]
+    #[error(
+        "--web.telemetry-path {0:?}: must start with `/` and not be `/`, a /-/ or an /api/ path"
+    )]
     TelemetryPath(String),
     #[error("{flag} {value:?}: {reason}")]
     Duration {
@@ -82,7 +84,11 @@ impl Config {
             .map(|value| parse_listen_address(value))
             .collect::<Result<Vec<_>, _>>()?;
         let path = &args.web_telemetry_path;
-        if !path.starts_with('/') || path == "/" || path.starts_with("/-/") {
+        if !path.starts_with('/')
+            || path == "/"
+            || path.starts_with("/-/")
+            || path.starts_with("/api/")
+        {
             return Err(ConfigError::TelemetryPath(path.clone()));
         }
         if args.processes_top == 0 {
@@ -230,7 +236,9 @@ pub fn parse_duration(flag: &'static str, value: &str) -> Result<Duration, Confi
     Ok(total)
 }
 
-fn default_state_dir() -> Result<PathBuf, ConfigError> {
+/// `--state.dir` when it is not given: `/var/lib/oomwatch` as root, else under
+/// `$XDG_STATE_HOME` (or `~/.local/state`).
+pub fn default_state_dir() -> Result<PathBuf, ConfigError> {
     if rustix::process::geteuid().is_root() {
         return Ok(PathBuf::from("/var/lib/oomwatch"));
     }
@@ -359,6 +367,7 @@ mod tests {
             ("--web.listen-address", "nope"),
             ("--web.listen-address", ":99999"),
             ("--web.telemetry-path", "metrics"),
+            ("--web.telemetry-path", "/api/v1/events"),
             ("--groups.retention", "10"),
             ("--restarts.min-age", "5x"),
         ] {

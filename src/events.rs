@@ -1,6 +1,8 @@
 //! The event log (`<state.dir>/events.jsonl`): what happened to processes and to the host
-//! (exits with their reason, reboots with their cause), one JSON object per line, oldest
-//! first, kept across exporter restarts and reboots.
+//! (OOM kills with the kernel's numbers, restarts, exits with their reason, reboots with
+//! their cause), one JSON object per line, oldest first, kept across exporter restarts and
+//! reboots. The incident page, `/api/v1/events`, `oomwatch events` and `oomwatch why` read
+//! it; the filter they share lives here too.
 //!
 //! Appending is one `write` of whole lines to a file opened with `O_APPEND`, then
 //! `fdatasync`, so a crash leaves at worst a torn last line, which reading skips and
@@ -18,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::exits::reason::{signal_name, ExitReason, WaitStatus};
 use crate::state::write_atomically;
 
-const FILE_NAME: &str = "events.jsonl";
+/// The event log's file name in `--state.dir`.
+pub const EVENTS_FILE: &str = "events.jsonl";
 
 /// One event, as a line of the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +35,22 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
+    /// The kernel's OOM killer killed a process: the kernel's own report of it. Logged
+    /// once per kill: `seq` (the `Killed process` record's kmsg sequence number) and
+    /// `boot_id` let a restarted exporter's replay of the ring buffer skip it.
+    OomKill(Box<OomKillEvent>),
+    /// A service came back: every long-lived instance of the group had died, and this new
+    /// one started within the restart window.
+    Restart {
+        group: String,
+        /// The new instance.
+        pid: u32,
+        comm: String,
+        /// From the dead instance's last sighting to the new one's start: the service was
+        /// down at most this long.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gap_seconds: Option<f64>,
+    },
     /// An instance of a group ended.
     Exit {
         group: String,
@@ -63,7 +82,94 @@ pub enum EventKind {
     },
 }
 
+/// One kernel OOM kill as the kernel reported it. Sizes are bytes (the kernel prints kB);
+/// a field the report's kernel version does not print is absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OomKillEvent {
+    pub group: String,
+    pub pid: u32,
+    pub comm: String,
+    /// `memcg`, `global`, `cpuset`, `mempolicy` or `unknown`.
+    pub constraint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The memory cgroup that ran out of memory (`oom_memcg=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memcg: Option<String>,
+    /// The victim's own memory cgroup (`task_memcg=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_memcg: Option<String>,
+    /// The command whose allocation invoked the OOM killer: the trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoker: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_vm_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anon_rss_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_rss_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shmem_rss_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgtables_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+    /// The boot the kill happened in, and its `Killed process` record's sequence number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    #[serde(default)]
+    pub seq: u64,
+}
+
+impl OomKillEvent {
+    /// The victim's resident memory at its death (anon + file + shmem), when reported.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let parts = [
+            self.anon_rss_bytes,
+            self.file_rss_bytes,
+            self.shmem_rss_bytes,
+        ];
+        parts
+            .iter()
+            .any(Option::is_some)
+            .then(|| parts.iter().flatten().sum())
+    }
+}
+
+/// The event types, as `type` spells them in the log, the API and the CLI.
+pub const EVENT_TYPES: [&str; 4] = ["oom_kill", "restart", "exit", "reboot"];
+
 impl EventKind {
+    /// The `type` field of this event.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::OomKill(_) => "oom_kill",
+            EventKind::Restart { .. } => "restart",
+            EventKind::Exit { .. } => "exit",
+            EventKind::Reboot { .. } => "reboot",
+        }
+    }
+
+    /// The group the event happened to; None for host events (reboots).
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            EventKind::OomKill(kill) => Some(&kill.group),
+            EventKind::Restart { group, .. } | EventKind::Exit { group, .. } => Some(group),
+            EventKind::Reboot { .. } => None,
+        }
+    }
+
+    /// The process the event happened to, with its command name.
+    pub fn process(&self) -> Option<(u32, &str)> {
+        match self {
+            EventKind::OomKill(kill) => Some((kill.pid, &kill.comm)),
+            EventKind::Restart { pid, comm, .. } | EventKind::Exit { pid, comm, .. } => {
+                Some((*pid, comm))
+            }
+            EventKind::Reboot { .. } => None,
+        }
+    }
+
     /// An exit, with its wait status when the kernel reported one.
     pub fn exit(
         group: &str,
@@ -120,7 +226,7 @@ struct Inner {
 impl EventLog {
     /// The log in `dir`, keeping at least the newest `max` events.
     pub fn open(dir: &Path, max: usize) -> Self {
-        let existing = std::fs::read(dir.join(FILE_NAME)).unwrap_or_default();
+        let existing = std::fs::read(dir.join(EVENTS_FILE)).unwrap_or_default();
         let lines = existing.iter().filter(|&&b| b == b'\n').count();
         Self {
             dir: dir.to_path_buf(),
@@ -135,7 +241,7 @@ impl EventLog {
     }
 
     pub fn path(&self) -> PathBuf {
-        self.dir.join(FILE_NAME)
+        self.dir.join(EVENTS_FILE)
     }
 
     /// Appends events; compacts when the file holds twice the maximum.
@@ -202,7 +308,7 @@ impl EventLog {
             text.extend_from_slice(line);
             text.push(b'\n');
         }
-        write_atomically(&self.dir, FILE_NAME, &text)?;
+        write_atomically(&self.dir, EVENTS_FILE, &text)?;
         Ok(keep.len())
     }
 
@@ -217,6 +323,88 @@ impl EventLog {
         read.events.drain(..excess);
         Ok(read)
     }
+}
+
+/// Which events a reader wants: by type, group and time; the newest `limit`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    /// Types to keep (`EVENT_TYPES`); empty keeps every type.
+    pub types: Vec<String>,
+    /// Keep the events of this group only (host events have none and are left out).
+    pub group: Option<String>,
+    /// Keep events at or after this time, seconds since the epoch.
+    pub since: Option<f64>,
+    /// Keep events at or before this time.
+    pub until: Option<f64>,
+    /// Keep the newest this many.
+    pub limit: Option<usize>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, event: &Event) -> bool {
+        let kind = &event.kind;
+        (self.types.is_empty() || self.types.iter().any(|t| t == kind.type_name()))
+            && self
+                .group
+                .as_deref()
+                .is_none_or(|group| kind.group() == Some(group))
+            && self.since.is_none_or(|since| event.time >= since)
+            && self.until.is_none_or(|until| event.time <= until)
+    }
+
+    /// The matching events, oldest first, the newest `limit` of them.
+    pub fn apply(&self, events: Vec<Event>) -> Vec<Event> {
+        let mut kept: Vec<Event> = events.into_iter().filter(|e| self.matches(e)).collect();
+        if let Some(limit) = self.limit {
+            kept.drain(..kept.len().saturating_sub(limit));
+        }
+        kept
+    }
+}
+
+/// Why a filter's value was refused; names the parameter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("{name} {value:?}: unknown event type; use oom_kill, restart, exit or reboot")]
+    Type { name: &'static str, value: String },
+    #[error("{name} {value:?}: use a duration back from now (90s, 15m, 1h, 7d) or seconds since the epoch")]
+    Time { name: &'static str, value: String },
+}
+
+/// Parses a comma-separated list of event types; `name` is the flag or parameter.
+pub fn parse_types(name: &'static str, value: &str) -> Result<Vec<String>, FilterError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| match EVENT_TYPES.contains(&t) {
+            true => Ok(t.to_owned()),
+            false => Err(FilterError::Type {
+                name,
+                value: t.to_owned(),
+            }),
+        })
+        .collect()
+}
+
+/// Parses a point in time: a duration back from `now` (`1h`, `30m`, `1h30m`) or seconds
+/// since the epoch (`1700000000`, `1700000000.5`). `name` is the flag or parameter.
+pub fn parse_time(name: &'static str, value: &str, now: f64) -> Result<f64, FilterError> {
+    let error = || FilterError::Time {
+        name,
+        value: value.to_owned(),
+    };
+    let value = value.trim();
+    if value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return value
+            .parse::<f64>()
+            .ok()
+            .filter(|t| t.is_finite())
+            .ok_or_else(error);
+    }
+    crate::config::parse_duration(name, value)
+        .map(|ago| now - ago.as_secs_f64())
+        .map_err(|_| error())
 }
 
 /// Reads an event log file; a missing file is an empty log.
@@ -273,7 +461,7 @@ mod tests {
             .iter()
             .map(|e| match &e.kind {
                 EventKind::Exit { pid, .. } => *pid,
-                EventKind::Reboot { .. } => 0,
+                _ => 0,
             })
             .collect();
         assert_eq!(
@@ -306,6 +494,98 @@ mod tests {
         EventLog::open(dir.path(), 10).append(&[exit(2)]);
         let read = log.read().expect("read");
         assert_eq!((read.events.len(), read.skipped), (2, 1));
+    }
+
+    fn kill(pid: u32, group: &str, time: f64) -> Event {
+        Event {
+            time,
+            kind: EventKind::OomKill(Box::new(OomKillEvent {
+                group: group.into(),
+                pid,
+                comm: "java".into(),
+                constraint: "memcg".into(),
+                anon_rss_bytes: Some(100 << 20),
+                file_rss_bytes: Some(2 << 20),
+                shmem_rss_bytes: Some(0),
+                oom_score_adj: Some(300),
+                seq: 7,
+                ..OomKillEvent::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn oom_kills_and_restarts_round_trip() {
+        let restart = Event {
+            time: 5.0,
+            kind: EventKind::Restart {
+                group: "api".into(),
+                pid: 9,
+                comm: "java".into(),
+                gap_seconds: Some(3.5),
+            },
+        };
+        let events = [kill(8, "api", 4.0), restart];
+        let text: Vec<u8> = events
+            .iter()
+            .flat_map(|e| {
+                let mut line = serde_json::to_vec(e).expect("json");
+                line.push(b'\n');
+                line
+            })
+            .collect();
+        let line = String::from_utf8_lossy(&text);
+        assert!(line.contains(r#""type":"oom_kill""#), "{line}");
+        assert!(line.contains(r#""anon_rss_bytes":104857600"#), "{line}");
+        assert!(line.contains(r#""type":"restart""#), "{line}");
+        let read = parse_events(&text);
+        assert_eq!(read.events, events);
+        match &read.events[0].kind {
+            EventKind::OomKill(kill) => assert_eq!(kill.rss_bytes(), Some(102 << 20)),
+            other => panic!("not a kill: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_filter_keeps_type_group_time_and_the_newest() {
+        let events = vec![
+            kill(1, "api", 100.0),
+            exit(2),
+            kill(3, "db", 300.0),
+            kill(4, "api", 400.0),
+        ];
+        let by_group = EventFilter {
+            group: Some("api".into()),
+            ..EventFilter::default()
+        };
+        let pids = |kept: Vec<Event>| -> Vec<u32> {
+            kept.iter()
+                .filter_map(|e| e.kind.process().map(|(pid, _)| pid))
+                .collect()
+        };
+        assert_eq!(pids(by_group.apply(events.clone())), [1, 4]);
+        let kills_since = EventFilter {
+            types: parse_types("type", "oom_kill").expect("types"),
+            since: Some(parse_time("since", "300", 0.0).expect("time")),
+            ..EventFilter::default()
+        };
+        assert_eq!(pids(kills_since.apply(events.clone())), [3, 4]);
+        let newest = EventFilter {
+            limit: Some(1),
+            until: Some(350.0),
+            ..EventFilter::default()
+        };
+        assert_eq!(pids(newest.apply(events)), [3]);
+        assert_eq!(parse_time("since", "1h", 7200.0), Ok(3600.0));
+        assert!(matches!(
+            parse_types("--type", "oom_kill,boom"),
+            Err(FilterError::Type { .. })
+        ));
+        let err = parse_time("--since", "yesterday", 0.0).expect_err("bad");
+        assert!(
+            err.to_string().starts_with("--since \"yesterday\""),
+            "{err}"
+        );
     }
 
     #[test]

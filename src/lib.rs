@@ -20,6 +20,7 @@ pub mod config;
 pub mod events;
 pub mod exits;
 pub mod groups;
+pub mod incident;
 pub mod kmsg;
 pub mod logging;
 pub mod metrics;

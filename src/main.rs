@@ -35,6 +35,8 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             },
+            Command::Events(args) => ExitCode::from(oomwatch::commands::events::run(&args)),
+            Command::Why(args) => ExitCode::from(oomwatch::commands::why::run(&args)),
             Command::DrillVictim { max_bytes } => {
                 ExitCode::from(oomwatch::commands::drill::victim(max_bytes))
             }

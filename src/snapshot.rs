@@ -36,6 +36,8 @@ pub struct BootSample {
     /// `/proc/stat` btime: shown, never used to decide that a reboot happened.
     pub boot_time_seconds: u64,
     pub boot_id: String,
+    /// `/proc/sys/kernel/hostname`, for the incident page; None when unreadable.
+    pub hostname: Option<String>,
     pub history: BootHistorySample,
 }
 

@@ -87,10 +87,12 @@ fn scrape_when_ready(exporter: &Exporter, events: bool) -> String {
     .unwrap_or_else(|| panic!("not ready within 20 s:\n{}", exporter.log()))
 }
 
-fn event_log(dir: &Path) -> Vec<serde_json::Value> {
+/// The event log's events of one type (it also holds OOM kills, restarts and reboots).
+fn event_log(dir: &Path, kind: &str) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join("state/events.jsonl")).unwrap_or_default();
     text.lines()
-        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("every line is JSON"))
+        .filter(|event| event["type"] == kind)
         .collect()
 }
 
@@ -194,10 +196,22 @@ fn each_way_of_ending_lands_in_its_reason_exactly_once() {
     let again = exporter.scrape();
     assert!(settled(&again), "counted exactly once:\n{again}");
 
-    let mut logged: Vec<_> = event_log(dir.path())
+    let mut logged: Vec<_> = event_log(dir.path(), "exit")
         .into_iter()
         .filter(|e| e["group"] == "exitcase")
         .collect();
+    // The ring buffer still holds earlier runs' kills of this group: match by pid.
+    let victim = logged
+        .iter()
+        .find(|e| e["reason"] == "oom_killed")
+        .map(|e| e["pid"].clone())
+        .expect("the OOM-killed exit");
+    let kills = event_log(dir.path(), "oom_kill");
+    assert_eq!(
+        kills.iter().filter(|e| e["pid"] == victim).count(),
+        1,
+        "the OOM kill of pid {victim} is logged once beside its exit"
+    );
     // A SIGKILL waits for the kernel log before it is written: order by time.
     logged.sort_by(|a, b| {
         a["time"]
@@ -413,7 +427,7 @@ fn without_the_connector_exits_are_inferred_and_an_oom_kill_is_still_named() {
     ] {
         assert_eq!(exits(&body, "infer", reason), 0.0, "{reason}");
     }
-    let logged: Vec<_> = event_log(dir.path())
+    let logged: Vec<_> = event_log(dir.path(), "exit")
         .into_iter()
         .filter(|e| e["group"] == "infer")
         .map(|e| e["reason"].as_str().unwrap_or("").to_owned())

@@ -1,4 +1,5 @@
-//! HTTP behaviour of the real binary: routes, methods, content negotiation, and the
+//! HTTP behaviour of the real binary: routes (the incident page and the event API among
+//! them), methods, content negotiation, and the
 //! exposition checked by two independent parsers (the Python prometheus_client OpenMetrics
 //! parser, and `promtool check metrics` on the text format). Also the exit code and message
 //! of bad flags and config files.
@@ -70,7 +71,21 @@ fn routes_methods_and_content_types() {
     assert_eq!(exporter.request("GET", "/nope").status, 404);
     let landing = exporter.request("GET", "/");
     assert_eq!(landing.status, 200);
+    assert_eq!(
+        landing.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     assert!(landing.body.contains("href=\"/metrics\""));
+    assert!(landing.body.contains("<section id=\"victims\">"));
+    assert!(exporter.request("HEAD", "/").body.is_empty());
+    let api = exporter.request("GET", "/api/v1/events?type=oom_kill&since=1h");
+    assert_eq!(api.status, 200);
+    assert_eq!(api.header("content-type"), Some("application/json"));
+    assert!(api.body.contains("\"matched\":"), "{}", api.body);
+    let bad = exporter.request("GET", "/api/v1/events?since=soon");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("since \\\"soon\\\""), "{}", bad.body);
+    assert_eq!(exporter.request("POST", "/api/v1/events").status, 405);
     assert_eq!(exporter.request("GET", "/-/healthy").status, 200);
     assert_eq!(exporter.request("GET", "/-/ready").status, 200);
     assert!(exporter.stop().success());

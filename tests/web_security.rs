@@ -330,18 +330,52 @@ fn basic_auth_over_plain_http() {
     let web_config = dir.path().join("web.yml");
     std::fs::write(&web_config, format!("basic_auth_users:\n  alice: {hash}\n")).expect("write");
     let exporter = start(&web_config, dir.path());
-    let denied = exporter.request("GET", "/metrics");
-    assert_eq!(denied.status, 401);
-    assert!(denied.header("WWW-Authenticate").is_some());
-    let auth = basic("alice", "pw");
-    let allowed = common::request(
-        exporter.addr,
-        "GET",
+    // The incident page and the event API are as protected as the metrics.
+    let wrong = basic("alice", "guess");
+    for path in [
         "/metrics",
-        &[("Authorization", auth.as_str())],
+        "/",
+        "/api/v1/events",
+        "/api/v1/events?type=oom_kill",
+    ] {
+        let denied = exporter.request("GET", path);
+        assert_eq!(denied.status, 401, "{path}");
+        assert!(denied.header("WWW-Authenticate").is_some(), "{path}");
+        assert!(
+            !denied.body.contains("oomwatch on"),
+            "{path}: {}",
+            denied.body
+        );
+        let guessed = common::request(
+            exporter.addr,
+            "GET",
+            path,
+            &[("Authorization", wrong.as_str())],
+        );
+        assert_eq!(guessed.status, 401, "{path} with a wrong password");
+    }
+    let auth = basic("alice", "pw");
+    let allowed = |path: &str| {
+        common::request(
+            exporter.addr,
+            "GET",
+            path,
+            &[("Authorization", auth.as_str())],
+        )
+    };
+    let metrics = allowed("/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.body.contains("oomwatch_build_info"));
+    let page = allowed("/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("<section id=\"timeline\">"),
+        "{}",
+        page.body
     );
-    assert_eq!(allowed.status, 200);
-    assert!(allowed.body.contains("oomwatch_build_info"));
+    let api = allowed("/api/v1/events");
+    assert_eq!(api.status, 200);
+    assert!(api.body.starts_with("{\"events\":["), "{}", api.body);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The `boot` collector: boot time (`/proc/stat` btime, shown but never used to decide a
 //! reboot, since it moves when NTP steps the clock), the boot_id that names this boot, and
 //! the boot history from the state file (boots, unexpected reboots, the last one's cause
-//! and downtime), which `app` records at start.
+//! and downtime), which `app` records at start; and the hostname, for the incident page.
 
 use super::{read_file, CollectError, Collector};
 use crate::procfs::host::{parse_boot_id, parse_stat_btime};
@@ -17,6 +17,8 @@ pub struct BootCollector {
     state: Arc<StateStore>,
     /// Read once: the boot_id cannot change while this process runs.
     boot_id: Option<String>,
+    /// Read once: shown on the incident page, not exported.
+    hostname: Option<Option<String>>,
 }
 
 impl BootCollector {
@@ -25,6 +27,7 @@ impl BootCollector {
             roots,
             state,
             boot_id: None,
+            hostname: None,
         }
     }
 }
@@ -51,9 +54,18 @@ impl Collector for BootCollector {
             unexpected_reboots_total: s.boot.unexpected_reboots_total,
             last_reboot: s.boot.last_reboot().cloned(),
         });
+        let hostname = self
+            .hostname
+            .get_or_insert_with(|| {
+                let bytes = std::fs::read(self.roots.proc_file("sys/kernel/hostname")).ok()?;
+                let name = String::from_utf8_lossy(&bytes).trim().to_owned();
+                (!name.is_empty()).then_some(name)
+            })
+            .clone();
         out.boot = Some(BootSample {
             boot_time_seconds: btime,
             boot_id: boot_id.clone(),
+            hostname,
             history,
         });
         Ok(())

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::{CollectError, Collector};
-use crate::cgroupfs::{self_and_ancestors, CgroupReadError, MemcgSample, MemoryHierarchy};
+use crate::cgroupfs::{tightest_limit, CgroupReadError, MemcgSample, MemoryHierarchy};
 use crate::roots::Roots;
 use crate::snapshot::{GroupMemory, Snapshot};
 
@@ -62,10 +62,7 @@ impl Collector for CgroupsCollector {
             let Some(own) = read(&home.cgroup) else {
                 continue;
             };
-            let tightest = self_and_ancestors(&home.cgroup)
-                .filter_map(&mut read)
-                .filter_map(|s| s.limit_bytes.map(|limit| (limit, s.usage_bytes)))
-                .min_by_key(|(limit, _)| *limit);
+            let tightest = tightest_limit(&home.cgroup, &mut read);
             // A cgroup shared with other groups and without a limit says nothing about
             // this group: its usage and kills are the other groups' too.
             if tightest.is_none() && !home.owned {

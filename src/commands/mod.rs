@@ -2,4 +2,6 @@
 //! incident. Each reads its input, prints, and returns the process exit code.
 
 pub mod drill;
+pub mod events;
 pub mod scan_log;
+pub mod why;

@@ -84,6 +84,15 @@ pub struct VanishedInstance {
     pub last_seen_secs: f64,
 }
 
+/// A new top-level instance counted as a restart of its group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartedInstance {
+    pub group: Arc<str>,
+    pub key: InstanceKey,
+    /// From the dead instance's last sighting to this one's start, in seconds.
+    pub gap_secs: f64,
+}
+
 /// One group as the table holds it.
 #[derive(Debug, Clone, Copy)]
 pub struct GroupView<'a> {
@@ -135,6 +144,8 @@ pub struct GroupTable {
     changed: bool,
     /// A group was added or dropped since `take_names_changed` was last called.
     names_changed: bool,
+    /// Restarts counted since `take_restarted` was last called.
+    restarted: Vec<RestartedInstance>,
 }
 
 impl GroupTable {
@@ -151,6 +162,7 @@ impl GroupTable {
             last_scan_ticks: persisted.last_scan_ticks,
             changed: false,
             names_changed: true,
+            restarted: Vec::new(),
         };
         for name in configured {
             table.groups.insert(
@@ -211,6 +223,7 @@ impl GroupTable {
         top_level: &HashMap<Arc<str>, Vec<InstanceKey>>,
     ) -> Vec<VanishedInstance> {
         let mut vanished = Vec::new();
+        let restarted = &mut self.restarted;
         let settings = self.settings;
         let ticks = settings.clock_ticks.max(1) as f64;
         let baseline = self.last_scan_ticks;
@@ -250,18 +263,27 @@ impl GroupTable {
             // the dead one was last seen alive: judged by start time, not by when this
             // scan ran, so a restart that happened while oomwatch itself was down for
             // longer than the window still counts once.
-            let appeared = match (baseline, state.pending_since_secs) {
+            let appeared: Vec<&InstanceKey> = match (baseline, state.pending_since_secs) {
                 (Some(baseline), Some(since)) => now
                     .iter()
                     .filter(|key| key.start_ticks >= baseline)
                     .filter(|key| !previous.iter().any(|p| p.key == **key))
                     .filter(|key| key.start_ticks as f64 / ticks - since <= RESTART_WINDOW_SECS)
-                    .count(),
-                _ => 0,
+                    .collect(),
+                _ => Vec::new(),
             };
             let restarts = state
                 .pending_deaths
-                .min(u32::try_from(appeared).unwrap_or(u32::MAX));
+                .min(u32::try_from(appeared.len()).unwrap_or(u32::MAX));
+            if let Some(since) = state.pending_since_secs {
+                restarted.extend(appeared.iter().take(restarts as usize).map(|&&key| {
+                    RestartedInstance {
+                        group: name.clone(),
+                        key,
+                        gap_secs: (key.start_ticks as f64 / ticks - since).max(0.0),
+                    }
+                }));
+            }
             state.restarts += u64::from(restarts);
             state.pending_deaths -= restarts;
             // A service that stayed down longer than the window was stopped, not restarted:
@@ -319,6 +341,11 @@ impl GroupTable {
     /// right away; time stamps alone can wait for the next periodic write.
     pub fn take_changed(&mut self) -> bool {
         std::mem::take(&mut self.changed)
+    }
+
+    /// The restarts counted since the last call, for the event log.
+    pub fn take_restarted(&mut self) -> Vec<RestartedInstance> {
+        std::mem::take(&mut self.restarted)
     }
 
     /// Every group with its restart count, by name.
@@ -414,6 +441,17 @@ mod tests {
         assert_eq!(restarts(&table, "mysql"), 0);
         scan(&mut table, 130, "mysql", &[key(11, 120)]);
         assert_eq!(restarts(&table, "mysql"), 1);
+        let restarted = table.take_restarted();
+        assert_eq!(restarted.len(), 1);
+        assert_eq!(
+            (&*restarted[0].group, restarted[0].key),
+            ("mysql", key(11, 120))
+        );
+        assert_eq!(
+            restarted[0].gap_secs, 20.0,
+            "last seen alive at 100, new at 120"
+        );
+        assert!(table.take_restarted().is_empty());
         scan(&mut table, 160, "mysql", &[key(11, 120)]);
         assert_eq!(restarts(&table, "mysql"), 1);
         // Death and restart between two scans.

@@ -10,6 +10,10 @@
 //! handled, so a restart replays the ring buffer without counting anything twice. A
 //! regular file given as `--path.kmsg` (fixtures, tests) is read from its start and then
 //! followed by polling for growth every 250 ms; the device never is polled that way.
+//! Each kill also goes to the event log with the kernel's numbers, once: a kill whose
+//! sequence number is not above the newest one logged in this boot (from the state file
+//! and the log itself) is a replay. Logging a kill that the ledger had counted before
+//! (an upgrade from a version without kill events) is intended.
 //! When the log cannot be opened (no CAP_SYSLOG under dmesg_restrict, a container) the
 //! thread says once what to grant, keeps `oomwatch_kmsg_up` at 0, and retries every 30 s.
 
@@ -26,8 +30,9 @@ use rustix::io::Errno;
 
 use super::attribution::{constraint_label, VictimNamer};
 use super::ledger::{AttributedKill, KillLedger, RssAtDeath, SeqCheck};
-use super::oom::{OomAssembler, OomEvent};
+use super::oom::{KernelKill, OomAssembler, OomEvent};
 use super::record::{parse_record, split_records};
+use crate::events::{Event, EventKind, EventLog, OomKillEvent};
 use crate::exits::accounting::RecentVictim;
 use crate::state::StateStore;
 
@@ -40,6 +45,8 @@ const RECORD_BUFFER: usize = 16 * 1024;
 
 /// Victims kept for matching exits with kills (a few minutes of even a kill storm).
 const RECENT_VICTIMS: usize = 512;
+/// Kills held for the event log before a write, during a long replay or a kill storm.
+const UNLOGGED_KILLS: usize = 256;
 
 /// What the follower shares with the scrapes.
 #[derive(Debug, Default)]
@@ -97,6 +104,10 @@ pub struct Follower {
     pub namer: VictimNamer,
     /// Boot time, seconds since the epoch, to turn record time stamps into wall time.
     pub boot_time_seconds: f64,
+    /// Where each kill is logged with the kernel's numbers.
+    pub events: Arc<EventLog>,
+    /// The current boot, stamped on logged kills; None when it could not be read.
+    pub boot_id: Option<String>,
 }
 
 impl Follower {
@@ -163,17 +174,42 @@ struct RecordReader<'f> {
     unsaved_kills: bool,
     unsaved_seq: bool,
     saved_at: Instant,
+    /// The newest kill of this boot in the event log (or about to be).
+    logged_through: Option<u64>,
+    /// Kills not yet written to the event log.
+    unlogged: Vec<Event>,
 }
 
 impl<'f> RecordReader<'f> {
     fn new(follower: &'f Follower, live: bool) -> Self {
+        // The state file knows what was logged unless the exporter died between the log
+        // write and the state write; the log knows unless it compacted the kill away.
+        let in_state = follower.shared.ledger().last_logged_seq;
+        let in_log = follower.events.read().ok().and_then(|read| {
+            read.events
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    EventKind::OomKill(kill) if kill.boot_id == follower.boot_id => Some(kill.seq),
+                    _ => None,
+                })
+                .max()
+        });
+        let logged_through = in_state.max(in_log);
+        // The log knew better than the state: the state learns it with the next write.
+        let behind = logged_through != in_state;
+        if behind {
+            let mut guard = follower.shared.lock();
+            Arc::make_mut(&mut guard).last_logged_seq = logged_through;
+        }
         Self {
             follower,
             live,
             assembler: OomAssembler::new(),
-            unsaved_kills: false,
+            unsaved_kills: behind,
             unsaved_seq: false,
             saved_at: Instant::now(),
+            logged_through,
+            unlogged: Vec::new(),
         }
     }
 
@@ -256,6 +292,21 @@ impl<'f> RecordReader<'f> {
                 uptime_secs: kill_uptime,
             });
         }
+        // A kill's group and wall-clock time (from the printk stamp, see `wall_time`);
+        // only kills need them, so the clocks are read for them alone.
+        let follower: &'f Follower = self.follower;
+        let namer = &follower.namer;
+        let attributed = match &event {
+            Some(OomEvent::Kill(kill)) => {
+                let group = namer.group(kill, kill_uptime);
+                let at_seconds = self.wall_time(printk_uptime);
+                if self.logged_through.is_none_or(|logged| record.seq > logged) {
+                    self.log_kill(kill, &group, at_seconds, record.seq);
+                }
+                Some((group, at_seconds))
+            }
+            _ => None,
+        };
         let mut guard = shared.lock();
         let ledger = Arc::make_mut(&mut guard);
         match ledger.advance(record.seq) {
@@ -280,13 +331,9 @@ impl<'f> RecordReader<'f> {
                 self.unsaved_seq = true;
             }
         }
-        let namer = &self.follower.namer;
         match event {
             Some(OomEvent::Kill(kill)) => {
-                // The wall-clock time comes from the printk stamp (see `wall_time`); only
-                // kills need it, so the clocks are read for them alone.
-                let at_seconds = self.wall_time(printk_uptime);
-                let group = namer.group(&kill, kill_uptime);
+                let (group, at_seconds) = attributed.unwrap_or_default();
                 let constraint = constraint_label(&kill);
                 let kb = |v: Option<u64>| v.map(|kb| kb.saturating_mul(1024));
                 tracing::warn!(pid = kill.pid, comm = %kill.comm, group = %group,
@@ -333,6 +380,50 @@ impl<'f> RecordReader<'f> {
         }
     }
 
+    /// Queues a kill for the event log, with the kernel's numbers.
+    fn log_kill(&mut self, kill: &KernelKill, group: &str, at_seconds: f64, seq: u64) {
+        let kb = |v: Option<u64>| v.map(|kb| kb.saturating_mul(1024));
+        self.unlogged.push(Event {
+            time: at_seconds,
+            kind: EventKind::OomKill(Box::new(OomKillEvent {
+                group: group.to_owned(),
+                pid: kill.pid,
+                comm: kill.comm.clone(),
+                constraint: constraint_label(kill).to_owned(),
+                uid: kill.uid,
+                memcg: kill.memcg.clone(),
+                task_memcg: kill.task_memcg.clone(),
+                invoker: kill.invoker.clone(),
+                total_vm_bytes: kb(kill.total_vm_kb),
+                anon_rss_bytes: kb(kill.anon_rss_kb),
+                file_rss_bytes: kb(kill.file_rss_kb),
+                shmem_rss_bytes: kb(kill.shmem_rss_kb),
+                pgtables_bytes: kb(kill.pgtables_kb),
+                oom_score_adj: kill.oom_score_adj,
+                boot_id: self.follower.boot_id.clone(),
+                seq,
+            })),
+        });
+        self.logged_through = Some(seq);
+        if self.unlogged.len() >= UNLOGGED_KILLS {
+            self.write_kills();
+        }
+    }
+
+    /// Writes the queued kills to the event log, then notes the newest in the ledger (the
+    /// state write that follows makes it durable): the log first, so a crash between the
+    /// two leaves the kill in the log, where the next start finds it.
+    fn write_kills(&mut self) {
+        if self.unlogged.is_empty() {
+            return;
+        }
+        self.follower.events.append(&self.unlogged);
+        self.unlogged.clear();
+        let mut guard = self.follower.shared.lock();
+        Arc::make_mut(&mut guard).last_logged_seq = self.logged_through;
+        self.unsaved_kills = true;
+    }
+
     /// The wall-clock time of a record stamped `uptime` seconds after boot. For the live
     /// log: now, minus how long ago that was on the monotonic clock (which the record's
     /// stamp uses), so a clock stepped since boot (NTP syncing late, a restored VM) does
@@ -352,6 +443,7 @@ impl<'f> RecordReader<'f> {
     /// Everything written so far is read: persist, and say the log is up (only now, so
     /// `oomwatch_kmsg_up` 1 means the counts are current, not mid-replay).
     fn caught_up(&mut self) {
+        self.write_kills();
         self.persist();
         if !self.follower.shared.up.swap(true, Ordering::Relaxed) {
             let ledger = self.follower.shared.lock();

@@ -21,6 +21,10 @@ pub struct KillLedger {
     /// kills, but /proc/vmstat counts them, so they explain vmstat's count too.
     #[serde(default)]
     pub repeated_kill_lines_this_boot: u64,
+    /// The sequence number of the newest kill of this boot written to the event log, so a
+    /// replay of the ring buffer logs no kill twice (even once the log compacted it away).
+    #[serde(default)]
+    pub last_logged_seq: Option<u64>,
     /// Records overwritten in the ring buffer before oomwatch read them, ever.
     #[serde(default)]
     pub records_lost: u64,
@@ -85,6 +89,7 @@ impl KillLedger {
     /// A new boot: its sequence numbers start again at 0; counts are kept.
     pub fn start_new_boot(&mut self) {
         self.last_seq = None;
+        self.last_logged_seq = None;
         self.kernel_kills_this_boot = 0;
         self.repeated_kill_lines_this_boot = 0;
     }

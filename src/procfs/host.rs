@@ -90,20 +90,28 @@ pub struct MemoryPressure {
     pub waiting_seconds: f64,
     /// `full total=`: time all non-idle tasks stalled on memory at once.
     pub stalled_seconds: f64,
+    /// `some avg10=`, `avg60=`, `avg300=`: the share of time (percent) at least one task
+    /// waited, over the last 10 s, 60 s and 300 s. Shown on the incident page; a line
+    /// without them is still read for its total.
+    pub waiting_avg: Option<[f64; 3]>,
+    /// The same averages for `full`.
+    pub stalled_avg: Option<[f64; 3]>,
 }
 
 /// Parses `/proc/pressure/memory` (`some avg10=.. avg60=.. avg300=.. total=<usec>`).
 pub fn parse_memory_pressure(bytes: &[u8]) -> Result<MemoryPressure, ParseError> {
     const FILE: &str = "pressure/memory";
     let (mut some, mut full) = (None, None);
+    let (mut some_avg, mut full_avg) = (None, None);
     for line in bytes.split(|&b| b == b'\n') {
-        let (slot, field, rest) = if let Some(rest) = line.strip_prefix(b"some ") {
-            (&mut some, "some total", rest)
+        let (slot, avg, field, rest) = if let Some(rest) = line.strip_prefix(b"some ") {
+            (&mut some, &mut some_avg, "some total", rest)
         } else if let Some(rest) = line.strip_prefix(b"full ") {
-            (&mut full, "full total", rest)
+            (&mut full, &mut full_avg, "full total", rest)
         } else {
             continue;
         };
+        *avg = parse_pressure_averages(rest);
         let total = rest
             .split(|&b| b == b' ')
             .find_map(|word| word.strip_prefix(b"total="))
@@ -126,7 +134,30 @@ pub fn parse_memory_pressure(bytes: &[u8]) -> Result<MemoryPressure, ParseError>
             file: FILE,
             field: "full total",
         })?,
+        waiting_avg: some_avg,
+        stalled_avg: full_avg,
     })
+}
+
+/// `avg10=0.00 avg60=1.50 avg300=0.20`, out of one PSI line; None unless all three parse.
+fn parse_pressure_averages(line: &[u8]) -> Option<[f64; 3]> {
+    let mut averages = [None; 3];
+    for word in line.split(|&b| b == b' ') {
+        let (slot, value) = if let Some(v) = word.strip_prefix(b"avg10=") {
+            (0, v)
+        } else if let Some(v) = word.strip_prefix(b"avg60=") {
+            (1, v)
+        } else if let Some(v) = word.strip_prefix(b"avg300=") {
+            (2, v)
+        } else {
+            continue;
+        };
+        averages[slot] = std::str::from_utf8(trim(value))
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite());
+    }
+    Some([averages[0]?, averages[1]?, averages[2]?])
 }
 
 /// Parses the boot time (`btime`, seconds since the epoch) out of `/proc/stat`.
@@ -220,11 +251,15 @@ SwapFree:        2097000 kB\nHugePages_Total:       0\n";
 
     #[test]
     fn pressure_totals_in_seconds() {
-        let p = b"some avg10=0.00 avg60=0.00 avg300=0.00 total=1500000\n\
+        let p = b"some avg10=12.50 avg60=3.00 avg300=0.75 total=1500000\n\
 full avg10=0.00 avg60=0.00 avg300=0.00 total=250000\n";
         let m = parse_memory_pressure(p).expect("parses");
         assert_eq!(m.waiting_seconds, 1.5);
         assert_eq!(m.stalled_seconds, 0.25);
+        assert_eq!(m.waiting_avg, Some([12.5, 3.0, 0.75]));
+        assert_eq!(m.stalled_avg, Some([0.0; 3]));
+        let totals_only = parse_memory_pressure(b"some total=1\nfull total=2\n").expect("parses");
+        assert_eq!(totals_only.waiting_avg, None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Request routing: the telemetry path (GET, HEAD; OpenMetrics when the Accept header asks
-//! for it, else the Prometheus text format), the landing page `/`, `/-/healthy`,
-//! `/-/ready`; 405 with `Allow` for other methods on those paths, 404 elsewhere, and 503
-//! when `--web.max-requests` scrapes are already in flight; 429 beyond the web config's
+//! for it, else the Prometheus text format), the incident page `/`, the event API
+//! `/api/v1/events`, `/-/healthy`, `/-/ready`; 405 with `Allow` for other methods on those
+//! paths, 404 elsewhere, and 503 when `--web.max-requests` scrapes, page views and API
+//! calls are already in flight; 429 beyond the web config's
 //! `rate_limit`, before anything else. With basic auth configured
 //! every path needs credentials (401 with `WWW-Authenticate` otherwise); the web config's
 //! headers go on every response.
@@ -15,10 +16,12 @@ use hyper::header::{
     HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
+use super::incident::{events_json, page, parse_query, read_log};
 use super::scrape::SharedScrape;
 use super::security::WebSecurity;
+use crate::events::EventLog;
 use crate::metrics::{CONTENT_TYPE as OPENMETRICS, TEXT_CONTENT_TYPE};
 
 /// True when the client's Accept header asks for OpenMetrics (Prometheus does); anything
@@ -48,7 +51,8 @@ pub struct Handler {
     /// None: no limit.
     permits: Option<Semaphore>,
     ready: AtomicBool,
-    landing_page: Bytes,
+    /// The event log the page and the API read; None in tests that need none.
+    events: Option<Arc<EventLog>>,
     auth: Option<Arc<super::auth::BasicAuth>>,
     headers: Vec<(HeaderName, HeaderValue)>,
     rate_limit: Option<Arc<super::rate_limit::RateLimiter>>,
@@ -61,17 +65,22 @@ impl Handler {
         scrape: Arc<SharedScrape>,
         security: &WebSecurity,
     ) -> Self {
-        let landing_page = Bytes::from(landing_page(&telemetry_path));
         Self {
             telemetry_path,
             scrape,
             permits: (max_requests > 0).then(|| Semaphore::new(max_requests)),
             ready: AtomicBool::new(false),
-            landing_page,
+            events: None,
             auth: security.auth.clone(),
             headers: security.headers.clone(),
             rate_limit: security.rate_limit.clone(),
         }
+    }
+
+    /// Serves the event log on the page and the API.
+    pub fn with_event_log(mut self, events: Arc<EventLog>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Marks the exporter ready (`/-/ready` answers 200 from then on).
@@ -101,7 +110,8 @@ impl Handler {
 
     async fn route<B>(&self, request: Request<B>) -> Response<Full<Bytes>> {
         let path = request.uri().path();
-        let known = path == self.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
+        let known = path == self.telemetry_path
+            || matches!(path, "/" | "/api/v1/events" | "/-/healthy" | "/-/ready");
         if !known {
             return text(StatusCode::NOT_FOUND, "404 page not found\n");
         }
@@ -114,11 +124,8 @@ impl Handler {
             return response;
         }
         let response = match path {
-            "/" => with_type(
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                self.landing_page.clone(),
-            ),
+            "/" => self.page().await,
+            "/api/v1/events" => self.events_api(request.uri().query().unwrap_or("")).await,
             "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
             "/-/ready" if self.ready.load(Ordering::Relaxed) => text(StatusCode::OK, "Ready\n"),
             "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "Not ready\n"),
@@ -131,18 +138,70 @@ impl Handler {
         response
     }
 
+    /// A slot under `--web.max-requests`; None when every slot is taken (answer `busy`).
+    fn permit(&self) -> Option<Option<SemaphorePermit<'_>>> {
+        match &self.permits {
+            Some(permits) => permits.try_acquire().ok().map(Some),
+            None => Some(None),
+        }
+    }
+
+    async fn page(&self) -> Response<Full<Bytes>> {
+        let Some(_permit) = self.permit() else {
+            return busy();
+        };
+        match page(&self.scrape, self.events.clone(), &self.telemetry_path).await {
+            Ok(html) => with_type(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                Bytes::from(html),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "the incident page failed");
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the page failed; see the exporter's log\n",
+                )
+            }
+        }
+    }
+
+    async fn events_api(&self, query: &str) -> Response<Full<Bytes>> {
+        const JSON: &str = "application/json";
+        let Some(_permit) = self.permit() else {
+            return busy();
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let filter = match parse_query(query, now) {
+            Ok(filter) => filter,
+            Err(e) => {
+                let body = serde_json::json!({ "error": e.to_string() }).to_string() + "\n";
+                return with_type(StatusCode::BAD_REQUEST, JSON, Bytes::from(body));
+            }
+        };
+        match read_log(self.events.clone()).await {
+            Ok(read) => with_type(
+                StatusCode::OK,
+                JSON,
+                Bytes::from(events_json(read, &filter)),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the event log for the API");
+                let body = serde_json::json!({ "error": "cannot read the event log; see the exporter's log" });
+                with_type(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    JSON,
+                    Bytes::from(body.to_string() + "\n"),
+                )
+            }
+        }
+    }
+
     async fn metrics(&self, openmetrics: bool) -> Response<Full<Bytes>> {
-        let _permit = match &self.permits {
-            Some(permits) => match permits.try_acquire() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    return text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "too many scrapes in flight (--web.max-requests)\n",
-                    )
-                }
-            },
-            None => None,
+        let Some(_permit) = self.permit() else {
+            return busy();
         };
         match self.scrape.exposition().await {
             Ok(exposition) if openmetrics => {
@@ -155,6 +214,14 @@ impl Handler {
             }
         }
     }
+}
+
+/// The 503 beyond `--web.max-requests`.
+fn busy() -> Response<Full<Bytes>> {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many requests in flight (--web.max-requests)\n",
+    )
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -172,22 +239,6 @@ fn with_type(status: StatusCode, content_type: &'static str, body: Bytes) -> Res
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
-}
-
-fn landing_page(telemetry_path: &str) -> String {
-    let escaped = telemetry_path
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;");
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>oomwatch</title></head>\n\
-<body><h1>oomwatch</h1>\n<p>Which process died, why (OOM kill, reboot, crash), and what will die next.</p>\n\
-<ul><li><a href=\"{escaped}\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li>\
-<li><a href=\"/-/ready\">Readiness</a></li></ul>\n<p>Version {} (revision {})</p>\n</body></html>\n",
-        env!("CARGO_PKG_VERSION"),
-        env!("OOMWATCH_REVISION"),
-    )
 }
 
 #[cfg(test)]

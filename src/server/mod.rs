@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod handlers;
+pub mod incident;
 pub mod rate_limit;
 pub mod scrape;
 pub mod security;

@@ -1,15 +1,19 @@
 //! Shared scrapes: the scan and its encoding run on a blocking thread, and scrapes that
 //! arrive while one is in flight wait for it and share its result instead of starting a
 //! second scan. The exposition is encoded whole before any scrape sees it; its Prometheus
-//! text form is derived at most once per scan, by the first scraper that asks for it.
+//! text form is derived at most once per scan, by the first scraper that asks for it. The
+//! latest scan is kept with its snapshot, so the incident page is drawn from it instead of
+//! scanning /proc again for each view.
 
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::metrics::{openmetrics_to_text, render, BuildInfo};
 use crate::scan::Scanner;
+use crate::snapshot::Snapshot;
 use crate::sync::lock;
 
 /// One scan's exposition: OpenMetrics, and the text format made from it on demand.
@@ -18,9 +22,23 @@ pub struct Exposition {
     /// UTF-8: made from a `String`.
     openmetrics: Bytes,
     text: OnceLock<Bytes>,
+    snapshot: Arc<Snapshot>,
+    /// When the scan ended: wall clock (for people) and monotonic (for its age).
+    scanned_at: f64,
+    scanned: Instant,
 }
 
 impl Exposition {
+    /// The snapshot this exposition was rendered from.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// When the scan ended, seconds since the epoch.
+    pub fn scanned_at(&self) -> f64 {
+        self.scanned_at
+    }
+
     pub fn openmetrics(&self) -> Bytes {
         self.openmetrics.clone()
     }
@@ -41,6 +59,7 @@ type Outcome = Option<Result<Arc<Exposition>, String>>;
 pub struct SharedScrape {
     scanner: Mutex<Scanner>,
     in_flight: Mutex<Option<watch::Receiver<Outcome>>>,
+    latest: Mutex<Option<Arc<Exposition>>>,
 }
 
 impl std::fmt::Debug for SharedScrape {
@@ -63,7 +82,17 @@ impl SharedScrape {
         Arc::new(Self {
             scanner: Mutex::new(scanner),
             in_flight: Mutex::new(None),
+            latest: Mutex::new(None),
         })
+    }
+
+    /// The latest scan if it is at most `max_age` old, else a new (or in-flight) one.
+    pub async fn recent(self: &Arc<Self>, max_age: Duration) -> Result<Arc<Exposition>, String> {
+        let latest = lock(&self.latest).clone();
+        match latest {
+            Some(latest) if latest.scanned.elapsed() <= max_age => Ok(latest),
+            _ => self.exposition().await,
+        }
     }
 
     /// The exposition of a scan that is in flight now, or of a new one.
@@ -95,15 +124,22 @@ impl SharedScrape {
 
     /// Runs one scan and encodes it, on the calling (blocking) thread.
     pub fn scan_and_render(&self) -> Result<Arc<Exposition>, String> {
-        let snapshot = lock(&self.scanner).scan();
-        render(Arc::new(snapshot), BuildInfo::CURRENT)
+        let snapshot = Arc::new(lock(&self.scanner).scan());
+        let exposition = render(snapshot.clone(), BuildInfo::CURRENT)
             .map(|openmetrics| {
                 Arc::new(Exposition {
                     openmetrics: Bytes::from(openmetrics),
                     text: OnceLock::new(),
+                    snapshot,
+                    scanned_at: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64()),
+                    scanned: Instant::now(),
                 })
             })
-            .map_err(|_| "encoding the exposition failed".to_owned())
+            .map_err(|_| "encoding the exposition failed".to_owned())?;
+        *lock(&self.latest) = Some(exposition.clone());
+        Ok(exposition)
     }
 }
 
@@ -153,5 +189,15 @@ mod tests {
         assert_eq!(scans.load(Ordering::SeqCst), 2);
         let later = later.openmetrics();
         assert!(String::from_utf8_lossy(&later).contains("oomwatch_vmstat_oom_kills_total 2"));
+        // A page view takes the latest scan while it is fresh, and scans when it is not.
+        let page = shared
+            .recent(Duration::from_secs(60))
+            .await
+            .expect("recent");
+        assert_eq!(scans.load(Ordering::SeqCst), 2);
+        assert_eq!(page.snapshot().vmstat_oom_kills, Some(2));
+        let stale = shared.recent(Duration::ZERO).await.expect("rescanned");
+        assert_eq!(scans.load(Ordering::SeqCst), 3);
+        assert_eq!(stale.snapshot().vmstat_oom_kills, Some(3));
     }
 }

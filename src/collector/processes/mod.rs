@@ -10,7 +10,7 @@
 //! Each scan also settles the exits since the last one: the top-level exits the
 //! process-events listener queued and the top-level instances this scan found gone go
 //! through the exit accounting, and each settled exit is counted on its group and written
-//! to the event log.
+//! to the event log, as is each restart the group table counted.
 
 mod instances;
 mod summary;
@@ -186,6 +186,34 @@ impl ProcessesCollector {
         }
     }
 
+    /// Writes the restarts this scan counted to the event log, at the new instance's start.
+    fn log_restarts(&mut self, rows: &[Row], btime: u64) {
+        let ticks = self.settings.table.clock_ticks.max(1) as f64;
+        let events: Vec<Event> = self
+            .table
+            .take_restarted()
+            .into_iter()
+            .map(|restart| {
+                let comm = rows
+                    .iter()
+                    .find(|r| r.pid == restart.key.pid)
+                    .map_or_else(String::new, |r| r.comm.to_string());
+                tracing::info!(group = %restart.group, pid = restart.key.pid, comm = %comm,
+                    gap_seconds = restart.gap_secs, "restart");
+                Event {
+                    time: btime as f64 + restart.key.start_ticks as f64 / ticks,
+                    kind: EventKind::Restart {
+                        group: restart.group.to_string(),
+                        pid: restart.key.pid,
+                        comm,
+                        gap_seconds: Some(restart.gap_secs),
+                    },
+                }
+            })
+            .collect();
+        self.links.events.append(&events);
+    }
+
     fn read_uptime(&self) -> Result<f64, CollectError> {
         Ok(parse_uptime(&read_file(&self.roots.proc_file("uptime"))?)?)
     }
@@ -266,6 +294,7 @@ impl Collector for ProcessesCollector {
 
         let vanished = self.top_level.observe(&rows, &mut self.table, now_secs);
         self.settle_exits(vanished, now_secs);
+        self.log_restarts(&rows, btime);
         let sample = summarise(&rows, &self.table, btime, &self.settings);
         self.links
             .live

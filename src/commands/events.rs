@@ -1,0 +1,146 @@
+//! `oomwatch events`: the event log in `--state.dir` (OOM kills, restarts, exits,
+//! reboots), filtered by type, group and time, read straight from the file: the exporter
+//! need not be running. A table for people, or JSON lines (the log's own form) for jq.
+//! Exit 0 after printing (none found is still 0), 2 when a flag is wrong or the log
+//! cannot be read.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::cli::EventsArgs;
+use crate::events::{parse_time, parse_types, read_events, EventFilter, FilterError, EVENTS_FILE};
+use crate::incident::format::{ago, describe, utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// A readable table, oldest first.
+    Table,
+    /// One JSON object per line, as in the event log.
+    Json,
+}
+
+/// Runs `oomwatch events`; returns the exit code.
+pub fn run(args: &EventsArgs) -> u8 {
+    let now = unix_now();
+    let filter = match filter_from_flags(args, now) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("oomwatch events: {e}");
+            return 2;
+        }
+    };
+    match state_dir_or_default(args.state_dir.as_ref()) {
+        Ok(dir) => list(&dir, &filter, args.format, now),
+        Err(e) => {
+            eprintln!("oomwatch events: {e}");
+            2
+        }
+    }
+}
+
+/// The filter the flags ask for; errors name the flag.
+pub fn filter_from_flags(args: &EventsArgs, now: f64) -> Result<EventFilter, FilterError> {
+    let time = |name, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|value| parse_time(name, value, now))
+            .transpose()
+    };
+    Ok(EventFilter {
+        types: match &args.types {
+            Some(types) => parse_types("--type", types)?,
+            None => Vec::new(),
+        },
+        group: args.group.clone(),
+        since: time("--since", &args.since)?,
+        until: time("--until", &args.until)?,
+        limit: args.limit,
+    })
+}
+
+/// `--state.dir` of the incident commands: as given, else the exporter's default; it must
+/// exist (a missing one is a wrong flag far more often than a host where nothing happened).
+pub fn state_dir_or_default(given: Option<&PathBuf>) -> Result<PathBuf, String> {
+    let dir = match given {
+        Some(dir) => dir.clone(),
+        None => crate::config::default_state_dir().map_err(|e| e.to_string())?,
+    };
+    match dir.is_dir() {
+        true => Ok(dir),
+        false => Err(format!(
+            "--state.dir {}: no such directory (give the exporter's --state.dir)",
+            dir.display()
+        )),
+    }
+}
+
+/// Seconds since the epoch, now.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Prints the events of `state_dir` that pass `filter`; returns the exit code.
+pub fn list(state_dir: &Path, filter: &EventFilter, format: ListFormat, now: f64) -> u8 {
+    let path = state_dir.join(EVENTS_FILE);
+    let read = match read_events(&path) {
+        Ok(read) => read,
+        Err(e) => {
+            eprintln!(
+                "oomwatch events: cannot read {} ({e}); check --state.dir",
+                path.display()
+            );
+            return 2;
+        }
+    };
+    let events = filter.apply(read.events);
+    let mut out = std::io::stdout().lock();
+    let written = match format {
+        ListFormat::Json => events.iter().try_for_each(|event| {
+            serde_json::to_writer(&mut out, event).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")
+        }),
+        ListFormat::Table => {
+            let mut text = format!(
+                "{:<21} {:>12}  {:<34} {:<24} {:<22} {}\n",
+                "TIME (UTC)", "AGO", "EVENT", "GROUP", "PROCESS", "DETAILS"
+            );
+            for event in &events {
+                let (title, details) = describe(event);
+                let process = event
+                    .kind
+                    .process()
+                    .map_or_else(String::new, |(pid, comm)| format!("{pid} {comm}"));
+                text.push_str(&format!(
+                    "{:<21} {:>12}  {:<34} {:<24} {:<22} {details}\n",
+                    utc(event.time),
+                    ago(now, event.time),
+                    title,
+                    event.kind.group().unwrap_or("(host)"),
+                    process,
+                ));
+            }
+            if events.is_empty() {
+                text.push_str(&format!("no matching events in {}\n", path.display()));
+            }
+            out.write_all(text.as_bytes())
+        }
+    };
+    if read.skipped > 0 {
+        eprintln!(
+            "oomwatch events: {} unreadable lines in {} skipped",
+            read.skipped,
+            path.display()
+        );
+    }
+    match written {
+        Ok(()) => 0,
+        // A closed pipe (`| head`) is not an error worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("oomwatch events: {e}");
+            2
+        }
+    }
+}

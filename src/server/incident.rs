@@ -1,0 +1,217 @@
+//! The incident view over HTTP: the page at `/` and the event API at `/api/v1/events`.
+//! This file turns a request into what `incident::page` and `events::EventFilter` take,
+//! reads the event log (on a blocking thread), and builds the response body; routing,
+//! auth and limits stay in `handlers`.
+//!
+//! `/api/v1/events` takes `type` (repeatable or comma-separated: oom_kill, restart, exit,
+//! reboot), `group`, `since` and `until` (a duration back from now such as `1h`, or
+//! seconds since the epoch) and `limit` (the newest N; default 1000). Events are oldest
+//! first. An unknown parameter or a bad value is a 400 that names it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::scrape::SharedScrape;
+use crate::events::{parse_time, parse_types, Event, EventFilter, EventLog, ReadEvents};
+use crate::incident::page::{render, PageInput};
+
+/// A page view reuses a scan this recent instead of scanning again.
+pub const PAGE_MAX_SCAN_AGE: Duration = Duration::from_secs(15);
+/// How often the page reloads itself.
+pub const PAGE_REFRESH_SECONDS: u64 = 30;
+/// Events the API returns when the request sets no `limit`.
+pub const DEFAULT_API_LIMIT: usize = 1000;
+
+/// A bad query parameter, said so the caller can fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("unknown parameter {0:?}; use type, group, since, until or limit")]
+    Unknown(String),
+    #[error("parameter {0:?} is not valid percent-encoding or UTF-8")]
+    Encoding(String),
+    #[error("limit {0:?}: use a whole number")]
+    Limit(String),
+    #[error(transparent)]
+    Filter(#[from] crate::events::FilterError),
+}
+
+/// Parses the API's query string into a filter; `now` anchors relative times.
+pub fn parse_query(query: &str, now: f64) -> Result<EventFilter, QueryError> {
+    let mut filter = EventFilter {
+        limit: Some(DEFAULT_API_LIMIT),
+        ..EventFilter::default()
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value).ok_or_else(|| QueryError::Encoding(key.to_owned()))?;
+        match key {
+            "type" => filter.types.extend(parse_types("type", &value)?),
+            "group" => filter.group = Some(value),
+            "since" => filter.since = Some(parse_time("since", &value, now)?),
+            "until" => filter.until = Some(parse_time("until", &value, now)?),
+            "limit" => filter.limit = Some(value.parse().map_err(|_| QueryError::Limit(value))?),
+            _ => return Err(QueryError::Unknown(key.to_owned())),
+        }
+    }
+    Ok(filter)
+}
+
+/// Decodes `%XX` escapes and `+` (a space in a query); None for a broken escape or text
+/// that is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[derive(Serialize)]
+struct EventsBody<'a> {
+    events: &'a [Event],
+    /// Events that matched before `limit` kept the newest.
+    matched: usize,
+    /// Lines of the log that are not events (a torn line after a crash).
+    skipped_lines: usize,
+}
+
+/// The API's JSON body for the events in `read` that pass `filter`.
+pub fn events_json(read: ReadEvents, filter: &EventFilter) -> Vec<u8> {
+    let unlimited = EventFilter {
+        limit: None,
+        ..filter.clone()
+    };
+    let mut events = unlimited.apply(read.events);
+    let matched = events.len();
+    if let Some(limit) = filter.limit {
+        events.drain(..matched.saturating_sub(limit));
+    }
+    let body = EventsBody {
+        events: &events,
+        matched,
+        skipped_lines: read.skipped,
+    };
+    let mut json = serde_json::to_vec(&body).unwrap_or_default();
+    json.push(b'\n');
+    json
+}
+
+/// Reads the event log on a blocking thread; no log configured is an empty one.
+pub async fn read_log(events: Option<Arc<EventLog>>) -> std::io::Result<ReadEvents> {
+    let Some(events) = events else {
+        return Ok(ReadEvents::default());
+    };
+    tokio::task::spawn_blocking(move || events.read())
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// Renders the page from the latest scan (or a new one when it is stale) and the log.
+pub async fn page(
+    scrape: &Arc<SharedScrape>,
+    events: Option<Arc<EventLog>>,
+    telemetry_path: &str,
+) -> Result<String, String> {
+    let exposition = scrape.recent(PAGE_MAX_SCAN_AGE).await?;
+    let read = read_log(events).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the event log for the incident page");
+        ReadEvents::default()
+    });
+    let telemetry_path = telemetry_path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        render(&PageInput {
+            snapshot: exposition.snapshot(),
+            events: &read.events,
+            skipped_events: read.skipped,
+            now,
+            scanned_at: exposition.scanned_at(),
+            telemetry_path: &telemetry_path,
+            refresh_seconds: PAGE_REFRESH_SECONDS,
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventKind;
+    use crate::events::OomKillEvent;
+
+    #[test]
+    fn queries_parse_and_bad_ones_name_the_parameter() {
+        let filter = parse_query(
+            "type=oom_kill,exit&type=reboot&group=nginx%2Eservice&since=1h&limit=5",
+            7200.0,
+        )
+        .expect("parses");
+        assert_eq!(filter.types, ["oom_kill", "exit", "reboot"]);
+        assert_eq!(filter.group.as_deref(), Some("nginx.service"));
+        assert_eq!((filter.since, filter.limit), (Some(3600.0), Some(5)));
+        assert_eq!(
+            parse_query("", 0.0).expect("empty").limit,
+            Some(DEFAULT_API_LIMIT)
+        );
+        assert_eq!(
+            parse_query("group=a+b", 0.0)
+                .expect("plus")
+                .group
+                .as_deref(),
+            Some("a b")
+        );
+        let err = |q: &str| parse_query(q, 0.0).expect_err(q).to_string();
+        assert!(err("pid=3").starts_with("unknown parameter \"pid\""));
+        assert!(err("type=kill").starts_with("type \"kill\": unknown event type"));
+        assert!(err("since=soon").starts_with("since \"soon\""));
+        assert!(err("limit=-1").starts_with("limit \"-1\""));
+        assert!(err("group=%zz").contains("\"group\""));
+    }
+
+    #[test]
+    fn the_body_counts_matches_and_keeps_the_newest() {
+        let kill = |pid: u32| Event {
+            time: f64::from(pid),
+            kind: EventKind::OomKill(Box::new(OomKillEvent {
+                group: "g".into(),
+                pid,
+                ..OomKillEvent::default()
+            })),
+        };
+        let read = ReadEvents {
+            events: vec![kill(1), kill(2), kill(3)],
+            skipped: 1,
+        };
+        let filter = EventFilter {
+            limit: Some(2),
+            ..EventFilter::default()
+        };
+        let body: serde_json::Value =
+            serde_json::from_slice(&events_json(read, &filter)).expect("json");
+        assert_eq!(body["matched"], 3);
+        assert_eq!(body["skipped_lines"], 1);
+        assert_eq!(body["events"][0]["pid"], 2);
+        assert_eq!(body["events"][1]["type"], "oom_kill");
+    }
+}
