@@ -584,6 +584,22 @@ mod tests {
             .expect("number")
     }
 
+    /// Waits until a just-started `sleep` is asleep with a steady statm (the dynamic loader
+    /// done), so that two scans of it see the same memory.
+    fn settled(pid: u32) {
+        let read = |name: &str| std::fs::read_to_string(format!("/proc/{pid}/{name}"));
+        for _ in 0..200 {
+            let before = read("statm").expect("statm");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let stat = read("stat").expect("stat");
+            let state = stat[stat.rfind(')').expect("comm") + 2..].chars().next();
+            if state == Some('S') && read("statm").expect("statm") == before {
+                return;
+            }
+        }
+        panic!("sleep {pid} never settled");
+    }
+
     fn reap(mut child: Child) {
         let _ = child.kill();
         let _ = child.wait();
@@ -593,6 +609,7 @@ mod tests {
     fn known_instances_are_read_through_their_pin_and_stat_only_when_it_changed() {
         let child = Command::new("sleep").arg("60").spawn().expect("sleep");
         let pid = child.id();
+        settled(pid);
         let mut scan = Scan::new(1024);
         let first = scan.run(&[pid]);
         assert_eq!(first[&pid].comm.as_ref(), "sleep");
