@@ -7,10 +7,11 @@
 //! No parsing happens here.
 
 use std::ffi::CStr;
+use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{openat, Dir, Mode, OFlags, CWD};
+use rustix::fs::{openat, Mode, OFlags, RawDir, CWD};
 use rustix::io::Errno;
 
 /// The largest per-process file oomwatch reads; longer content is cut at this size.
@@ -40,11 +41,17 @@ fn classify(errno: Errno, path: impl FnOnce() -> String) -> PidReadError {
     }
 }
 
+/// Bytes of directory entries one `getdents64` fills: about 1,300 pids.
+const LISTING_BUFFER: usize = 32 * 1024;
+
 /// An open procfs root that lists the pids in it.
 pub struct ProcDir {
     root: PathBuf,
     fd: OwnedFd,
-    dir: Dir,
+    /// A second descriptor on the root, read with `getdents64` into `listing_buf`, so a
+    /// listing allocates nothing (the `Dir` iterator makes a `CString` per entry).
+    listing: OwnedFd,
+    listing_buf: Vec<MaybeUninit<u8>>,
 }
 
 impl std::fmt::Debug for ProcDir {
@@ -59,21 +66,21 @@ impl ProcDir {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let fd = openat(CWD, root, flags, Mode::empty())?;
         let listing = openat(&fd, ".", flags, Mode::empty())?;
-        let dir = Dir::new(listing)?;
         Ok(Self {
             root: root.to_path_buf(),
             fd,
-            dir,
+            listing,
+            listing_buf: vec![MaybeUninit::uninit(); LISTING_BUFFER],
         })
     }
 
     /// Lists the pids now in procfs into `out` (cleared first), in directory order.
     pub fn list_pids(&mut self, out: &mut Vec<u32>) -> Result<(), std::io::Error> {
         out.clear();
-        self.dir.rewind();
-        for entry in &mut self.dir {
-            let entry = entry?;
-            if let Some(pid) = pid_from_name(entry.file_name()) {
+        rustix::fs::seek(&self.listing, rustix::fs::SeekFrom::Start(0))?;
+        let mut entries = RawDir::new(&self.listing, &mut self.listing_buf);
+        while let Some(entry) = entries.next() {
+            if let Some(pid) = pid_from_name(entry?.file_name()) {
                 out.push(pid);
             }
         }

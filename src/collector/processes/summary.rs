@@ -54,8 +54,8 @@ impl TopLevel {
             }
         }
         let vanished = table.observe(now_secs, &self.by_group);
-        self.group_of.clear();
         shrink_map(&mut self.group_of);
+        self.group_of.clear();
         vanished
     }
 }
