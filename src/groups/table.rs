@@ -18,7 +18,7 @@
 //! exist. The table converts to and from its persisted form, so counts survive exporter
 //! restarts. Times are seconds since boot (uptime), immune to wall-clock steps.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -131,6 +131,21 @@ impl GroupsState {
 struct GroupEntry {
     configured: bool,
     state: GroupState,
+    /// The buffer the last scan's instances move to while the new ones are compared with
+    /// them, kept so that a steady scan allocates nothing for them.
+    previous: Vec<TrackedInstance>,
+}
+
+/// Whether `key` is among `now`: by binary search on pid when `now` is in ascending pid
+/// order (`sorted`, as a scan lists them; a pid names one live instance), else by looking
+/// at each.
+fn contains(now: &[InstanceKey], sorted: bool, key: &InstanceKey) -> bool {
+    if sorted {
+        now.binary_search_by_key(&key.pid, |k| k.pid)
+            .is_ok_and(|i| now.get(i) == Some(key))
+    } else {
+        now.contains(key)
+    }
 }
 
 /// The live group table.
@@ -170,6 +185,7 @@ impl GroupTable {
                 GroupEntry {
                     configured: true,
                     state: GroupState::default(),
+                    previous: Vec::new(),
                 },
             );
         }
@@ -181,6 +197,7 @@ impl GroupTable {
                     let entry = GroupEntry {
                         configured: false,
                         state,
+                        previous: Vec::new(),
                     };
                     table.groups.insert(Arc::from(name), entry);
                 }
@@ -210,6 +227,7 @@ impl GroupTable {
             .or_insert_with(|| GroupEntry {
                 configured: false,
                 state: GroupState::default(),
+                previous: Vec::new(),
             });
         key
     }
@@ -233,25 +251,25 @@ impl GroupTable {
         self.groups.retain(|name, entry| {
             let now: &[InstanceKey] = top_level.get(name).map(Vec::as_slice).unwrap_or(&[]);
             let state = &mut entry.state;
-            let previous = std::mem::take(&mut state.top_level);
-            let now_set: HashSet<InstanceKey> = now.iter().copied().collect();
-            vanished.extend(
-                previous
-                    .iter()
-                    .filter(|p| !now_set.contains(&p.key))
-                    .map(|p| VanishedInstance {
-                        group: name.clone(),
-                        key: p.key,
-                        last_seen_secs: p.last_seen_secs,
-                    }),
-            );
-            if previous.iter().any(|p| now_set.contains(&p.key)) {
+            let previous = &mut entry.previous;
+            std::mem::swap(previous, &mut state.top_level);
+            let previous = &*previous;
+            let sorted = now.is_sorted_by_key(|k| k.pid);
+            let is_now = |key: &InstanceKey| contains(now, sorted, key);
+            vanished.extend(previous.iter().filter(|p| !is_now(&p.key)).map(|p| {
+                VanishedInstance {
+                    group: name.clone(),
+                    key: p.key,
+                    last_seen_secs: p.last_seen_secs,
+                }
+            }));
+            if previous.iter().any(|p| is_now(&p.key)) {
                 // An instance lived on: the service was never down, so one that ended
                 // was not restarted (a closed shell, an exec session, one of a pool).
                 state.pending_deaths = 0;
                 state.pending_since_secs = None;
             } else {
-                for gone in &previous {
+                for gone in previous {
                     let age = gone.last_seen_secs - gone.key.start_ticks as f64 / ticks;
                     if age >= settings.restart_min_age_secs {
                         state.pending_deaths = state.pending_deaths.saturating_add(1);
@@ -299,13 +317,14 @@ impl GroupTable {
             changed |= previous.len() != now.len()
                 || previous.iter().zip(now).any(|(p, n)| p.key != *n)
                 || restarts > 0;
-            state.top_level = now
-                .iter()
-                .map(|&key| TrackedInstance {
+            state.top_level.clear();
+            state
+                .top_level
+                .extend(now.iter().map(|&key| TrackedInstance {
                     key,
                     last_seen_secs: now_secs,
-                })
-                .collect();
+                }));
+
             if !now.is_empty() || entry.configured {
                 changed |= state.empty_since_secs.take().is_some();
                 return true;

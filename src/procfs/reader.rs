@@ -220,7 +220,7 @@ impl PidDir {
     /// Opens this process's `oom_score_adj` and keeps it open as a `Pin`.
     pub fn pin(&self) -> Result<Pin, PidReadError> {
         let fd = self.open(c"oom_score_adj")?;
-        Ok(Pin { pid: self.pid, fd })
+        Ok(Pin { fd })
     }
 
     fn open(&self, name: &CStr) -> Result<OwnedFd, PidReadError> {
@@ -249,16 +249,15 @@ impl PidDir {
 /// `struct file` and the dentry and inode of that file.
 #[derive(Debug)]
 pub struct Pin {
-    pid: u32,
     fd: OwnedFd,
 }
 
 impl Pin {
-    /// Reads `oom_score_adj` again (`pread` at offset 0); `Vanished` once the process is
-    /// gone.
-    pub fn read<'b>(&self, buf: &'b mut ReadBuf) -> Result<&'b [u8], PidReadError> {
+    /// Reads `oom_score_adj` of `pid`, the process pinned, again (`pread` at offset 0);
+    /// `Vanished` once the process is gone.
+    pub fn read<'b>(&self, pid: u32, buf: &'b mut ReadBuf) -> Result<&'b [u8], PidReadError> {
         buf.pread_small(&self.fd)
-            .map_err(|errno| classify(errno, || format!("{}/oom_score_adj", self.pid)))
+            .map_err(|errno| classify(errno, || format!("{pid}/oom_score_adj")))
     }
 }
 

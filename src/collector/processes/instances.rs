@@ -79,12 +79,12 @@ pub(super) struct Classifier<'a> {
     pub table: &'a mut GroupTable,
 }
 
-/// What oom_score was last read against.
+/// What oom_score was last read against (with the host's RAM + swap, which the reader
+/// keeps once for all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct ScoreBasis {
     statm: Statm,
     adj: i32,
-    total_pages: u64,
 }
 
 /// What is cached per live instance between scans.
@@ -99,7 +99,9 @@ struct CachedInstance {
     pin: Option<Pin>,
     basis: ScoreBasis,
     oom_score: i32,
-    seen_in_scan: u64,
+    /// The scan that last saw it (a wrapping count: only equality with the current
+    /// scan matters).
+    seen_in_scan: u32,
     /// stat must be read again: the process was renamed, or its parent changed.
     stat_stale: bool,
 }
@@ -124,15 +126,17 @@ pub(super) struct InstanceReader {
     memcgs: HashMap<Box<str>, Arc<str>>,
     /// Instances gone since the last scan, by pid, with their comm.
     departed: HashMap<u32, Arc<str>>,
-    /// This scan's instances: pid to start ticks (for the parent check).
-    alive: HashMap<u32, u64>,
+    /// Interned command names: the instances of one program share theirs.
+    comms: HashMap<Box<str>, Arc<str>>,
     renamed: Vec<u32>,
     buf: ReadBuf,
     cmdline: String,
     pins: u64,
     pins_max: u64,
-    scan: u64,
+    scan: u32,
     total_pages: u64,
+    /// The host's RAM + swap changed since the last scan: every score is read again.
+    total_changed: bool,
     /// The rename journal was incomplete: every instance reads stat this scan.
     stat_all: bool,
     counts: ReadCounts,
@@ -148,7 +152,7 @@ impl InstanceReader {
             instances: HashMap::new(),
             memcgs: HashMap::new(),
             departed: HashMap::new(),
-            alive: HashMap::new(),
+            comms: HashMap::new(),
             renamed: Vec::new(),
             buf: ReadBuf::default(),
             cmdline: String::new(),
@@ -156,6 +160,7 @@ impl InstanceReader {
             pins_max: pins_max.min(allowed),
             scan: 0,
             total_pages: 0,
+            total_changed: false,
             stat_all: true,
             counts: ReadCounts::default(),
         }
@@ -164,7 +169,7 @@ impl InstanceReader {
     /// Starts a scan: takes the listener's rename journal (all of stat is read when there
     /// is none or it is incomplete) and the host's RAM + swap pages when known.
     pub fn begin_scan(&mut self, exits: Option<&ExitsShared>, total_pages: Option<u64>) {
-        self.scan += 1;
+        self.scan = self.scan.wrapping_add(1);
         self.counts = ReadCounts::default();
         self.departed.clear();
         let complete = exits.is_some_and(|exits| exits.take_renamed(&mut self.renamed));
@@ -174,7 +179,9 @@ impl InstanceReader {
                 cached.stat_stale = true;
             }
         }
-        if let Some(total) = total_pages {
+        self.total_changed = false;
+        if let Some(total) = total_pages.filter(|total| *total != self.total_pages) {
+            self.total_changed = self.total_pages != 0;
             self.total_pages = total;
         }
     }
@@ -211,7 +218,7 @@ impl InstanceReader {
     /// Reads a cached instance through its pin; `Replaced` when the pid now names
     /// another process.
     fn read_pinned(&mut self, dir: &ProcDir, pid: u32) -> Result<Pinned, ProcessError> {
-        let (scan, total_pages) = (self.scan, self.total_pages);
+        let (scan, total_changed) = (self.scan, self.total_changed);
         let (buf, instances) = (&mut self.buf, &mut self.instances);
         let Some(cached) = instances.get_mut(&pid) else {
             return Ok(Pinned::Replaced);
@@ -235,12 +242,8 @@ impl InstanceReader {
             Err(ProcessError::Read(PidReadError::Vanished)) => return Ok(Pinned::Replaced),
             other => other?,
         };
-        let basis = ScoreBasis {
-            statm,
-            adj,
-            total_pages,
-        };
-        if basis != cached.basis || refresh_due(scan, pid) {
+        let basis = ScoreBasis { statm, adj };
+        if basis != cached.basis || total_changed || refresh_due(scan, pid) {
             let score = parse_oom_value("oom_score", dir.read_pid_file(pid, "oom_score", buf)?)
                 .map_err(|e| invalid(pid, e))?;
             // The score was read by path: it is this instance's if the pin still reads.
@@ -287,7 +290,7 @@ impl InstanceReader {
         let (comm, group, memcg) = match self.instances.get(&pid) {
             Some(c) if same => (c.comm.clone(), c.group.clone(), c.memcg.clone()),
             _ => {
-                let comm: Arc<str> = Arc::from(String::from_utf8_lossy(stat.comm));
+                let comm = intern(&mut self.comms, &String::from_utf8_lossy(stat.comm));
                 if self
                     .instances
                     .get(&pid)
@@ -335,11 +338,7 @@ impl InstanceReader {
                 fresh_pin
             }
         };
-        let basis = ScoreBasis {
-            statm,
-            adj,
-            total_pages: self.total_pages,
-        };
+        let basis = ScoreBasis { statm, adj };
         let cached = CachedInstance {
             start_ticks,
             ppid,
@@ -398,14 +397,7 @@ impl InstanceReader {
                 }
                 .filter(|path| *path != b"/")
                 .map(String::from_utf8_lossy);
-                memcg = path.map(|path| match memcgs.get(path.as_ref()) {
-                    Some(interned) => interned.clone(),
-                    None => {
-                        let interned: Arc<str> = Arc::from(path.as_ref());
-                        memcgs.insert(Box::from(path.as_ref()), interned.clone());
-                        interned
-                    }
-                });
+                memcg = path.map(|path| intern(memcgs, &path));
             },
         )
         .map_err(|e| match e {
@@ -420,15 +412,12 @@ impl InstanceReader {
     /// reparented, and reads stat again for its new ppid.
     pub fn check_parents(&mut self, dir: &ProcDir, rows: &mut [Row]) {
         let scan = self.scan;
-        self.alive.clear();
-        self.alive.extend(
-            self.instances
-                .iter()
-                .filter(|(_, c)| c.seen_in_scan == scan)
-                .map(|(pid, c)| (*pid, c.start_ticks)),
-        );
         for row in rows.iter_mut().filter(|r| !r.ppid_fresh && r.ppid != 0) {
-            let parent_start = self.alive.get(&row.ppid).copied();
+            let parent_start = self
+                .instances
+                .get(&row.ppid)
+                .filter(|parent| parent.seen_in_scan == scan)
+                .map(|parent| parent.start_ticks);
             if parent_start.is_some_and(|start| start <= row.start_ticks) {
                 continue;
             }
@@ -448,7 +437,7 @@ impl InstanceReader {
             let confirmed = cached
                 .pin
                 .as_ref()
-                .is_some_and(|pin| pin.read(&mut self.buf).is_ok());
+                .is_some_and(|pin| pin.read(row.pid, &mut self.buf).is_ok());
             if confirmed {
                 cached.ppid = ppid;
                 row.ppid = ppid;
@@ -474,9 +463,11 @@ impl InstanceReader {
         });
         self.memcgs
             .retain(|_, interned| Arc::strong_count(interned) > 1);
+        self.comms
+            .retain(|_, interned| Arc::strong_count(interned) > 1);
         shrink_map(&mut self.instances);
-        shrink_map(&mut self.alive);
         shrink_map(&mut self.memcgs);
+        shrink_map(&mut self.comms);
     }
 
     /// Instances gone since the last scan, with their comm.
@@ -504,12 +495,24 @@ enum Pinned {
 }
 
 fn read_adj(pin: &Pin, pid: u32, buf: &mut ReadBuf) -> Result<i32, ProcessError> {
-    parse_oom_value("oom_score_adj", pin.read(buf)?).map_err(|e| invalid(pid, e))
+    parse_oom_value("oom_score_adj", pin.read(pid, buf)?).map_err(|e| invalid(pid, e))
 }
 
 /// Whether `pid`'s oom_score is due for its periodic re-read in `scan`.
-fn refresh_due(scan: u64, pid: u32) -> bool {
-    (scan + u64::from(pid)) % SCORE_REFRESH_SCANS == 0
+fn refresh_due(scan: u32, pid: u32) -> bool {
+    u64::from(scan.wrapping_add(pid)) % SCORE_REFRESH_SCANS == 0
+}
+
+/// The shared copy of `value` in `table`, made on first use.
+fn intern(table: &mut HashMap<Box<str>, Arc<str>>, value: &str) -> Arc<str> {
+    match table.get(value) {
+        Some(interned) => interned.clone(),
+        None => {
+            let interned: Arc<str> = Arc::from(value);
+            table.insert(Box::from(value), interned.clone());
+            interned
+        }
+    }
 }
 
 /// Gives back the capacity of a table that a burst grew far beyond what it holds now.

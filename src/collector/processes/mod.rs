@@ -245,6 +245,9 @@ impl Collector for ProcessesCollector {
             Some(dir) => dir.list_pids(&mut pids),
             None => Ok(()),
         };
+        // procfs lists pids in ascending order; sorting an already sorted list is one
+        // pass, and the rows (in this order) are then searched by pid.
+        pids.sort_unstable();
         if let Err(source) = listed {
             self.proc_dir = None;
             self.pids = pids;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::instances::{shrink_map, Row};
+use super::instances::Row;
 use super::ProcessesSettings;
 use crate::groups::table::VanishedInstance;
 use crate::groups::{GroupTable, InstanceKey};
@@ -14,32 +14,29 @@ use crate::snapshot::{GroupCgroup, GroupRow, ProcessRow, ProcessesSample};
 /// allocates nothing for them.
 #[derive(Debug, Default)]
 pub(super) struct TopLevel {
-    group_of: HashMap<u32, Arc<str>>,
     by_group: HashMap<Arc<str>, Vec<InstanceKey>>,
 }
 
 impl TopLevel {
     /// Feeds the top-level instances of one scan (those whose parent is not in their
-    /// group) to the group table; returns the ones gone since the last scan.
+    /// group) to the group table; returns the ones gone since the last scan. `rows` are
+    /// in ascending pid order.
     pub fn observe(
         &mut self,
         rows: &[Row],
         table: &mut GroupTable,
         now_secs: f64,
     ) -> Vec<VanishedInstance> {
-        self.group_of.clear();
-        self.group_of
-            .extend(rows.iter().map(|r| (r.pid, r.group.clone())));
         self.by_group.retain(|group, keys| {
             keys.clear();
             table.contains(group)
         });
         for row in rows {
-            if self
-                .group_of
-                .get(&row.ppid)
-                .is_some_and(|g| *g == row.group)
-            {
+            let parent = rows
+                .binary_search_by_key(&row.ppid, |r| r.pid)
+                .ok()
+                .and_then(|i| rows.get(i));
+            if parent.is_some_and(|p| p.group == row.group) {
                 continue;
             }
             let key = InstanceKey {
@@ -53,10 +50,7 @@ impl TopLevel {
                 }
             }
         }
-        let vanished = table.observe(now_secs, &self.by_group);
-        shrink_map(&mut self.group_of);
-        self.group_of.clear();
-        vanished
+        table.observe(now_secs, &self.by_group)
     }
 }
 
@@ -149,25 +143,31 @@ pub(super) fn summarise(
 }
 
 /// The `k` processes with the highest oom_score; ties go to the larger RSS, then the
-/// lower pid, so the selection is stable between scans.
+/// lower pid, so the selection is stable between scans. One pass that keeps only the best
+/// `k` so far: nothing the size of the host is allocated.
 fn top_victims(rows: &[Row], k: usize, page_size: u64) -> Vec<ProcessRow> {
-    let rank = |a: &&Row, b: &&Row| {
+    let rank = |a: &Row, b: &Row| {
         b.oom_score
             .cmp(&a.oom_score)
             .then(b.resident_pages.cmp(&a.resident_pages))
             .then(a.pid.cmp(&b.pid))
     };
-    let mut order: Vec<&Row> = rows.iter().collect();
+    let mut best: Vec<&Row> = Vec::with_capacity(k);
     if k == 0 {
         return Vec::new();
     }
-    if order.len() > k {
-        order.select_nth_unstable_by(k - 1, rank);
-        order.truncate(k);
+    for row in rows {
+        let full = best.len() == k;
+        if full && best.last().is_some_and(|worst| rank(row, worst).is_ge()) {
+            continue;
+        }
+        let at = best.partition_point(|kept| rank(kept, row).is_lt());
+        if full {
+            best.pop();
+        }
+        best.insert(at, row);
     }
-    order.sort_unstable_by(rank);
-    order
-        .into_iter()
+    best.into_iter()
         .map(|r| ProcessRow {
             pid: r.pid,
             comm: r.comm.clone(),
@@ -195,6 +195,34 @@ mod tests {
             oom_score: score,
             oom_score_adj: 0,
             ppid_fresh: true,
+        }
+    }
+
+    #[test]
+    fn the_one_pass_top_k_equals_a_full_sort() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for round in 0..200 {
+            let rows: Vec<Row> = (0..(round % 40) as u32)
+                .map(|pid| row(pid, next(5) as i32 * 300, next(4)))
+                .collect();
+            let mut sorted: Vec<&Row> = rows.iter().collect();
+            sorted.sort_by(|a, b| {
+                b.oom_score
+                    .cmp(&a.oom_score)
+                    .then(b.resident_pages.cmp(&a.resident_pages))
+                    .then(a.pid.cmp(&b.pid))
+            });
+            for k in [1, 3, 10, 50] {
+                let want: Vec<u32> = sorted.iter().take(k).map(|r| r.pid).collect();
+                let got: Vec<u32> = top_victims(&rows, k, 4096).iter().map(|r| r.pid).collect();
+                assert_eq!(got, want, "round {round}, k {k}");
+            }
         }
     }
 
