@@ -31,7 +31,11 @@ const SCANS: usize = 10;
 /// The collector with the exporter's default settings (as `oomwatch --state.dir DIR`
 /// parses them), its exits from `exits`.
 fn collector(state_dir: &std::path::Path, exits: &Arc<ExitsShared>) -> ProcessesCollector {
-    let argv = ["oomwatch", "--state.dir", state_dir.to_str().expect("utf-8")];
+    let argv = [
+        "oomwatch",
+        "--state.dir",
+        state_dir.to_str().expect("utf-8"),
+    ];
     let args = Cli::try_parse_from(argv).expect("flags").serve;
     let config = Config::from_cli(&args).expect("config");
     let (state, _) = StateStore::open(state_dir);
