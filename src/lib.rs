@@ -12,6 +12,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
+pub mod capacity;
 pub mod cgroupfs;
 pub mod cli;
 pub mod collector;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use super::reason::{ExitReason, WaitStatus};
 use super::tracker::ExitRecord;
+use crate::capacity::shrink_map;
 use crate::groups::NameSource;
 
 /// How far apart an exit event and the kernel log's report of the kill may be stamped.
@@ -70,8 +71,9 @@ struct Recorded {
     group: Arc<str>,
     at_secs: f64,
     /// The settlement of an exit that did not count on its own (not top-level), for the
-    /// vanished instance it may turn out to be.
-    pending: Option<SettledExit>,
+    /// vanished instance it may turn out to be. Boxed: most records have none, and a
+    /// busy host keeps a record per exit for `REMEMBER_SECS` (24,000 at 200 exits/s).
+    pending: Option<Box<SettledExit>>,
 }
 
 #[derive(Debug, Default)]
@@ -132,7 +134,7 @@ impl ExitAccounting {
                 settled.push(exit);
                 None
             } else {
-                Some(exit)
+                Some(Box::new(exit))
             };
             self.recorded.insert(
                 record.pid,
@@ -151,7 +153,7 @@ impl ExitAccounting {
                 .get_mut(&gone.pid)
                 .filter(|r| r.group == gone.group)
             {
-                settled.extend(record.pending.take());
+                settled.extend(record.pending.take().map(|exit| *exit));
                 return false;
             }
             if now_secs - found_at < INFER_AFTER_SECS {
@@ -182,7 +184,24 @@ impl ExitAccounting {
             .retain(|_, r| now_secs - r.at_secs < REMEMBER_SECS);
         self.inferred
             .retain(|_, (_, at)| now_secs - *at < REMEMBER_SECS);
+        // A burst of exits grew these; give the room back once it has passed.
+        shrink_map(&mut self.recorded);
+        shrink_map(&mut self.inferred);
         settled
+    }
+}
+
+impl ExitAccounting {
+    /// Forgets the exit records no vanished instance can claim: their process was not a
+    /// top-level instance the last scan saw (`watched(group, pid)`), and no vanished
+    /// instance is waiting for them. Most exits on a busy host are of processes no scan
+    /// ever saw; keeping each for `REMEMBER_SECS` would hold tens of thousands.
+    pub fn forget_unwatched(&mut self, watched: impl Fn(&str, u32) -> bool) {
+        let waiting = &self.waiting;
+        self.recorded.retain(|pid, record| {
+            watched(&record.group, *pid) || waiting.iter().any(|(gone, _)| gone.pid == *pid)
+        });
+        shrink_map(&mut self.recorded);
     }
 }
 
@@ -324,5 +343,23 @@ mod tests {
             .settle(vec![worker], vec![], &[], 621.0)
             .is_empty());
         assert!(accounting.settle(vec![], vec![], &[], 700.0).is_empty());
+    }
+
+    #[test]
+    fn records_no_vanished_instance_can_claim_are_forgotten() {
+        let mut accounting = ExitAccounting::default();
+        // pid 30 was a top-level instance the scan saw; pid 31 never was.
+        let settled = accounting.settle(
+            vec![record(30, 0, 99.0), record(31, 0, 99.0)],
+            vec![],
+            &[],
+            100.0,
+        );
+        assert_eq!(settled.len(), 2);
+        accounting.forget_unwatched(|_, pid| pid == 30);
+        assert_eq!(accounting.recorded.len(), 1);
+        // The watched one still settles its vanished instance without counting it twice.
+        let later = accounting.settle(vec![], vec![gone(30, 99.0)], &[], 101.0);
+        assert!(later.is_empty(), "{later:?}");
     }
 }

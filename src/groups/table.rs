@@ -189,7 +189,8 @@ impl GroupTable {
                 },
             );
         }
-        for (name, state) in persisted.groups {
+        for (name, mut state) in persisted.groups {
+            state.top_level.sort_unstable_by_key(|t| t.key.pid);
             match table.groups.get_mut(name.as_str()) {
                 Some(entry) => entry.state = state,
                 None if table.auto_groups < settings.max_auto_groups || name == OTHER_GROUP => {
@@ -324,7 +325,9 @@ impl GroupTable {
                     key,
                     last_seen_secs: now_secs,
                 }));
-
+            if !sorted {
+                state.top_level.sort_unstable_by_key(|t| t.key.pid);
+            }
             if !now.is_empty() || entry.configured {
                 changed |= state.empty_since_secs.take().is_some();
                 return true;
@@ -370,6 +373,17 @@ impl GroupTable {
     /// Every group with its restart count, by name.
     pub fn restarts(&self) -> impl Iterator<Item = (&Arc<str>, u64)> {
         self.groups.iter().map(|(name, e)| (name, e.state.restarts))
+    }
+
+    /// Whether the last scan saw `pid` as a top-level instance of `group`.
+    pub fn watches(&self, group: &str, pid: u32) -> bool {
+        self.groups.get(group).is_some_and(|entry| {
+            entry
+                .state
+                .top_level
+                .binary_search_by_key(&pid, |t| t.key.pid)
+                .is_ok()
+        })
     }
 
     /// Every group by name.

@@ -28,6 +28,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::capacity::shrink_map;
 use crate::cgroupfs::MemoryHierarchy;
 use crate::exits::ExitsShared;
 use crate::groups::reader::{read_group_name, NameReadError};
@@ -512,13 +513,6 @@ fn intern(table: &mut HashMap<Box<str>, Arc<str>>, value: &str) -> Arc<str> {
             table.insert(Box::from(value), interned.clone());
             interned
         }
-    }
-}
-
-/// Gives back the capacity of a table that a burst grew far beyond what it holds now.
-pub(super) fn shrink_map<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
-    if map.capacity() > 1024 && map.capacity() > 4 * map.len() {
-        map.shrink_to(2 * map.len());
     }
 }
 

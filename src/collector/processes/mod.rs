@@ -148,6 +148,9 @@ impl ProcessesCollector {
         let mut settled = self
             .accounting
             .settle(records, vanished, &victims, now_secs);
+        let table = &self.table;
+        self.accounting
+            .forget_unwatched(|group, pid| table.watches(group, pid));
         settled.sort_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
         let wall_now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
