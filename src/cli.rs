@@ -188,7 +188,7 @@ pub struct ServeArgs {
     pub state_heartbeat_interval: String,
 
     /// Most events (OOM kills, restarts, exits, reboots) kept in the event log in
-    /// --state.dir.
+    /// --state.dir; clean exits (code 0) are the first dropped.
     #[arg(long = "events.max", value_name = "N", default_value_t = 5000)]
     pub events_max: usize,
 

@@ -11,14 +11,14 @@
 //! `--events.max`. A log that cannot be written keeps the exporter running; the error is
 //! logged once and counted.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use crate::exits::reason::{signal_name, ExitReason, WaitStatus};
-use crate::state::write_atomically;
+use crate::state::write_atomically_with;
 
 /// The event log's file name in `--state.dir`.
 pub const EVENTS_FILE: &str = "events.jsonl";
@@ -295,21 +295,40 @@ impl EventLog {
         }
     }
 
-    /// Keeps the newest `max` lines; returns how many the file now holds.
+    /// Keeps `max` lines, dropping the oldest clean exits (`exited_ok`) first: the
+    /// commands a busy host runs by the thousand would otherwise push its OOM kills,
+    /// reboots and crashes out of the log. Streams the file twice, a line at a time, so
+    /// the log never sits in memory whole. Returns how many lines the file now holds.
     fn compact(&self) -> std::io::Result<usize> {
-        let bytes = std::fs::read(self.path())?;
-        let lines: Vec<&[u8]> = bytes
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .collect();
-        let keep = &lines[lines.len().saturating_sub(self.max)..];
-        let mut text = Vec::with_capacity(bytes.len() / 2);
-        for line in keep {
-            text.extend_from_slice(line);
-            text.push(b'\n');
-        }
-        write_atomically(&self.dir, EVENTS_FILE, &text)?;
-        Ok(keep.len())
+        let path = self.path();
+        let (mut total, mut clean) = (0usize, 0usize);
+        for_each_line(&path, |line| {
+            total += 1;
+            clean += usize::from(is_clean_exit(line));
+            Ok(())
+        })?;
+        let excess = total.saturating_sub(self.max);
+        let (mut drop_clean, mut drop_other) = (excess.min(clean), excess.saturating_sub(clean));
+        let mut kept = 0;
+        write_atomically_with(&self.dir, EVENTS_FILE, |file| {
+            let mut out = std::io::BufWriter::new(file);
+            for_each_line(&path, |line| {
+                let dropping = if is_clean_exit(line) {
+                    &mut drop_clean
+                } else {
+                    &mut drop_other
+                };
+                if *dropping > 0 {
+                    *dropping -= 1;
+                    return Ok(());
+                }
+                kept += 1;
+                out.write_all(line)?;
+                out.write_all(b"\n")
+            })?;
+            out.flush()
+        })?;
+        Ok(kept)
     }
 
     pub fn write_errors(&self) -> u64 {
@@ -323,6 +342,32 @@ impl EventLog {
         read.events.drain(..excess);
         Ok(read)
     }
+}
+
+/// Calls `each` with every non-empty line of the file at `path` (without its newline),
+/// reading through one reused buffer.
+fn for_each_line(
+    path: &Path,
+    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        if !text.is_empty() {
+            each(text)?;
+        }
+    }
+}
+
+/// A line of this log recording an exit with code 0 (as `append` writes it).
+fn is_clean_exit(line: &[u8]) -> bool {
+    const CLEAN: &[u8] = br#""reason":"exited_ok""#;
+    line.windows(CLEAN.len()).any(|window| window == CLEAN)
 }
 
 /// Which events a reader wants: by type, group and time; the newest `limit`.
@@ -476,6 +521,46 @@ mod tests {
         let again = EventLog::open(dir.path(), 3);
         again.append(&[exit(8), exit(9)]);
         assert_eq!(again.read().expect("read").events.len(), 3);
+    }
+
+    #[test]
+    fn compaction_drops_clean_exits_before_anything_else() {
+        let dir = tempfile::tempdir().expect("temp");
+        let log = EventLog::open(dir.path(), 4);
+        let clean = |pid: u32| Event {
+            time: 1_700_000_000.0 + f64::from(pid),
+            kind: EventKind::exit("true", pid, "true", ExitReason::ExitedOk, None),
+        };
+        // A crash, then a flood of clean exits, then another crash: compacted at 8 lines.
+        log.append(&[exit(1)]);
+        log.append(&(2..=7).map(clean).collect::<Vec<_>>());
+        log.append(&[exit(8)]);
+        let kept: Vec<(u32, bool)> = log
+            .read()
+            .expect("read")
+            .events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Exit { pid, reason, .. } => {
+                    Some((*pid, *reason == ExitReason::ExitedOk))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kept, [(1, false), (6, true), (7, true), (8, false)]);
+        // With no clean exit left to drop, the oldest of the rest go.
+        log.append(&(9..=12).map(exit).collect::<Vec<_>>());
+        let pids: Vec<u32> = log
+            .read()
+            .expect("read")
+            .events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Exit { pid, .. } => Some(*pid),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pids, [9, 10, 11, 12]);
     }
 
     #[test]
