@@ -132,8 +132,12 @@ pub(super) struct InstanceReader {
     renamed: Vec<u32>,
     buf: ReadBuf,
     cmdline: String,
+    /// Pins held: counted at each end_scan, plus those opened since (so a pin closed
+    /// mid-scan frees its room at the next count).
     pins: u64,
     pins_max: u64,
+    /// The group of kernel threads (never shown; one shared name).
+    kernel_group: Arc<str>,
     scan: u32,
     total_pages: u64,
     /// The host's RAM + swap changed since the last scan: every score is read again.
@@ -158,6 +162,7 @@ impl InstanceReader {
             buf: ReadBuf::default(),
             cmdline: String::new(),
             pins: 0,
+            kernel_group: Arc::from(""),
             pins_max: pins_max.min(allowed),
             scan: 0,
             total_pages: 0,
@@ -202,120 +207,84 @@ impl InstanceReader {
         pid: u32,
         classifier: &mut Classifier<'_>,
     ) -> Result<Option<Row>, ProcessError> {
-        let pinned = self
+        let clock = ScanClock {
+            scan: self.scan,
+            total_changed: self.total_changed,
+        };
+        let trusted = !self.stat_all;
+        if let Some(cached) = self
             .instances
-            .get(&pid)
-            .is_some_and(|c| c.pin.is_some() && !c.stat_stale && !self.stat_all);
-        if pinned {
-            match self.read_pinned(dir, pid)? {
+            .get_mut(&pid)
+            .filter(|c| trusted && c.pin.is_some() && !c.stat_stale)
+        {
+            match read_pinned(cached, dir, pid, clock, &mut self.buf, &mut self.counts)? {
                 Pinned::Read(row) => return Ok(row),
                 Pinned::Replaced => self.forget(pid),
             }
         }
         let pid_dir = dir.open_pid(pid)?;
-        self.read_full(&pid_dir, classifier)
-    }
-
-    /// Reads a cached instance through its pin; `Replaced` when the pid now names
-    /// another process.
-    fn read_pinned(&mut self, dir: &ProcDir, pid: u32) -> Result<Pinned, ProcessError> {
-        let (scan, total_changed) = (self.scan, self.total_changed);
-        let (buf, instances) = (&mut self.buf, &mut self.instances);
-        let Some(cached) = instances.get_mut(&pid) else {
-            return Ok(Pinned::Replaced);
-        };
-        let Some(pin) = cached.pin.as_ref() else {
-            return Ok(Pinned::Replaced);
-        };
-        if cached.kernel_thread {
-            return match read_adj(pin, pid, buf) {
-                Ok(_) => {
-                    cached.seen_in_scan = scan;
-                    Ok(Pinned::Read(None))
+        let previous = self.instances.remove(&pid);
+        match self.read_full(&pid_dir, classifier, previous.as_ref()) {
+            Ok((mut fresh, row)) => {
+                match previous {
+                    // The same instance read again: it keeps its pin.
+                    Some(old) if old.start_ticks == fresh.start_ticks => {
+                        fresh.pin = fresh.pin.or(old.pin);
+                    }
+                    Some(old) => self.departed_as(pid, old),
+                    None => {}
                 }
-                Err(ProcessError::Read(PidReadError::Vanished)) => Ok(Pinned::Replaced),
-                Err(e) => Err(e),
-            };
+                self.instances.insert(pid, fresh);
+                Ok(row)
+            }
+            Err(e) => {
+                // Left as it was: unseen this scan, end_scan counts it as departed.
+                if let Some(old) = previous {
+                    self.instances.insert(pid, old);
+                }
+                Err(e)
+            }
         }
-        let statm =
-            parse_statm(dir.read_pid_file(pid, "statm", buf)?).map_err(|e| invalid(pid, e))?;
-        let adj = match read_adj(pin, pid, buf) {
-            Err(ProcessError::Read(PidReadError::Vanished)) => return Ok(Pinned::Replaced),
-            other => other?,
-        };
-        let basis = ScoreBasis { statm, adj };
-        if basis != cached.basis || total_changed || refresh_due(scan, pid) {
-            let score = parse_oom_value("oom_score", dir.read_pid_file(pid, "oom_score", buf)?)
-                .map_err(|e| invalid(pid, e))?;
-            // The score was read by path: it is this instance's if the pin still reads.
-            match read_adj(pin, pid, buf) {
-                Err(ProcessError::Read(PidReadError::Vanished)) => return Ok(Pinned::Replaced),
-                other => other?,
-            };
-            cached.oom_score = score;
-            cached.basis = basis;
-            self.counts.scores += 1;
-        }
-        cached.seen_in_scan = scan;
-        self.counts.pinned += 1;
-        Ok(Pinned::Read(Some(Row {
-            pid,
-            ppid: cached.ppid,
-            start_ticks: cached.start_ticks,
-            comm: cached.comm.clone(),
-            group: cached.group.clone(),
-            memcg: cached.memcg.clone(),
-            resident_pages: statm.resident_pages,
-            oom_score: cached.oom_score,
-            oom_score_adj: adj,
-            ppid_fresh: false,
-        })))
     }
 
-    /// Reads one process in full through its pinned directory, and caches it.
+    /// Reads one process in full through its pinned directory; `previous` is what the
+    /// cache held under its pid. Returns what to cache and the row.
     fn read_full(
         &mut self,
         dir: &PidDir,
         classifier: &mut Classifier<'_>,
-    ) -> Result<Option<Row>, ProcessError> {
+        previous: Option<&CachedInstance>,
+    ) -> Result<(CachedInstance, Option<Row>), ProcessError> {
         let pid = dir.pid();
         let stat_bytes = dir.read_small(c"stat", &mut self.buf)?;
         let stat = parse_pid_stat(stat_bytes).map_err(|e| invalid(pid, e))?;
         let (ppid, start_ticks, kernel_thread) = (stat.ppid, stat.start_ticks, stat.kernel_thread);
-        // The same instance as before: same start time and name. comm is compared as it
-        // was stored (lossy UTF-8), so a name the kernel cut inside a multi-byte
-        // character still hits the cache.
-        let same = self.instances.get(&pid).is_some_and(|c| {
-            c.start_ticks == start_ticks && *String::from_utf8_lossy(stat.comm) == *c.comm
-        });
-        let (comm, group, memcg) = match self.instances.get(&pid) {
-            Some(c) if same => (c.comm.clone(), c.group.clone(), c.memcg.clone()),
-            _ => {
-                let comm = intern(&mut self.comms, &String::from_utf8_lossy(stat.comm));
-                if self
-                    .instances
-                    .get(&pid)
-                    .is_some_and(|c| c.start_ticks != start_ticks)
-                {
-                    self.forget(pid);
+        let same_instance = previous.filter(|c| c.start_ticks == start_ticks);
+        // Its cgroup is read again only under a new name. comm is compared as it was
+        // stored (lossy UTF-8), so a name the kernel cut inside a multi-byte character
+        // still hits the cache.
+        let (comm, group, memcg) =
+            match same_instance.filter(|c| *String::from_utf8_lossy(stat.comm) == *c.comm) {
+                Some(c) => (c.comm.clone(), c.group.clone(), c.memcg.clone()),
+                None => {
+                    let comm = intern(&mut self.comms, &String::from_utf8_lossy(stat.comm));
+                    if kernel_thread {
+                        (comm, self.kernel_group.clone(), None)
+                    } else {
+                        let (group, memcg) = self.classify(dir, &comm, classifier)?;
+                        (comm, group, memcg)
+                    }
                 }
-                if kernel_thread {
-                    (comm, Arc::from(""), None)
-                } else {
-                    let (group, memcg) = self.classify(dir, &comm, classifier)?;
-                    (comm, group, memcg)
-                }
-            }
-        };
-        // A new pin is opened now (and its oom_score_adj read through it), but counted
-        // and kept only once the instance was read whole.
-        let held = self.instances.get(&pid).and_then(|c| c.pin.as_ref());
+            };
+        // The instance's pin if it has one; else a new one, counted against the budget.
+        let held = same_instance.and_then(|c| c.pin.as_ref());
         let fresh_pin = match held {
             None if self.pins < self.pins_max => dir.pin().ok(),
             _ => None,
         };
-        let (statm, adj, score) = if kernel_thread {
-            (Statm::default(), 0, 0)
+        self.pins += u64::from(fresh_pin.is_some());
+        let (basis, score) = if kernel_thread {
+            (ScoreBasis::default(), 0)
         } else {
             let statm = parse_statm(dir.read_small(c"statm", &mut self.buf)?)
                 .map_err(|e| invalid(pid, e))?;
@@ -327,51 +296,48 @@ impl InstanceReader {
                 )
                 .map_err(|e| invalid(pid, e))?,
             };
-            let score = parse_oom_value("oom_score", dir.read_small(c"oom_score", &mut self.buf)?)
-                .map_err(|e| invalid(pid, e))?;
-            self.counts.scores += 1;
-            (statm, adj, score)
+            let basis = ScoreBasis { statm, adj };
+            // The same rule as the pinned path: a score whose inputs did not move stands.
+            let (scan, total_changed) = (self.scan, self.total_changed);
+            let known = same_instance
+                .filter(|c| c.basis == basis && !total_changed && !refresh_due(scan, pid));
+            let score = match known {
+                Some(c) => c.oom_score,
+                None => {
+                    self.counts.scores += 1;
+                    parse_oom_value("oom_score", dir.read_small(c"oom_score", &mut self.buf)?)
+                        .map_err(|e| invalid(pid, e))?
+                }
+            };
+            (basis, score)
         };
-        let pin = match self.instances.get_mut(&pid).and_then(|c| c.pin.take()) {
-            Some(held) => Some(held),
-            None => {
-                self.pins += u64::from(fresh_pin.is_some());
-                fresh_pin
-            }
-        };
-        let basis = ScoreBasis { statm, adj };
+        self.counts.full += 1;
+        let row = (!kernel_thread).then(|| Row {
+            pid,
+            ppid,
+            start_ticks,
+            comm: comm.clone(),
+            group: group.clone(),
+            memcg: memcg.clone(),
+            resident_pages: basis.statm.resident_pages,
+            oom_score: score,
+            oom_score_adj: basis.adj,
+            ppid_fresh: true,
+        });
         let cached = CachedInstance {
             start_ticks,
             ppid,
             kernel_thread,
-            comm: comm.clone(),
-            group: group.clone(),
-            memcg: memcg.clone(),
-            pin,
+            comm,
+            group,
+            memcg,
+            pin: fresh_pin,
             basis,
             oom_score: score,
             seen_in_scan: self.scan,
             stat_stale: false,
         };
-        if let Some(replaced) = self.instances.insert(pid, cached) {
-            self.pins -= u64::from(replaced.pin.is_some());
-        }
-        self.counts.full += 1;
-        if kernel_thread {
-            return Ok(None);
-        }
-        Ok(Some(Row {
-            pid,
-            ppid,
-            start_ticks,
-            comm,
-            group,
-            memcg,
-            resident_pages: statm.resident_pages,
-            oom_score: score,
-            oom_score_adj: adj,
-            ppid_fresh: true,
-        }))
+        Ok((cached, row))
     }
 
     /// Decides the group and memory cgroup of a newly seen instance.
@@ -451,17 +417,17 @@ impl InstanceReader {
     /// back the memory of tables a burst of processes grew.
     pub fn end_scan(&mut self) {
         let scan = self.scan;
-        let (departed, pins) = (&mut self.departed, &mut self.pins);
+        let (departed, mut pins) = (&mut self.departed, 0);
         self.instances.retain(|&pid, c| {
             let alive = c.seen_in_scan == scan;
-            if !alive {
-                *pins -= u64::from(c.pin.is_some());
-                if !c.kernel_thread {
-                    departed.insert(pid, c.comm.clone());
-                }
+            if alive {
+                pins += u64::from(c.pin.is_some());
+            } else if !c.kernel_thread {
+                departed.insert(pid, c.comm.clone());
             }
             alive
         });
+        self.pins = pins;
         self.memcgs
             .retain(|_, interned| Arc::strong_count(interned) > 1);
         self.comms
@@ -479,10 +445,14 @@ impl InstanceReader {
     /// Drops the cached instance under `pid`, remembering it as departed.
     fn forget(&mut self, pid: u32) {
         if let Some(gone) = self.instances.remove(&pid) {
-            self.pins -= u64::from(gone.pin.is_some());
-            if !gone.kernel_thread {
-                self.departed.insert(pid, gone.comm);
-            }
+            self.departed_as(pid, gone);
+        }
+    }
+
+    /// Remembers `gone`, the instance that was `pid`, as departed (its pin closes).
+    fn departed_as(&mut self, pid: u32, gone: CachedInstance) {
+        if !gone.kernel_thread {
+            self.departed.insert(pid, gone.comm);
         }
     }
 }
@@ -493,6 +463,70 @@ enum Pinned {
     Read(Option<Row>),
     /// The pinned instance is gone and the pid may name another process.
     Replaced,
+}
+
+/// Reads a cached instance through its pin; `Replaced` when the pid now names another
+/// process.
+fn read_pinned(
+    cached: &mut CachedInstance,
+    dir: &ProcDir,
+    pid: u32,
+    clock: ScanClock,
+    buf: &mut ReadBuf,
+    counts: &mut ReadCounts,
+) -> Result<Pinned, ProcessError> {
+    let Some(pin) = cached.pin.as_ref() else {
+        return Ok(Pinned::Replaced);
+    };
+    if cached.kernel_thread {
+        return match read_adj(pin, pid, buf) {
+            Ok(_) => {
+                cached.seen_in_scan = clock.scan;
+                Ok(Pinned::Read(None))
+            }
+            Err(ProcessError::Read(PidReadError::Vanished)) => Ok(Pinned::Replaced),
+            Err(e) => Err(e),
+        };
+    }
+    let statm = parse_statm(dir.read_pid_file(pid, "statm", buf)?).map_err(|e| invalid(pid, e))?;
+    let adj = match read_adj(pin, pid, buf) {
+        Err(ProcessError::Read(PidReadError::Vanished)) => return Ok(Pinned::Replaced),
+        other => other?,
+    };
+    let basis = ScoreBasis { statm, adj };
+    if basis != cached.basis || clock.total_changed || refresh_due(clock.scan, pid) {
+        let score = parse_oom_value("oom_score", dir.read_pid_file(pid, "oom_score", buf)?)
+            .map_err(|e| invalid(pid, e))?;
+        // The score was read by path: it is this instance's if the pin still reads.
+        match read_adj(pin, pid, buf) {
+            Err(ProcessError::Read(PidReadError::Vanished)) => return Ok(Pinned::Replaced),
+            other => other?,
+        };
+        cached.oom_score = score;
+        cached.basis = basis;
+        counts.scores += 1;
+    }
+    cached.seen_in_scan = clock.scan;
+    counts.pinned += 1;
+    Ok(Pinned::Read(Some(Row {
+        pid,
+        ppid: cached.ppid,
+        start_ticks: cached.start_ticks,
+        comm: cached.comm.clone(),
+        group: cached.group.clone(),
+        memcg: cached.memcg.clone(),
+        resident_pages: statm.resident_pages,
+        oom_score: cached.oom_score,
+        oom_score_adj: adj,
+        ppid_fresh: false,
+    })))
+}
+
+/// The scan being read, as the pinned path needs it.
+#[derive(Debug, Clone, Copy)]
+struct ScanClock {
+    scan: u32,
+    total_changed: bool,
 }
 
 fn read_adj(pin: &Pin, pid: u32, buf: &mut ReadBuf) -> Result<i32, ProcessError> {
