@@ -10,8 +10,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::collector::COLLECTORS;
-use crate::commands::events::ListFormat;
-use crate::commands::scan_log::ScanFormat;
+use crate::logging::{LogFormat, LogLevel};
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -75,6 +74,24 @@ pub enum Command {
         #[arg(long = "max-bytes")]
         max_bytes: u64,
     },
+}
+
+/// `oomwatch scan --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    /// A readable table.
+    Table,
+    /// One JSON object per line per kill.
+    Json,
+}
+
+/// `oomwatch events --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// A readable table, oldest first.
+    Table,
+    /// One JSON object per line, as in the event log.
+    Json,
 }
 
 /// `oomwatch events`.
@@ -240,20 +257,6 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub collectors: CollectorFlags,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogLevel {
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Logfmt,
-    Json,
 }
 
 /// `--collector.<name>`, `--no-collector.<name>` and `--collector.disable-defaults`.

@@ -2,7 +2,6 @@
 //! only thing passed onward. Every error names the flag or file to fix; `main` exits 2 on
 //! any of them.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +9,15 @@ use std::time::Duration;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::cli::{LogFormat, LogLevel, ServeArgs};
+use crate::cli::ServeArgs;
 use crate::collector::processes::ProcessesSettings;
 use crate::collector::COLLECTORS;
+use crate::duration::{parse_duration, DurationError};
 use crate::groups::pods::PodNames;
 use crate::groups::{GroupRule, GroupRules, RuleField, TableSettings};
+use crate::logging::{LogFormat, LogLevel};
 use crate::roots::Roots;
+use crate::server::listen::ListenAddress;
 use crate::server::security::{WebConfigError, WebSecurity};
 
 #[derive(Debug, Clone)]
@@ -41,14 +43,6 @@ pub struct Config {
     pub web: WebSecurity,
 }
 
-/// Where to listen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddress {
-    /// `:port`: every interface, IPv6 and IPv4 where the host has both.
-    AllInterfaces(u16),
-    Socket(SocketAddr),
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("--web.listen-address {value:?}: {reason}")]
@@ -57,12 +51,8 @@ pub enum ConfigError {
         "--web.telemetry-path {0:?}: must start with `/` and not be `/`, a /-/ or an /api/ path"
     )]
     TelemetryPath(String),
-    #[error("{flag} {value:?}: {reason}")]
-    Duration {
-        flag: &'static str,
-        value: String,
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    Duration(#[from] DurationError),
     #[error("--processes.top 0: must be at least 1")]
     TopK,
     #[error("--events.max 0: must be at least 1")]
@@ -81,7 +71,12 @@ impl Config {
         let listen = args
             .web_listen_address
             .iter()
-            .map(|value| parse_listen_address(value))
+            .map(|value| {
+                ListenAddress::parse(value).map_err(|reason| ConfigError::ListenAddress {
+                    value: value.to_owned(),
+                    reason,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let path = &args.web_telemetry_path;
         if !path.starts_with('/')
@@ -102,11 +97,11 @@ impl Config {
         let heartbeat_interval =
             parse_duration("--state.heartbeat-interval", &args.state_heartbeat_interval)?;
         if heartbeat_interval < Duration::from_millis(100) {
-            return Err(ConfigError::Duration {
+            return Err(ConfigError::Duration(DurationError {
                 flag: "--state.heartbeat-interval",
                 value: args.state_heartbeat_interval.clone(),
                 reason: "must be at least 100ms",
-            });
+            }));
         }
         let roots = Roots::new(&args.path_procfs, &args.path_sysfs, &args.path_rootfs);
         let rules = match &args.config_file {
@@ -164,76 +159,6 @@ fn enabled_collectors(args: &ServeArgs) -> Vec<&'static str> {
         })
         .map(|spec| spec.name)
         .collect()
-}
-
-fn parse_listen_address(value: &str) -> Result<ListenAddress, ConfigError> {
-    let error = |reason: String| ConfigError::ListenAddress {
-        value: value.to_owned(),
-        reason,
-    };
-    if let Some(port) = value.strip_prefix(':') {
-        let port = port
-            .parse::<u16>()
-            .map_err(|_| error("the port is not a number from 0 to 65535".into()))?;
-        return Ok(ListenAddress::AllInterfaces(port));
-    }
-    if let Ok(addr) = value.parse::<SocketAddr>() {
-        return Ok(ListenAddress::Socket(addr));
-    }
-    let mut resolved = value
-        .to_socket_addrs()
-        .map_err(|e| error(format!("expected host:port or :port ({e})")))?;
-    resolved
-        .next()
-        .map(ListenAddress::Socket)
-        .ok_or_else(|| error("the host name resolves to no address".into()))
-}
-
-/// Parses a Prometheus-style duration: `90s`, `5m`, `1h30m`, `2d`, `500ms`.
-pub fn parse_duration(flag: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    let error = |reason| ConfigError::Duration {
-        flag,
-        value: value.to_owned(),
-        reason,
-    };
-    if value.is_empty() {
-        return Err(error("empty; use a number with a unit, such as 30s or 1h"));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = value;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(error("expected a number, such as 30s or 1h"));
-        }
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| error("number too large"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let millis_per_unit: u64 = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            "" => return Err(error("missing unit (ms, s, m, h, d or w)")),
-            _ => return Err(error("unknown unit; use ms, s, m, h, d or w")),
-        };
-        rest = &rest[unit_len..];
-        let millis = number
-            .checked_mul(millis_per_unit)
-            .ok_or_else(|| error("duration too large"))?;
-        total = total
-            .checked_add(Duration::from_millis(millis))
-            .ok_or_else(|| error("duration too large"))?;
-    }
-    Ok(total)
 }
 
 /// `--state.dir` when it is not given: `/var/lib/oomwatch` as root, else under
@@ -376,24 +301,6 @@ mod tests {
         }
         let err = Config::from_cli(&args(&["--processes.top", "0"])).expect_err("zero");
         assert!(err.to_string().contains("--processes.top"));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(
-            parse_duration("f", "90s").ok(),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(
-            parse_duration("f", "1h30m").ok(),
-            Some(Duration::from_secs(5400))
-        );
-        assert_eq!(
-            parse_duration("f", "250ms").ok(),
-            Some(Duration::from_millis(250))
-        );
-        assert!(parse_duration("f", "").is_err());
-        assert!(parse_duration("f", "s").is_err());
     }
 
     #[test]

@@ -12,17 +12,23 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
+pub mod atomic_file;
 pub mod capacity;
 pub mod cgroupfs;
 pub mod cli;
+pub mod clock;
 pub mod collector;
 pub mod commands;
 pub mod config;
+pub mod duration;
 pub mod events;
+pub mod exit_reason;
 pub mod exits;
 pub mod groups;
 pub mod incident;
+pub mod kills;
 pub mod kmsg;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod procfs;
@@ -34,3 +40,4 @@ pub mod server;
 pub mod snapshot;
 pub mod state;
 pub mod sync;
+pub mod units;

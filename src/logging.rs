@@ -1,12 +1,28 @@
 //! Logging set-up: `--log.level` and `--log.format` (logfmt, as the official exporters
-//! write it, or JSON), to standard error.
+//! write it, or JSON), to standard error. Owns the two flags' values and the logger;
+//! must not decide what is logged.
 
+use clap::ValueEnum;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-use crate::cli::{LogFormat, LogLevel};
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// `--log.level`.
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// `--log.format`.
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
 
 /// Installs the global logger. Called once, before anything logs.
 pub fn init(level: LogLevel, format: LogFormat) {

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
                 limit_mib,
                 exporter,
                 timeout,
-            } => match oomwatch::config::parse_duration("--timeout", &timeout) {
+            } => match oomwatch::duration::parse_duration("--timeout", &timeout) {
                 Ok(timeout) => ExitCode::from(oomwatch::commands::drill::run(
                     limit_mib << 20,
                     exporter.as_deref(),

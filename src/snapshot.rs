@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use crate::exits::reason::ExitReason;
+use crate::exit_reason::ExitReason;
 use crate::exits::ExitsStatus;
-use crate::kmsg::ledger::KillLedger;
+use crate::kills::ledger::KillLedger;
 use crate::procfs::host::{MemInfo, MemoryPressure};
 use crate::reboot::history::RebootEvent;
 

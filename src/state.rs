@@ -9,15 +9,15 @@
 //! The file is only rewritten when its content changed. This module knows the shape of the
 //! state, not what the collectors do with it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::write_atomically;
 use crate::groups::table::GroupsState;
-use crate::kmsg::ledger::KillLedger;
+use crate::kills::ledger::KillLedger;
 use crate::reboot::history::BootHistory;
 
 /// The state file format; bump on an incompatible change.
@@ -220,42 +220,12 @@ pub fn decode(bytes: &[u8]) -> Result<PersistedState, String> {
 }
 
 fn set_aside(path: &Path) -> PathBuf {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let stamp = crate::clock::unix_now() as u64;
     let moved_to = path.with_extension(format!("json.corrupt-{stamp}"));
     if let Err(e) = std::fs::rename(path, &moved_to) {
         tracing::warn!(path = %path.display(), error = %e, "cannot move the corrupt state file aside; it will be overwritten");
     }
     moved_to
-}
-
-/// Writes `dir/name` so that a reader sees the old content or the new, never a torn file.
-pub fn write_atomically(dir: &Path, name: &str, content: &[u8]) -> std::io::Result<()> {
-    write_atomically_with(dir, name, |file| file.write_all(content))
-}
-
-/// `write_atomically` of what `write` puts into the temporary file, for content made as
-/// it is written.
-pub fn write_atomically_with(
-    dir: &Path,
-    name: &str,
-    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let target = dir.join(name);
-    let temp = dir.join(format!(".{name}.tmp"));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        write(&mut file)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, &target)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::{eventually, fixture, require, sample, Exporter};
 use oomwatch::events::{Event, EventKind, EventLog, OomKillEvent};
-use oomwatch::exits::reason::{ExitReason, WaitStatus};
+use oomwatch::exit_reason::{ExitReason, WaitStatus};
 use oomwatch::scratch_cgroup::ScratchCgroup;
 use oomwatch::state::StateStore;
 

@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use super::{CollectError, Collector};
 use crate::cgroupfs::{tightest_limit, CgroupReadError, MemcgSample, MemoryHierarchy};
+use crate::collector::source::{CollectError, Collector};
 use crate::roots::Roots;
 use crate::snapshot::{GroupMemory, Snapshot};
 

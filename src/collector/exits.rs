@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{CollectError, Collector};
+use crate::collector::source::{CollectError, Collector};
 use crate::exits::ExitsShared;
 use crate::snapshot::Snapshot;
 

@@ -1,6 +1,6 @@
 //! The `meminfo` collector: host memory total and available, swap total and free.
 
-use super::{read_file, CollectError, Collector};
+use crate::collector::source::{read_file, CollectError, Collector};
 use crate::procfs::host::parse_meminfo;
 use crate::roots::Roots;
 use crate::snapshot::Snapshot;

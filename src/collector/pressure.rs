@@ -2,7 +2,7 @@
 //! runs. Kernels without PSI (before 4.20, or booted with psi=0) have no
 //! `/proc/pressure/memory`: the series are then absent and the collector reports failure.
 
-use super::{read_file, CollectError, Collector};
+use crate::collector::source::{read_file, CollectError, Collector};
 use crate::procfs::host::parse_memory_pressure;
 use crate::roots::Roots;
 use crate::snapshot::Snapshot;

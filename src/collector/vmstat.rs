@@ -1,7 +1,7 @@
 //! The `vmstat` collector: the host's OOM kill count since boot (`/proc/vmstat` oom_kill),
 //! the ground truth that the kernel-log counts are checked against.
 
-use super::{read_file, CollectError, Collector};
+use crate::collector::source::{read_file, CollectError, Collector};
 use crate::procfs::host::parse_vmstat_oom_kill;
 use crate::roots::Roots;
 use crate::snapshot::Snapshot;

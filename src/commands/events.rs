@@ -7,17 +7,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::EventsArgs;
+use crate::cli::{EventsArgs, ListFormat};
+use crate::clock::unix_now;
 use crate::events::{parse_time, parse_types, read_events, EventFilter, FilterError, EVENTS_FILE};
 use crate::incident::format::{ago, describe, utc};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ListFormat {
-    /// A readable table, oldest first.
-    Table,
-    /// One JSON object per line, as in the event log.
-    Json,
-}
 
 /// Runs `oomwatch events`; returns the exit code.
 pub fn run(args: &EventsArgs) -> u8 {
@@ -72,13 +65,6 @@ pub fn state_dir_or_default(given: Option<&PathBuf>) -> Result<PathBuf, String> 
             dir.display()
         )),
     }
-}
-
-/// Seconds since the epoch, now.
-pub fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Prints the events of `state_dir` that pass `filter`; returns the exit code.

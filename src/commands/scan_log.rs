@@ -13,20 +13,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::cli::ScanFormat;
 use crate::kmsg::oom::{KernelKill, OomAssembler, OomEvent, OomPanic};
 use crate::kmsg::text::parse_text_line;
 use crate::kmsg::userspace::UserspaceKill;
 
 /// Longest line read whole; longer lines are cut (no kernel line comes near it).
 const MAX_LINE: u64 = 64 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ScanFormat {
-    /// A readable table.
-    Table,
-    /// One JSON object per line per kill.
-    Json,
-}
 
 /// One kill as `--format json` prints it; unknown values are null.
 #[derive(Debug, Default, Serialize, PartialEq)]

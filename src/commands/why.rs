@@ -10,9 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::events::{state_dir_or_default, unix_now};
+use super::events::state_dir_or_default;
 use crate::cgroupfs::{tightest_limit, MemoryHierarchy};
 use crate::cli::WhyArgs;
+use crate::clock::unix_now;
 use crate::config::load_group_rules;
 use crate::events::{read_events, EVENTS_FILE};
 use crate::groups::pods::PodNames;

@@ -15,10 +15,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::reason::{ExitReason, WaitStatus};
 use super::tracker::ExitRecord;
 use crate::capacity::shrink_map;
+use crate::exit_reason::{ExitReason, WaitStatus};
 use crate::groups::NameSource;
+use crate::kills::shared::RecentVictim;
 
 /// How far apart an exit event and the kernel log's report of the kill may be stamped.
 /// The two clocks (CLOCK_MONOTONIC, the printk clock) agree to well under a second on a
@@ -39,15 +40,6 @@ pub struct Vanished {
     pub comm: Option<Arc<str>>,
     /// Seconds since boot at the last scan that saw it alive.
     pub last_seen_secs: f64,
-}
-
-/// An OOM victim the kernel log named.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecentVictim {
-    pub pid: u32,
-    pub comm: String,
-    /// The kernel log's time stamp, seconds since boot.
-    pub uptime_secs: f64,
 }
 
 /// One exit, settled.

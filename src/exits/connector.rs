@@ -78,7 +78,7 @@ pub enum ProcEvent {
     Exit {
         pid: u32,
         tgid: u32,
-        /// `task->exit_code`, in wait-status form (see `reason::WaitStatus`).
+        /// `task->exit_code`, in wait-status form (see `exit_reason::WaitStatus`).
         exit_code: u32,
         /// The real parent's process id at the exit; 0 on kernels before 4.18.
         parent_tgid: u32,

@@ -135,7 +135,7 @@ impl Listener {
                 Ok((0, _)) => {}
                 Ok((n, _)) => {
                     let mut handled = 0u64;
-                    let to_boottime = boottime_offset_ns();
+                    let to_boottime = crate::clock::boottime_offset_ns();
                     for message in parse_datagram(&buf[..n]) {
                         let message = match message {
                             Ok(message) => message,
@@ -277,14 +277,6 @@ fn await_ack(socket: &OwnedFd) -> Result<(), ListenError> {
             Err(errno) => return Err(ListenError::Socket(errno)),
         }
     }
-}
-
-/// CLOCK_BOOTTIME minus CLOCK_MONOTONIC, in nanoseconds: event stamps are monotonic, and
-/// the scans (/proc/uptime) and the kernel log count from boot, suspend included.
-fn boottime_offset_ns() -> i64 {
-    use rustix::time::{clock_gettime, ClockId};
-    let ns = |t: rustix::time::Timespec| t.tv_sec.saturating_mul(1_000_000_000) + t.tv_nsec;
-    ns(clock_gettime(ClockId::Boottime)) - ns(clock_gettime(ClockId::Monotonic))
 }
 
 fn wait_readable(socket: &OwnedFd) -> Result<(), ListenError> {

@@ -1,7 +1,7 @@
 //! Exit reasons: how each instance of a group ended, from the kernel's process-events
 //! connector.
 //!
-//! `connector` parses what the kernel sends; `tracker` keeps every live process's group
+//! `connector` parses what the kernel sends (the reasons it settles into are `exit_reason`); `tracker` keeps every live process's group
 //! from fork, exec and comm events; `namer` reads a new program's group from /proc with
 //! the scan's rules; `listener` is the thread that owns the netlink socket and feeds
 //! top-level exits into `ExitsShared`; `accounting` (run by the processes collector at
@@ -12,7 +12,6 @@ pub mod accounting;
 pub mod connector;
 pub mod listener;
 pub mod namer;
-pub mod reason;
 pub mod tracker;
 
 use std::collections::{HashSet, VecDeque};
@@ -179,7 +178,7 @@ impl ExitsShared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exits::reason::WaitStatus;
+    use crate::exit_reason::WaitStatus;
     use crate::exits::tracker::Comm;
 
     fn record(group: &str, source: NameSource) -> ExitRecord {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::connector::{comm_str, ProcEvent};
-use super::reason::WaitStatus;
+use crate::exit_reason::WaitStatus;
 use crate::groups::NameSource;
 
 /// A process name as the kernel keeps it (at most 15 bytes), stored inline.

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::OTHER_GROUP;
-use crate::exits::reason::ExitReason;
+use crate::exit_reason::ExitReason;
 
 /// One process instance: a pid reused by another program is a different instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

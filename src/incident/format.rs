@@ -176,7 +176,7 @@ pub fn kill_details(kill: &OomKillEvent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exits::reason::{ExitReason, WaitStatus};
+    use crate::exit_reason::{ExitReason, WaitStatus};
 
     #[test]
     fn sizes_durations_and_times_read_well() {

@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 use super::format::{ago, bytes, describe, duration, utc};
 use crate::events::{Event, EventKind};
-use crate::exits::reason::ExitReason;
+use crate::exit_reason::ExitReason;
 use crate::snapshot::{GroupMemory, Snapshot};
 
 /// Events shown in the timeline; the API has the rest.

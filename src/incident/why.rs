@@ -8,8 +8,8 @@ use std::fmt::Write;
 
 use super::format::{ago, bytes, describe, duration, utc};
 use crate::events::{Event, EventKind};
-use crate::exits::reason::ExitReason;
-use crate::kmsg::ledger::VictimTally;
+use crate::exit_reason::ExitReason;
+use crate::kills::ledger::VictimTally;
 use crate::state::PersistedState;
 
 /// What the operator asked about.
@@ -330,7 +330,7 @@ impl Explanation<'_> {
 mod tests {
     use super::*;
     use crate::events::OomKillEvent;
-    use crate::exits::reason::WaitStatus;
+    use crate::exit_reason::WaitStatus;
 
     fn staged() -> Vec<Event> {
         vec![

@@ -27,10 +27,10 @@
 //!   non-memcg OOM); else `CONSTRAINT_MEMCG`. Never from
 //!   `CONSTRAINT_NONE` alone: 5.0 and 5.1 print it for memcg OOMs too.
 
+use super::bounds::{bounded, MAX_COMM, MAX_PATH, MAX_TIME, MAX_WORD};
 use super::kernel_lines::{classify, KernelLine, Killed, Summary};
 use super::text::Source;
 use super::userspace::{UserspaceKill, UserspaceTracker};
-use super::{bounded, MAX_COMM, MAX_PATH, MAX_TIME, MAX_WORD};
 
 /// One OOM outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +77,25 @@ pub struct KernelKill {
     pub at: u64,
     /// That line's time as printed.
     pub time: Option<String>,
+}
+
+impl KernelKill {
+    /// The bounded constraint label of a kill: `memcg` when a memory cgroup's limit was hit,
+    /// `cpuset` or `mempolicy` for those constraints, `global` for the whole machine, and
+    /// `unknown` when the report does not say.
+    pub fn constraint_label(&self) -> &'static str {
+        if self.global == Some(false) {
+            return "memcg";
+        }
+        match self.constraint.as_deref() {
+            Some("CONSTRAINT_MEMCG") => "memcg",
+            Some("CONSTRAINT_CPUSET") => "cpuset",
+            Some("CONSTRAINT_MEMORY_POLICY") => "mempolicy",
+            _ if self.global == Some(true) => "global",
+            Some("CONSTRAINT_NONE") => "global",
+            _ => "unknown",
+        }
+    }
 }
 
 /// A kernel panic caused by an OOM.

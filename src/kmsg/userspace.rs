@@ -25,8 +25,8 @@
 //! - nohang (src/nohang): `  PID: <pid>, name: <name>, ...` in the victim report, then
 //!   `  Sending SIGTERM to the victim` (one journal entry per printed line).
 
+use super::bounds::{bounded, MAX_COMM, MAX_PATH, MAX_TIME};
 use super::text::Source;
-use super::{bounded, MAX_COMM, MAX_PATH, MAX_TIME};
 
 /// A kill done by a userspace OOM killer.
 #[derive(Debug, Clone, PartialEq, Eq)]

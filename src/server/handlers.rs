@@ -171,9 +171,7 @@ impl Handler {
         let Some(_permit) = self.permit() else {
             return busy();
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let now = crate::clock::unix_now();
         let filter = match parse_query(query, now) {
             Ok(filter) => filter,
             Err(e) => {

@@ -137,9 +137,7 @@ pub async fn page(
     });
     let telemetry_path = telemetry_path.to_owned();
     tokio::task::spawn_blocking(move || {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let now = crate::clock::unix_now();
         render(&PageInput {
             snapshot: exposition.snapshot(),
             events: &read.events,

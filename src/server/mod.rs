@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod handlers;
 pub mod incident;
+pub mod listen;
 pub mod rate_limit;
 pub mod scrape;
 pub mod security;
@@ -28,17 +29,15 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::config::ListenAddress;
+use crate::limits::MAX_CONNECTIONS;
 use handlers::Handler;
+use listen::ListenAddress;
 use tls::TlsSource;
 
 /// How long a client may take to send its request headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connections in flight may run on after a shutdown signal.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
-/// Connections served at once; more are closed as soon as they are accepted. Each costs a
-/// task and, with TLS, about 16 KiB of buffers, for at most the header timeout when idle.
-pub const MAX_CONNECTIONS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

@@ -131,9 +131,7 @@ impl SharedScrape {
                     openmetrics: Bytes::from(openmetrics),
                     text: OnceLock::new(),
                     snapshot,
-                    scanned_at: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0.0, |d| d.as_secs_f64()),
+                    scanned_at: crate::clock::unix_now(),
                     scanned: Instant::now(),
                 })
             })

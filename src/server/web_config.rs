@@ -243,7 +243,7 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
         }) => {
             let interval = match interval.as_deref() {
                 None | Some("") => std::time::Duration::ZERO,
-                Some(value) => crate::config::parse_duration("rate_limit.interval", value)
+                Some(value) => crate::duration::parse_duration("rate_limit.interval", value)
                     .map_err(|_| {
                         field_error(
                             "rate_limit.interval",

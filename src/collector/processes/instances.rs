@@ -33,15 +33,13 @@ use crate::cgroupfs::MemoryHierarchy;
 use crate::exits::ExitsShared;
 use crate::groups::reader::{read_group_name, NameReadError};
 use crate::groups::{GroupRules, GroupTable};
+use crate::limits::RESERVED_DESCRIPTORS;
 use crate::procfs::pid::{parse_oom_value, parse_pid_stat, parse_statm, Statm};
 use crate::procfs::reader::{PidDir, PidReadError, Pin, ProcDir, ReadBuf};
 use crate::procfs::ParseError;
 
 /// Every pinned instance's oom_score is read at least once per this many scans.
 pub(super) const SCORE_REFRESH_SCANS: u64 = 16;
-
-/// Descriptors kept free of pins for the server's connections and everything else.
-const RESERVED_DESCRIPTORS: u64 = crate::server::MAX_CONNECTIONS as u64 + 1024;
 
 /// One process as this scan read it.
 #[derive(Debug)]

@@ -13,23 +13,25 @@
 //! to the event log, as is each restart the group table counted.
 
 mod instances;
+mod settings;
 mod summary;
 
 pub use instances::ReadCounts;
+pub use settings::ProcessesSettings;
 
 use std::sync::Arc;
 
-use super::{read_file, CollectError, Collector};
 use crate::cgroupfs::MemoryHierarchy;
+use crate::collector::source::{read_file, CollectError, Collector};
 use crate::events::{Event, EventKind, EventLog};
+use crate::exit_reason::ExitReason;
 use crate::exits::accounting::{ExitAccounting, Vanished};
-use crate::exits::reason::ExitReason;
 use crate::exits::ExitsShared;
 use crate::groups::live::LivePids;
 use crate::groups::table::VanishedInstance;
+use crate::groups::GroupTable;
 use crate::groups::NameSource;
-use crate::groups::{GroupRules, GroupTable, TableSettings};
-use crate::kmsg::follower::KmsgShared;
+use crate::kills::shared::KmsgShared;
 use crate::procfs::host::{parse_stat_btime, parse_uptime};
 use crate::procfs::reader::{PidReadError, ProcDir};
 use crate::roots::Roots;
@@ -37,18 +39,6 @@ use crate::snapshot::{ProcessesSample, Snapshot};
 use crate::state::StateStore;
 use instances::{Classifier, InstanceReader, ProcessError, Row};
 use summary::{summarise, TopLevel};
-
-/// What the collector needs besides the roots.
-#[derive(Debug, Clone)]
-pub struct ProcessesSettings {
-    /// `--processes.top`: how many next victims get per-process series.
-    pub top_k: usize,
-    pub table: TableSettings,
-    pub rules: GroupRules,
-    pub page_size: u64,
-    /// `--processes.max-pinned`: most instances held open between scans.
-    pub max_pinned: u64,
-}
 
 /// What the collector shares with the other threads.
 #[derive(Debug, Clone)]
@@ -152,9 +142,7 @@ impl ProcessesCollector {
         self.accounting
             .forget_unwatched(|group, pid| table.watches(group, pid));
         settled.sort_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
-        let wall_now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let wall_now = crate::clock::unix_now();
         let mut events = Vec::with_capacity(settled.len());
         for exit in settled {
             // A group no scan has seen is created by an exit only when a rule or a cgroup

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::instances::Row;
-use super::ProcessesSettings;
+use super::settings::ProcessesSettings;
 use crate::groups::table::VanishedInstance;
 use crate::groups::{GroupTable, InstanceKey};
 use crate::snapshot::{GroupCgroup, GroupRow, ProcessRow, ProcessesSample};

@@ -1,10 +1,14 @@
 //! The `kmsg` collector: the OOM kills the kernel-log follower has counted, as they are
-//! now. It reads no file itself; the follower thread owns the kernel log.
+//! now. It reads no file itself: its source is the `follower` thread, which owns the
+//! kernel log and hands each record to the `intake`.
+
+pub mod follower;
+pub mod intake;
 
 use std::sync::Arc;
 
-use super::{CollectError, Collector};
-use crate::kmsg::follower::KmsgShared;
+use crate::collector::source::{CollectError, Collector};
+use crate::kills::shared::KmsgShared;
 use crate::snapshot::{KmsgSample, Snapshot};
 
 #[derive(Debug)]

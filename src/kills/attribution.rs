@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use super::oom::KernelKill;
 use crate::groups::live::LivePids;
 use crate::groups::{group_name, GroupRules, ProcessFields};
+use crate::kmsg::oom::KernelKill;
 
 #[derive(Debug, Clone)]
 pub struct VictimNamer {
@@ -35,22 +35,5 @@ impl VictimNamer {
             cgroup,
         };
         group_name(&self.rules, process).0
-    }
-}
-
-/// The bounded constraint label of a kill: `memcg` when a memory cgroup's limit was hit,
-/// `cpuset` or `mempolicy` for those constraints, `global` for the whole machine, and
-/// `unknown` when the report does not say.
-pub fn constraint_label(kill: &KernelKill) -> &'static str {
-    if kill.global == Some(false) {
-        return "memcg";
-    }
-    match kill.constraint.as_deref() {
-        Some("CONSTRAINT_MEMCG") => "memcg",
-        Some("CONSTRAINT_CPUSET") => "cpuset",
-        Some("CONSTRAINT_MEMORY_POLICY") => "mempolicy",
-        _ if kill.global == Some(true) => "global",
-        Some("CONSTRAINT_NONE") => "global",
-        _ => "unknown",
     }
 }

@@ -1,9 +1,12 @@
 //! The `boot` collector: boot time (`/proc/stat` btime, shown but never used to decide a
 //! reboot, since it moves when NTP steps the clock), the boot_id that names this boot, and
 //! the boot history from the state file (boots, unexpected reboots, the last one's cause
-//! and downtime), which `app` records at start; and the hostname, for the incident page.
+//! and downtime), which `startup` records at start; and the hostname, for the incident
+//! page.
 
-use super::{read_file, CollectError, Collector};
+pub mod startup;
+
+use crate::collector::source::{read_file, CollectError, Collector};
 use crate::procfs::host::{parse_boot_id, parse_stat_btime};
 use crate::roots::Roots;
 use std::sync::Arc;

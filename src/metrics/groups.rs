@@ -1,0 +1,140 @@
+//! The processes' and groups' series: the top-K next victims, each group's processes,
+//! memory, OOM risk, restarts and exits, and its memory cgroup. Draws from the snapshot
+//! only; labels are borrowed, so a scrape allocates nothing per series.
+
+use super::family::Family;
+use crate::exit_reason::ExitReason;
+use crate::snapshot::{GroupMemory, GroupRow, ProcessRow, ProcessesSample};
+
+/// The next victims (top-K by oom_score) and every group's figures.
+pub(super) fn processes(
+    f: &mut Family<'_, '_>,
+    p: &ProcessesSample,
+) -> Result<(), std::fmt::Error> {
+    let top = &p.top;
+    type ProcessLabels<'a> = ([(&'a str, u32); 1], [(&'a str, &'a str); 2]);
+    fn labels(r: &ProcessRow) -> ProcessLabels<'_> {
+        ([("pid", r.pid)], [("comm", &*r.comm), ("group", &*r.group)])
+    }
+    f.gauges(
+        "oomwatch_process_oom_score",
+        "oom_score of the processes most likely to be killed next (the top-K by oom_score).",
+        top.iter().map(|r| (labels(r), r.oom_score)),
+    )?;
+    f.gauges(
+        "oomwatch_process_oom_score_adj",
+        "oom_score_adj of the top-K processes by oom_score (-1000 exempts from the OOM killer).",
+        top.iter().map(|r| (labels(r), r.oom_score_adj)),
+    )?;
+    f.gauges(
+        "oomwatch_process_resident_memory_bytes",
+        "Resident memory (statm) of the top-K processes by oom_score.",
+        top.iter().map(|r| (labels(r), r.resident_bytes)),
+    )?;
+
+    let g = &p.groups;
+    f.gauges(
+        "oomwatch_group_processes",
+        "Processes in the group now (0 while the service is down).",
+        g.iter().map(|r| (group_label(&r.name), r.processes)),
+    )?;
+    f.gauges(
+        "oomwatch_group_configured",
+        "1 for groups named in --config.file: they always exist, so 0 processes means the service is down.",
+        g.iter()
+            .filter(|r| r.configured)
+            .map(|r| (group_label(&r.name), 1)),
+    )?;
+    f.gauges(
+        "oomwatch_group_resident_memory_bytes",
+        "Summed resident memory of the group's processes.",
+        g.iter().map(|r| (group_label(&r.name), r.resident_bytes)),
+    )?;
+    f.gauges(
+        "oomwatch_group_oom_score_max",
+        "Highest oom_score in the group.",
+        g.iter()
+            .filter_map(|r| Some((group_label(&r.name), r.oom_score_max?))),
+    )?;
+    f.gauges(
+        "oomwatch_group_oom_score_adj_min",
+        "Lowest oom_score_adj in the group.",
+        g.iter()
+            .filter_map(|r| Some((group_label(&r.name), r.oom_score_adj_min?))),
+    )?;
+    f.gauges(
+        "oomwatch_group_start_time_seconds",
+        "Start of the group's oldest process, seconds since the epoch.",
+        g.iter()
+            .filter_map(|r| Some((group_label(&r.name), r.start_time_seconds?))),
+    )?;
+    f.counters(
+        "oomwatch_group_restarts_total",
+        "Times a long-lived top-level instance of the group was replaced by a new one.",
+        g.iter().map(|r| (group_label(&r.name), r.restarts)),
+    )?;
+    f.counters(
+        "oomwatch_group_exits_total",
+        "Exits of the group's top-level instances by reason: oom_killed, killed, crashed, terminated, other_signal, exited_ok, exited_error, unknown (gone with no exit event). Every reason for configured groups, the reasons seen for others.",
+        g.iter().flat_map(|r| {
+            exit_series(r).into_iter().map(move |(reason, n)| {
+                ((group_label(&r.name), [("reason", reason.label())]), n)
+            })
+        }),
+    )?;
+    f.counter(
+        "oomwatch_processes_vanished_total",
+        "Processes that exited while they were being read (skipped, not errors).",
+        Some(p.vanished_total),
+    )?;
+    f.gauge(
+        "oomwatch_processes_pinned",
+        "Processes held open between scans (one descriptor each, bounded by --processes.max-pinned and the open-file limit).",
+        Some(p.pinned),
+    )?;
+    Ok(())
+}
+
+/// Each group's memory cgroup: its tightest limit, usage and OOM kills.
+pub(super) fn group_memory(
+    f: &mut Family<'_, '_>,
+    gm: &[GroupMemory],
+) -> Result<(), std::fmt::Error> {
+    f.gauges(
+        "oomwatch_group_memory_limit_bytes",
+        "Tightest memory cgroup limit over the group's cgroup and its ancestors.",
+        gm.iter()
+            .filter_map(|r| Some((group_label(&r.group), r.limit_bytes?))),
+    )?;
+    f.gauges(
+        "oomwatch_group_memory_usage_bytes",
+        "Memory usage of the cgroup that sets the group's tightest limit (its own cgroup when unlimited).",
+        gm.iter().map(|r| (group_label(&r.group), r.usage_bytes)),
+    )?;
+    f.counters(
+        "oomwatch_cgroup_oom_kills_total",
+        "OOM kills the kernel counted in the group's memory cgroup (memory.events / memory.oom_control); resets when the cgroup is recreated.",
+        gm.iter().filter_map(|r| Some((group_label(&r.group), r.oom_kills?))),
+    )?;
+    Ok(())
+}
+
+/// The `group` label, borrowed: no allocation per series per scrape.
+fn group_label(name: &str) -> [(&'static str, &str); 1] {
+    [("group", name)]
+}
+
+/// A group's exit counts to render: every reason for a configured group (so a first
+/// exit is an increase from 0), only the reasons seen for an automatic one.
+fn exit_series(row: &GroupRow) -> Vec<(ExitReason, u64)> {
+    if !row.configured {
+        return row.exits.clone();
+    }
+    ExitReason::ALL
+        .into_iter()
+        .map(|reason| {
+            let seen = row.exits.iter().find(|(r, _)| *r == reason);
+            (reason, seen.map_or(0, |(_, n)| *n))
+        })
+        .collect()
+}

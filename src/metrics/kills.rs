@@ -1,0 +1,89 @@
+//! The kernel log's series: OOM kills per victim, the latest kill of each with its RSS,
+//! the kills /proc/vmstat counts that the log did not explain, userspace killers, and
+//! the log's health. Draws from the snapshot's ledger only.
+
+use std::collections::BTreeMap;
+
+use super::family::Family;
+use crate::kills::ledger::VictimTally;
+use crate::snapshot::KmsgSample;
+
+/// The kernel-log series: kills per victim, the latest kill of each, and the log's health.
+pub(super) fn kills(
+    f: &mut Family<'_, '_>,
+    k: &KmsgSample,
+    vmstat_oom_kills: Option<u64>,
+) -> Result<(), std::fmt::Error> {
+    let mut victims: Vec<&VictimTally> = k.ledger.victims.iter().collect();
+    victims.sort_by(|a, b| {
+        (&a.group, &a.comm, &a.constraint).cmp(&(&b.group, &b.comm, &b.constraint))
+    });
+    f.counters(
+        "oomwatch_oom_kills_total",
+        "OOM kills read from the kernel log, by victim; never goes down across restarts and reboots.",
+        victims.iter().map(|v| {
+            let labels = [
+                ("group", v.group.as_str()),
+                ("comm", v.comm.as_str()),
+                ("constraint", v.constraint.as_str()),
+            ];
+            (labels, v.kills)
+        }),
+    )?;
+    // The latest kill per (group, comm), whatever its constraint.
+    let mut latest: BTreeMap<(&str, &str), &VictimTally> = BTreeMap::new();
+    for v in &victims {
+        let slot = latest.entry((&v.group, &v.comm)).or_insert(v);
+        if v.last_kill_seconds > slot.last_kill_seconds {
+            *slot = v;
+        }
+    }
+    f.gauges(
+        "oomwatch_oom_last_kill_timestamp_seconds",
+        "Time of the latest OOM kill of this victim, seconds since the epoch.",
+        latest
+            .iter()
+            .map(|((group, comm), v)| ([("group", *group), ("comm", *comm)], v.last_kill_seconds)),
+    )?;
+    f.gauges(
+        "oomwatch_oom_last_victim_rss_bytes",
+        "Resident memory of the latest victim when it was killed, by kind (anon, file, shmem).",
+        latest.iter().flat_map(|((group, comm), v)| {
+            let rss = v.last_rss;
+            [
+                ("anon", rss.anon_bytes),
+                ("file", rss.file_bytes),
+                ("shmem", rss.shmem_bytes),
+            ]
+            .into_iter()
+            .filter_map(move |(kind, bytes)| {
+                Some(([("group", *group), ("comm", *comm), ("kind", kind)], bytes?))
+            })
+        }),
+    )?;
+    f.gauge(
+        "oomwatch_oom_kills_unattributed",
+        "OOM kills in /proc/vmstat since boot minus kills the kernel log explained (0 when every kill was named).",
+        vmstat_oom_kills.map(|v| v as i64 - k.ledger.explained_this_boot() as i64),
+    )?;
+    let mut userspace: Vec<_> = k.ledger.userspace.iter().collect();
+    userspace.sort_by(|a, b| (&a.killer, &a.group).cmp(&(&b.killer, &b.group)));
+    f.counters(
+        "oomwatch_userspace_oom_kills_total",
+        "Kills by userspace OOM killers (systemd-oomd, earlyoom, ...) seen in the kernel log, never counted as kernel kills.",
+        userspace.iter().map(|u| {
+            let labels = [("killer", u.killer.as_str()), ("group", u.group.as_str())];
+            (labels, u.kills)
+        }),
+    )?;
+    f.gauge(
+        "oomwatch_kmsg_up",
+        "1 while the kernel log is being read.",
+        Some(i64::from(k.up)),
+    )?;
+    f.counter(
+        "oomwatch_kmsg_records_lost_total",
+        "Kernel log records overwritten in the ring buffer before oomwatch read them.",
+        Some(k.ledger.records_lost),
+    )
+}
