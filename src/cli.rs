@@ -132,18 +132,36 @@ pub struct WhyArgs {
     /// YAML file of named groups, as given to the exporter.
     #[arg(long = "config.file", value_name = "FILE")]
     pub config_file: Option<PathBuf>,
-    /// procfs mount point.
-    #[arg(long = "path.procfs", value_name = "DIR", default_value = "/proc")]
-    pub path_procfs: PathBuf,
-    /// sysfs mount point.
-    #[arg(long = "path.sysfs", value_name = "DIR", default_value = "/sys")]
-    pub path_sysfs: PathBuf,
-    /// Root filesystem of the host (the kubelet's directories name pod containers).
-    #[arg(long = "path.rootfs", value_name = "DIR", default_value = "/")]
-    pub path_rootfs: PathBuf,
+    #[command(flatten)]
+    pub paths: PathArgs,
     /// Most deaths and restarts listed.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub deaths: usize,
+}
+
+/// Where the host's file systems are mounted (`--path.*`), for the exporter and for
+/// `oomwatch why`: one declaration, so both read the same flags.
+#[derive(Debug, Clone, Args)]
+pub struct PathArgs {
+    /// procfs mount point.
+    #[arg(long = "path.procfs", value_name = "DIR", default_value = "/proc")]
+    pub procfs: PathBuf,
+
+    /// sysfs mount point (cgroups are read under `<sysfs>/fs/cgroup`).
+    #[arg(long = "path.sysfs", value_name = "DIR", default_value = "/sys")]
+    pub sysfs: PathBuf,
+
+    /// Root filesystem of the host (for /var/log/wtmp, wtmpdb and the kubelet's
+    /// directories, which name pod containers).
+    #[arg(long = "path.rootfs", value_name = "DIR", default_value = "/")]
+    pub rootfs: PathBuf,
+}
+
+impl PathArgs {
+    /// The roots these flags name.
+    pub fn roots(&self) -> crate::roots::Roots {
+        crate::roots::Roots::new(&self.procfs, &self.sysfs, &self.rootfs)
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -174,21 +192,12 @@ pub struct ServeArgs {
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
 
-    /// procfs mount point.
-    #[arg(long = "path.procfs", value_name = "DIR", default_value = "/proc")]
-    pub path_procfs: PathBuf,
-
-    /// sysfs mount point (cgroups are read under `<sysfs>/fs/cgroup`).
-    #[arg(long = "path.sysfs", value_name = "DIR", default_value = "/sys")]
-    pub path_sysfs: PathBuf,
+    #[command(flatten)]
+    pub paths: PathArgs,
 
     /// The kernel log device, or a file of kmsg records (read from its start, then followed).
     #[arg(long = "path.kmsg", value_name = "FILE", default_value = "/dev/kmsg")]
     pub path_kmsg: PathBuf,
-
-    /// Root filesystem of the host (for files such as /var/log/wtmp).
-    #[arg(long = "path.rootfs", value_name = "DIR", default_value = "/")]
-    pub path_rootfs: PathBuf,
 
     /// Directory for the state file [default: /var/lib/oomwatch as root, else
     /// $XDG_STATE_HOME/oomwatch].
@@ -347,7 +356,7 @@ mod tests {
         ])
         .expect("parses");
         assert_eq!(cli.serve.web_listen_address, ["127.0.0.1:0"]);
-        assert_eq!(cli.serve.path_procfs, PathBuf::from("/host/proc"));
+        assert_eq!(cli.serve.paths.procfs, PathBuf::from("/host/proc"));
         assert_eq!(
             cli.serve.collectors.explicit,
             [("pressure", false), ("cgroups", true)]

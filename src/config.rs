@@ -103,7 +103,7 @@ impl Config {
                 reason: "must be at least 100ms",
             }));
         }
-        let roots = Roots::new(&args.path_procfs, &args.path_sysfs, &args.path_rootfs);
+        let roots = args.paths.roots();
         let rules = match &args.config_file {
             Some(path) => load_group_rules(path)?,
             None => GroupRules::default(),

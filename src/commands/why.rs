@@ -37,7 +37,7 @@ pub struct WhyInputs {
 
 /// Runs `oomwatch why`; returns the exit code.
 pub fn run(args: &WhyArgs) -> u8 {
-    let roots = Roots::new(&args.path_procfs, &args.path_sysfs, &args.path_rootfs);
+    let roots = args.paths.roots();
     // Groups named as the exporter names them, pod containers included.
     let rules = match &args.config_file {
         Some(path) => load_group_rules(path).map_err(|e| e.to_string()),

@@ -25,7 +25,9 @@ use rustix::net::{
     SocketType,
 };
 
-use super::connector::{listen_request, parse_datagram, LossCounter, ProcEvent, CN_IDX_PROC};
+use super::connector::{
+    listen_request, parse_datagram, EventMessage, LossCounter, ProcEvent, CN_IDX_PROC,
+};
 use super::namer::ProcfsNamer;
 use super::tracker::{Outcome, ProcessTracker};
 use super::{ExitsShared, LostCause};
@@ -111,87 +113,125 @@ impl Listener {
     /// Subscribes, names every process, then handles events until a fatal socket error.
     fn follow(&self) -> Result<(), ListenError> {
         let socket = subscribe()?;
-        let mut namer = ProcfsNamer::open(&self.procfs, self.rules.clone()).map_err(|source| {
+        let namer = ProcfsNamer::open(&self.procfs, self.rules.clone()).map_err(|source| {
             ListenError::Procfs {
                 path: self.procfs.clone(),
                 source,
             }
         })?;
-        let mut tracker = ProcessTracker::default();
-        let mut pids = Vec::new();
-        reconcile(&mut tracker, &mut namer, &mut pids);
+        let mut session = Session::new(&self.shared, namer);
         self.shared.set_up(true);
         tracing::info!(
-            processes = tracker.len(),
+            processes = session.tracker.len(),
             "following process events: exits are classified as they happen"
         );
-        let mut losses = LossCounter::default();
         let mut buf = vec![0u8; DATAGRAM_BUFFER];
-        let mut lost_since_reconcile = false;
-        let mut reconciled_at = Instant::now();
-        let mut overflow_logged: Option<Instant> = None;
         loop {
             match recv(&socket, &mut buf[..], RecvFlags::DONTWAIT) {
                 Ok((0, _)) => {}
-                Ok((n, _)) => {
-                    let mut handled = 0u64;
-                    let to_boottime = crate::clock::boottime_offset_ns();
-                    for message in parse_datagram(&buf[..n]) {
-                        let message = match message {
-                            Ok(message) => message,
-                            Err(e) => {
-                                tracing::debug!(error = %e, "skipping a process-events message");
-                                continue;
-                            }
-                        };
-                        handled += 1;
-                        let dropped = losses.observe(&message);
-                        if dropped > 0 {
-                            tracing::debug!(cpu = message.cpu, seq = message.seq, dropped, event = ?message.event, "process events missing before this one");
-                            self.shared.count_lost(LostCause::Dropped, dropped);
-                            self.shared.renames_lost();
-                            lost_since_reconcile = true;
-                        }
-                        let stamp = message.timestamp_ns.saturating_add_signed(to_boottime);
-                        match tracker.handle(&message.event, stamp, &mut namer) {
-                            Outcome::Exit(record) => self.shared.push(record),
-                            Outcome::UnnamedExit => self.shared.count_lost(LostCause::Unnamed, 1),
-                            Outcome::None => {}
-                        }
-                        match message.event {
-                            ProcEvent::Exec { pid, tgid } | ProcEvent::Comm { pid, tgid, .. }
-                                if pid == tgid =>
-                            {
-                                self.shared.note_renamed(tgid);
-                            }
-                            ProcEvent::Ack { err } => {
-                                tracing::debug!(err, "process-events acknowledgement");
-                            }
-                            _ => {}
-                        }
-                    }
-                    self.shared.count_events(handled);
-                }
+                Ok((n, _)) => session.datagram(&buf[..n]),
                 Err(Errno::AGAIN) => {
-                    if lost_since_reconcile && reconciled_at.elapsed() >= RECONCILE_INTERVAL {
-                        reconcile(&mut tracker, &mut namer, &mut pids);
-                        lost_since_reconcile = false;
-                        reconciled_at = Instant::now();
-                    }
+                    session.idle();
                     wait_readable(&socket)?;
                 }
-                Err(Errno::NOBUFS) => {
-                    // The gaps in the next events' sequence numbers count what was dropped.
-                    self.shared.renames_lost();
-                    lost_since_reconcile = true;
-                    if overflow_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                        tracing::warn!("process events arrive faster than oomwatch reads them; the kernel dropped some (counted in oomwatch_exit_events_lost_total, cause dropped)");
-                        overflow_logged = Some(Instant::now());
-                    }
-                }
+                Err(Errno::NOBUFS) => session.overflowed(),
                 Err(Errno::INTR) => {}
                 Err(errno) => return Err(ListenError::Socket(errno)),
             }
+        }
+    }
+}
+
+/// One subscription: the process table and what was lost since it was last made whole.
+struct Session<'s> {
+    shared: &'s ExitsShared,
+    tracker: ProcessTracker,
+    namer: ProcfsNamer,
+    pids: Vec<u32>,
+    losses: LossCounter,
+    lost_since_reconcile: bool,
+    reconciled_at: Instant,
+    overflow_logged: Option<Instant>,
+}
+
+impl<'s> Session<'s> {
+    /// Starts with every process in /proc named.
+    fn new(shared: &'s ExitsShared, namer: ProcfsNamer) -> Self {
+        let mut session = Self {
+            shared,
+            tracker: ProcessTracker::default(),
+            namer,
+            pids: Vec::new(),
+            losses: LossCounter::default(),
+            lost_since_reconcile: false,
+            reconciled_at: Instant::now(),
+            overflow_logged: None,
+        };
+        reconcile(&mut session.tracker, &mut session.namer, &mut session.pids);
+        session
+    }
+
+    /// Handles every event of one datagram.
+    fn datagram(&mut self, bytes: &[u8]) {
+        let mut handled = 0u64;
+        let to_boottime = crate::clock::boottime_offset_ns();
+        for message in parse_datagram(bytes) {
+            match message {
+                Ok(message) => {
+                    handled += 1;
+                    self.event(&message, to_boottime);
+                }
+                Err(e) => tracing::debug!(error = %e, "skipping a process-events message"),
+            }
+        }
+        self.shared.count_events(handled);
+    }
+
+    fn event(&mut self, message: &EventMessage, to_boottime: i64) {
+        let dropped = self.losses.observe(message);
+        if dropped > 0 {
+            tracing::debug!(cpu = message.cpu, seq = message.seq, dropped, event = ?message.event, "process events missing before this one");
+            self.shared.count_lost(LostCause::Dropped, dropped);
+            self.shared.renames_lost();
+            self.lost_since_reconcile = true;
+        }
+        let stamp = message.timestamp_ns.saturating_add_signed(to_boottime);
+        match self.tracker.handle(&message.event, stamp, &mut self.namer) {
+            Outcome::Exit(record) => self.shared.push(record),
+            Outcome::UnnamedExit => self.shared.count_lost(LostCause::Unnamed, 1),
+            Outcome::None => {}
+        }
+        match message.event {
+            ProcEvent::Exec { pid, tgid } | ProcEvent::Comm { pid, tgid, .. } if pid == tgid => {
+                self.shared.note_renamed(tgid);
+            }
+            ProcEvent::Ack { err } => {
+                tracing::debug!(err, "process-events acknowledgement");
+            }
+            _ => {}
+        }
+    }
+
+    /// Nothing to read: after a loss, names /proc again (at most every interval).
+    fn idle(&mut self) {
+        if self.lost_since_reconcile && self.reconciled_at.elapsed() >= RECONCILE_INTERVAL {
+            reconcile(&mut self.tracker, &mut self.namer, &mut self.pids);
+            self.lost_since_reconcile = false;
+            self.reconciled_at = Instant::now();
+        }
+    }
+
+    /// The socket overflowed: the gaps in the next events' sequence numbers count what
+    /// was dropped.
+    fn overflowed(&mut self) {
+        self.shared.renames_lost();
+        self.lost_since_reconcile = true;
+        if self
+            .overflow_logged
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
+        {
+            tracing::warn!("process events arrive faster than oomwatch reads them; the kernel dropped some (counted in oomwatch_exit_events_lost_total, cause dropped)");
+            self.overflow_logged = Some(Instant::now());
         }
     }
 }

@@ -150,24 +150,7 @@ impl ProcessTracker {
                 parent_tgid,
                 child_pid,
                 child_tgid,
-            } => {
-                if child_pid != child_tgid {
-                    return Outcome::None; // a new thread
-                }
-                let inherited = self.processes.get(&parent_tgid).map(|parent| Tracked {
-                    ppid: parent_tgid,
-                    top_level: Some(false),
-                    ..parent.clone()
-                });
-                let child = match inherited {
-                    Some(child) => Some(child),
-                    None => namer.name(child_tgid).map(|named| self.tracked(named)),
-                };
-                if let Some(child) = child {
-                    self.processes.insert(child_tgid, child);
-                }
-                Outcome::None
-            }
+            } if child_pid == child_tgid => self.on_fork(parent_tgid, child_tgid, namer),
             ProcEvent::Exec { pid, tgid } if pid == tgid => {
                 self.rename(tgid, namer);
                 Outcome::None
@@ -188,45 +171,74 @@ impl ProcessTracker {
                 tgid,
                 exit_code,
                 parent_tgid,
-            } if pid == tgid => {
-                let Some(gone) = self.processes.remove(&tgid) else {
-                    return Outcome::None;
-                };
-                let Kind::User {
-                    group,
-                    source,
-                    named,
-                } = gone.kind
-                else {
-                    return Outcome::None;
-                };
-                if !named {
-                    return Outcome::UnnamedExit;
-                }
-                let parent = if parent_tgid != 0 {
-                    parent_tgid
-                } else {
-                    gone.ppid
-                };
-                // Under a parent of another group now: the scan sees it as top-level.
-                let orphaned = !self.in_group(parent, &group);
-                let top_level = gone.top_level.unwrap_or(orphaned);
-                if !top_level && !orphaned {
-                    // A worker under its master: no scan could take it for an instance.
-                    return Outcome::None;
-                }
-                Outcome::Exit(ExitRecord {
-                    pid: tgid,
-                    comm: gone.comm,
-                    group,
-                    source,
-                    status: WaitStatus::from_exit_code(exit_code),
-                    boottime_ns,
-                    top_level,
-                })
-            }
+            } if pid == tgid => self.on_exit(tgid, exit_code, parent_tgid, boottime_ns),
+            // Threads, and events that do not change a process's group.
             _ => Outcome::None,
         }
+    }
+
+    /// A new process: it inherits its parent's group (not top-level under it), or is
+    /// named from /proc when the parent is unknown.
+    fn on_fork(&mut self, parent_tgid: u32, child_tgid: u32, namer: &mut impl Namer) -> Outcome {
+        let inherited = self.processes.get(&parent_tgid).map(|parent| Tracked {
+            ppid: parent_tgid,
+            top_level: Some(false),
+            ..parent.clone()
+        });
+        let child = match inherited {
+            Some(child) => Some(child),
+            None => namer.name(child_tgid).map(|named| self.tracked(named)),
+        };
+        if let Some(child) = child {
+            self.processes.insert(child_tgid, child);
+        }
+        Outcome::None
+    }
+
+    /// A process ended: an exit record when a scan could have taken it for an instance
+    /// (top-level, or orphaned under a parent of another group).
+    fn on_exit(
+        &mut self,
+        tgid: u32,
+        exit_code: u32,
+        parent_tgid: u32,
+        boottime_ns: u64,
+    ) -> Outcome {
+        let Some(gone) = self.processes.remove(&tgid) else {
+            return Outcome::None;
+        };
+        let Kind::User {
+            group,
+            source,
+            named,
+        } = gone.kind
+        else {
+            return Outcome::None;
+        };
+        if !named {
+            return Outcome::UnnamedExit;
+        }
+        let parent = if parent_tgid != 0 {
+            parent_tgid
+        } else {
+            gone.ppid
+        };
+        // Under a parent of another group now: the scan sees it as top-level.
+        let orphaned = !self.in_group(parent, &group);
+        let top_level = gone.top_level.unwrap_or(orphaned);
+        if !top_level && !orphaned {
+            // A worker under its master: no scan could take it for an instance.
+            return Outcome::None;
+        }
+        Outcome::Exit(ExitRecord {
+            pid: tgid,
+            comm: gone.comm,
+            group,
+            source,
+            status: WaitStatus::from_exit_code(exit_code),
+            boottime_ns,
+            top_level,
+        })
     }
 
     /// True when `pid` is a user process of `group`.

@@ -16,17 +16,5 @@ pub mod rules;
 pub mod table;
 
 pub use naming::{auto_group, auto_group_name, auto_group_with, NameSource};
-pub use rules::{GroupRule, GroupRules, ProcessFields, RuleField};
-pub use table::{GroupTable, InstanceKey, TableSettings};
-
-/// The group a process belongs to before the cap on automatic groups: the first rule of
-/// the config file that matches, else the zero-config name; and where the name came from.
-pub fn group_name(rules: &GroupRules, process: ProcessFields<'_>) -> (String, NameSource) {
-    match rules.classify(process) {
-        Some(name) => (name, NameSource::Rule),
-        None => auto_group_with(process.cgroup, process.comm, |kube| rules.pod_name(kube)),
-    }
-}
-
-/// The group that collects automatic groups beyond `--groups.max`.
-pub const OTHER_GROUP: &str = "other";
+pub use rules::{group_name, GroupRule, GroupRules, ProcessFields, RuleField};
+pub use table::{GroupTable, InstanceKey, TableSettings, OTHER_GROUP};

@@ -3,7 +3,8 @@
 //! reads /proc to name a group, shared by the scan and the process-events listener so
 //! both put a process in the same group.
 
-use super::{group_name, GroupRules, NameSource, ProcessFields};
+use super::naming::NameSource;
+use super::rules::{group_name, GroupRules, ProcessFields};
 use crate::procfs::pid::{join_cmdline, parse_pid_cgroup, PidCgroups};
 use crate::procfs::reader::{PidDir, PidReadError, ReadBuf};
 use crate::procfs::ParseError;

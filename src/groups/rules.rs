@@ -8,6 +8,7 @@ use std::sync::Arc;
 use regex::Regex;
 
 use super::kubernetes::KubeCgroup;
+use super::naming::{auto_group_with, NameSource};
 use super::pods::PodNames;
 
 /// The process field a rule matches.
@@ -101,6 +102,15 @@ impl GroupRules {
                 name
             })
         })
+    }
+}
+
+/// The group a process belongs to before the cap on automatic groups: the first rule of
+/// the config file that matches, else the zero-config name; and where the name came from.
+pub fn group_name(rules: &GroupRules, process: ProcessFields<'_>) -> (String, NameSource) {
+    match rules.classify(process) {
+        Some(name) => (name, NameSource::Rule),
+        None => auto_group_with(process.cgroup, process.comm, |kube| rules.pod_name(kube)),
     }
 }
 

@@ -23,7 +23,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::OTHER_GROUP;
 use crate::exit_reason::ExitReason;
 
 /// One process instance: a pid reused by another program is a different instance.
@@ -32,6 +31,9 @@ pub struct InstanceKey {
     pub pid: u32,
     pub start_ticks: u64,
 }
+
+/// The group that collects automatic groups beyond `--groups.max`.
+pub const OTHER_GROUP: &str = "other";
 
 /// A new instance this long after the last one died is a start, not a restart.
 pub const RESTART_WINDOW_SECS: f64 = 900.0;

@@ -13,6 +13,7 @@ use std::fmt::Write;
 use super::format::{ago, bytes, describe, duration, utc};
 use crate::events::{Event, EventKind};
 use crate::exit_reason::ExitReason;
+use crate::procfs::host::{MemInfo, MemoryPressure};
 use crate::snapshot::{GroupMemory, Snapshot};
 
 /// Events shown in the timeline; the API has the rest.
@@ -117,105 +118,126 @@ As of {now} (scan {age} old); refreshes every {refresh} s. Times are UTC.</p>\n\
 fn host_section(html: &mut String, input: &PageInput<'_>) {
     let snapshot = input.snapshot;
     html.push_str("<section id=\"host\"><h2>Host</h2><dl>\n");
-    let mut row = |term: &str, value: String| {
+    let mut rows = boot_rows(input);
+    rows.extend(
+        snapshot
+            .memory
+            .as_ref()
+            .map(memory_rows)
+            .into_iter()
+            .flatten(),
+    );
+    rows.extend(snapshot.pressure.as_ref().map(pressure_row));
+    rows.push(("OOM kills this boot", oom_kills_row(snapshot)));
+    for (term, value) in rows {
         let _ = writeln!(html, "<dt>{term}</dt><dd>{value}</dd>");
-    };
-    match &snapshot.boot {
-        Some(boot) => {
-            let btime = boot.boot_time_seconds as f64;
-            row(
-                "Booted",
-                format!("{} (up {})", utc(btime), duration(input.now - btime)),
-            );
-            let history = &boot.history;
-            let last = match &history.last_reboot {
-                Some(reboot) => {
-                    let (class, verdict) = match reboot.unexpected {
-                        true => ("bad", "unexpected"),
-                        false => ("ok", "expected"),
-                    };
-                    let downtime = reboot
-                        .downtime_seconds
-                        .map_or_else(String::new, |d| format!(", down {}", duration(d)));
-                    format!(
-                        "{} ({}): <span class=\"{class}\">{verdict}, {}</span>{downtime}<br><span class=\"muted\">{}</span>",
-                        utc(reboot.at),
-                        ago(input.now, reboot.at),
-                        escape(&reboot.cause),
-                        escape(&reboot.evidence),
-                    )
-                }
-                None => "none seen since this state directory was created".into(),
-            };
-            row("Last reboot", last);
-            row(
-                "Boots seen",
-                format!(
-                    "{} ({} unexpected reboots)",
-                    history.boots_total, history.unexpected_reboots_total
-                ),
-            );
-        }
-        None => row(
+    }
+    html.push_str("</dl></section>\n");
+}
+
+/// The boot, the last reboot with its cause, and the boots seen.
+fn boot_rows(input: &PageInput<'_>) -> Vec<(&'static str, String)> {
+    let Some(boot) = &input.snapshot.boot else {
+        return vec![(
             "Boot",
             "<span class=\"warn\">unknown (the boot collector failed or is off)</span>".into(),
-        ),
-    }
-    if let Some(memory) = &snapshot.memory {
-        let available = match memory.available_bytes {
-            Some(available) if memory.total_bytes > 0 => {
-                let share = available as f64 / memory.total_bytes as f64;
-                let class = if share < 0.1 {
-                    "bad"
-                } else if share < 0.2 {
-                    "warn"
-                } else {
-                    "ok"
-                };
-                format!(
-                    "<span class=\"{class}\">{} available</span> of {} ({:.0}%)",
-                    bytes(available),
-                    bytes(memory.total_bytes),
-                    share * 100.0
-                )
-            }
-            _ => format!(
-                "{} total (MemAvailable not reported)",
-                bytes(memory.total_bytes)
-            ),
-        };
-        row("Memory", available);
-        if memory.swap_total_bytes > 0 {
-            row(
-                "Swap",
-                format!(
-                    "{} free of {}",
-                    bytes(memory.swap_free_bytes),
-                    bytes(memory.swap_total_bytes)
-                ),
-            );
-        } else {
-            row("Swap", "none".into());
-        }
-    }
-    if let Some(pressure) = &snapshot.pressure {
-        let averages = |avg: Option<[f64; 3]>| {
-            avg.map_or_else(
-                || "n/a".to_owned(),
-                |[a10, a60, a300]| format!("{a10:.2}% / {a60:.2}% / {a300:.2}%"),
-            )
-        };
-        let busy = pressure.waiting_avg.is_some_and(|[a10, _, _]| a10 >= 10.0);
-        row(
-            "Memory pressure (PSI)",
+        )];
+    };
+    let btime = boot.boot_time_seconds as f64;
+    let history = &boot.history;
+    let last = match &history.last_reboot {
+        Some(reboot) => {
+            let (class, verdict) = match reboot.unexpected {
+                true => ("bad", "unexpected"),
+                false => ("ok", "expected"),
+            };
+            let downtime = reboot
+                .downtime_seconds
+                .map_or_else(String::new, |d| format!(", down {}", duration(d)));
             format!(
-                "<span class=\"{}\">some {}</span>, full {} <span class=\"muted\">(avg10 / avg60 / avg300)</span>",
-                if busy { "warn" } else { "ok" },
-                averages(pressure.waiting_avg),
-                averages(pressure.stalled_avg)
+                "{} ({}): <span class=\"{class}\">{verdict}, {}</span>{downtime}<br><span class=\"muted\">{}</span>",
+                utc(reboot.at),
+                ago(input.now, reboot.at),
+                escape(&reboot.cause),
+                escape(&reboot.evidence),
+            )
+        }
+        None => "none seen since this state directory was created".into(),
+    };
+    vec![
+        (
+            "Booted",
+            format!("{} (up {})", utc(btime), duration(input.now - btime)),
+        ),
+        ("Last reboot", last),
+        (
+            "Boots seen",
+            format!(
+                "{} ({} unexpected reboots)",
+                history.boots_total, history.unexpected_reboots_total
             ),
-        );
-    }
+        ),
+    ]
+}
+
+/// Memory available (coloured by its share of the total) and swap.
+fn memory_rows(memory: &MemInfo) -> [(&'static str, String); 2] {
+    let available = match memory.available_bytes {
+        Some(available) if memory.total_bytes > 0 => {
+            let share = available as f64 / memory.total_bytes as f64;
+            let class = if share < 0.1 {
+                "bad"
+            } else if share < 0.2 {
+                "warn"
+            } else {
+                "ok"
+            };
+            format!(
+                "<span class=\"{class}\">{} available</span> of {} ({:.0}%)",
+                bytes(available),
+                bytes(memory.total_bytes),
+                share * 100.0
+            )
+        }
+        _ => format!(
+            "{} total (MemAvailable not reported)",
+            bytes(memory.total_bytes)
+        ),
+    };
+    let swap = if memory.swap_total_bytes > 0 {
+        format!(
+            "{} free of {}",
+            bytes(memory.swap_free_bytes),
+            bytes(memory.swap_total_bytes)
+        )
+    } else {
+        "none".into()
+    };
+    [("Memory", available), ("Swap", swap)]
+}
+
+/// Memory pressure averages, marked when tasks waited 10% of the last 10 s or more.
+fn pressure_row(pressure: &MemoryPressure) -> (&'static str, String) {
+    let averages = |avg: Option<[f64; 3]>| {
+        avg.map_or_else(
+            || "n/a".to_owned(),
+            |[a10, a60, a300]| format!("{a10:.2}% / {a60:.2}% / {a300:.2}%"),
+        )
+    };
+    let busy = pressure.waiting_avg.is_some_and(|[a10, _, _]| a10 >= 10.0);
+    (
+        "Memory pressure (PSI)",
+        format!(
+            "<span class=\"{}\">some {}</span>, full {} <span class=\"muted\">(avg10 / avg60 / avg300)</span>",
+            if busy { "warn" } else { "ok" },
+            averages(pressure.waiting_avg),
+            averages(pressure.stalled_avg)
+        ),
+    )
+}
+
+/// The kernel's OOM kill count this boot, and whether the kernel log explains it.
+fn oom_kills_row(snapshot: &Snapshot) -> String {
     let kills = snapshot.vmstat_oom_kills.map(|k| k.to_string());
     let kmsg = snapshot.kmsg.as_ref().map(|k| {
         let unexplained = snapshot
@@ -233,15 +255,11 @@ fn host_section(html: &mut String, input: &PageInput<'_>) {
             _ => read,
         }
     });
-    row(
-        "OOM kills this boot",
-        match (kills, kmsg) {
-            (Some(kills), Some(kmsg)) => format!("{kills} ({kmsg})"),
-            (Some(kills), None) => kills,
-            (None, _) => "unknown (/proc/vmstat unread)".into(),
-        },
-    );
-    html.push_str("</dl></section>\n");
+    match (kills, kmsg) {
+        (Some(kills), Some(kmsg)) => format!("{kills} ({kmsg})"),
+        (Some(kills), None) => kills,
+        (None, _) => "unknown (/proc/vmstat unread)".into(),
+    }
 }
 
 /// An exit with code 0: most are commands finishing, the noise of a busy host. The page

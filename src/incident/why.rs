@@ -74,6 +74,53 @@ pub fn explain<'a>(
     live: &'a [LiveInstance],
     max_deaths: usize,
 ) -> Explanation<'a> {
+    let groups = named_groups(target, events, state, live);
+    let ours = |e: &Event| e.kind.group().is_some_and(|g| groups.contains(g));
+    let deaths: Vec<&Event> = events
+        .iter()
+        .rev()
+        .filter(|e| match &e.kind {
+            EventKind::OomKill(_) | EventKind::Exit { .. } => ours(e) && !repeats_a_kill(e, events),
+            EventKind::Reboot { .. } => !groups.is_empty(),
+            EventKind::Restart { .. } => false,
+        })
+        .take(max_deaths)
+        .collect();
+    let restarts: Vec<&Event> = events
+        .iter()
+        .rev()
+        .filter(|e| matches!(e.kind, EventKind::Restart { .. }) && ours(e))
+        .take(max_deaths)
+        .collect();
+    let (restarts_total, exits_total) = state_totals(state, &groups);
+    Explanation {
+        target,
+        deaths,
+        restarts,
+        restarts_total,
+        exits_total,
+        kernel_kills: state
+            .kmsg
+            .victims
+            .iter()
+            .filter(|v| groups.contains(&v.group))
+            .collect(),
+        live: live.iter().filter(|l| groups.contains(&l.group)).collect(),
+        groups,
+        events_in_log: events.len(),
+        log_starts: events.first().map(|e| e.time),
+    }
+}
+
+/// The groups a target means: the groups a pid was seen in (in the log or alive), or the
+/// groups and commands a name matches (`nginx` for `nginx.service`) in the log, among the
+/// live processes, the state file's groups and its kernel-log victims.
+fn named_groups(
+    target: &Target,
+    events: &[Event],
+    state: &PersistedState,
+    live: &[LiveInstance],
+) -> BTreeSet<String> {
     let mut groups = BTreeSet::new();
     match target {
         Target::Pid(pid) => {
@@ -114,34 +161,31 @@ pub fn explain<'a>(
             );
         }
     }
-    let ours = |e: &Event| e.kind.group().is_some_and(|g| groups.contains(g));
-    let folded = |e: &Event| match &e.kind {
-        EventKind::Exit {
-            reason: ExitReason::OomKilled,
-            pid,
-            ..
-        } => events.iter().any(|k| match &k.kind {
-            EventKind::OomKill(kill) => kill.pid == *pid && (k.time - e.time).abs() < 300.0,
-            _ => false,
-        }),
-        _ => false,
+    groups
+}
+
+/// An `oom_killed` exit of a process whose OOM kill is in the log (within 5 minutes): the
+/// same death, told once by the kill.
+fn repeats_a_kill(exit: &Event, events: &[Event]) -> bool {
+    let EventKind::Exit {
+        reason: ExitReason::OomKilled,
+        pid,
+        ..
+    } = &exit.kind
+    else {
+        return false;
     };
-    let deaths: Vec<&Event> = events
-        .iter()
-        .rev()
-        .filter(|e| match &e.kind {
-            EventKind::OomKill(_) | EventKind::Exit { .. } => ours(e) && !folded(e),
-            EventKind::Reboot { .. } => !groups.is_empty(),
-            EventKind::Restart { .. } => false,
-        })
-        .take(max_deaths)
-        .collect();
-    let restarts: Vec<&Event> = events
-        .iter()
-        .rev()
-        .filter(|e| matches!(e.kind, EventKind::Restart { .. }) && ours(e))
-        .take(max_deaths)
-        .collect();
+    events.iter().any(|k| match &k.kind {
+        EventKind::OomKill(kill) => kill.pid == *pid && (k.time - exit.time).abs() < 300.0,
+        _ => false,
+    })
+}
+
+/// The restarts and exits the state file counted for these groups.
+fn state_totals(
+    state: &PersistedState,
+    groups: &BTreeSet<String>,
+) -> (u64, BTreeMap<ExitReason, u64>) {
     let mut exits_total = BTreeMap::new();
     let mut restarts_total = 0;
     for (name, group) in &state.groups.groups {
@@ -152,23 +196,7 @@ pub fn explain<'a>(
             }
         }
     }
-    Explanation {
-        target,
-        deaths,
-        restarts,
-        restarts_total,
-        exits_total,
-        kernel_kills: state
-            .kmsg
-            .victims
-            .iter()
-            .filter(|v| groups.contains(&v.group))
-            .collect(),
-        live: live.iter().filter(|l| groups.contains(&l.group)).collect(),
-        groups,
-        events_in_log: events.len(),
-        log_starts: events.first().map(|e| e.time),
-    }
+    (restarts_total, exits_total)
 }
 
 impl Explanation<'_> {
@@ -201,6 +229,14 @@ impl Explanation<'_> {
         out.push('\n');
         let _ = writeln!(out, "Answer: {}", self.verdict(now));
         out.push('\n');
+        self.write_deaths(&mut out, now);
+        self.write_restarts(&mut out, now);
+        self.write_counts(&mut out);
+        self.write_risk(&mut out);
+        out
+    }
+
+    fn write_deaths(&self, out: &mut String, now: f64) {
         out.push_str("Latest deaths, newest first:\n");
         if self.deaths.is_empty() {
             out.push_str("  none recorded\n");
@@ -223,6 +259,9 @@ impl Explanation<'_> {
                 }
             );
         }
+    }
+
+    fn write_restarts(&self, out: &mut String, now: f64) {
         out.push_str("\nRestarts, newest first:\n");
         if self.restarts.is_empty() {
             out.push_str("  none recorded\n");
@@ -240,6 +279,9 @@ impl Explanation<'_> {
                 ago(now, event.time)
             );
         }
+    }
+
+    fn write_counts(&self, out: &mut String) {
         let exits: Vec<String> = self
             .exits_total
             .iter()
@@ -252,10 +294,13 @@ impl Explanation<'_> {
             self.restarts_total,
             if exits.is_empty() { "none".to_owned() } else { exits.join(", ") },
         );
+    }
+
+    fn write_risk(&self, out: &mut String) {
         out.push_str("\nOOM risk now:\n");
         if self.live.is_empty() {
             out.push_str("  not running: no live process of this group\n");
-            return out;
+            return;
         }
         let _ = writeln!(
             out,
@@ -285,7 +330,6 @@ impl Explanation<'_> {
             );
         }
         out.push_str("  (RANK 1: the first process the kernel would kill in a host-wide OOM)\n");
-        out
     }
 
     /// One sentence: the latest death and what followed.

@@ -11,7 +11,22 @@ pub(super) fn processes(
     f: &mut Family<'_, '_>,
     p: &ProcessesSample,
 ) -> Result<(), std::fmt::Error> {
-    let top = &p.top;
+    next_victims(f, &p.top)?;
+    groups(f, &p.groups)?;
+    f.counter(
+        "oomwatch_processes_vanished_total",
+        "Processes that exited while they were being read (skipped, not errors).",
+        Some(p.vanished_total),
+    )?;
+    f.gauge(
+        "oomwatch_processes_pinned",
+        "Processes held open between scans (one descriptor each, bounded by --processes.max-pinned and the open-file limit).",
+        Some(p.pinned),
+    )
+}
+
+/// The top-K processes by oom_score, with their pid: the only series that carry one.
+fn next_victims(f: &mut Family<'_, '_>, top: &[ProcessRow]) -> Result<(), std::fmt::Error> {
     type ProcessLabels<'a> = ([(&'a str, u32); 1], [(&'a str, &'a str); 2]);
     fn labels(r: &ProcessRow) -> ProcessLabels<'_> {
         ([("pid", r.pid)], [("comm", &*r.comm), ("group", &*r.group)])
@@ -30,9 +45,11 @@ pub(super) fn processes(
         "oomwatch_process_resident_memory_bytes",
         "Resident memory (statm) of the top-K processes by oom_score.",
         top.iter().map(|r| (labels(r), r.resident_bytes)),
-    )?;
+    )
+}
 
-    let g = &p.groups;
+/// Each group: processes, memory, OOM risk, start, restarts, exits.
+fn groups(f: &mut Family<'_, '_>, g: &[GroupRow]) -> Result<(), std::fmt::Error> {
     f.gauges(
         "oomwatch_group_processes",
         "Processes in the group now (0 while the service is down).",
@@ -81,16 +98,6 @@ pub(super) fn processes(
                 ((group_label(&r.name), [("reason", reason.label())]), n)
             })
         }),
-    )?;
-    f.counter(
-        "oomwatch_processes_vanished_total",
-        "Processes that exited while they were being read (skipped, not errors).",
-        Some(p.vanished_total),
-    )?;
-    f.gauge(
-        "oomwatch_processes_pinned",
-        "Processes held open between scans (one descriptor each, bounded by --processes.max-pinned and the open-file limit).",
-        Some(p.pinned),
     )?;
     Ok(())
 }

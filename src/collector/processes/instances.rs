@@ -41,6 +41,9 @@ use crate::procfs::ParseError;
 /// Every pinned instance's oom_score is read at least once per this many scans.
 pub(super) const SCORE_REFRESH_SCANS: u64 = 16;
 
+/// An instance's comm, group and memory cgroup, as cached.
+type Identity = (Arc<str>, Arc<str>, Option<Arc<str>>);
+
 /// One process as this scan read it.
 #[derive(Debug)]
 pub(super) struct Row {
@@ -266,12 +269,7 @@ impl InstanceReader {
                 Some(c) => (c.comm.clone(), c.group.clone(), c.memcg.clone()),
                 None => {
                     let comm = intern(&mut self.comms, &String::from_utf8_lossy(stat.comm));
-                    if kernel_thread {
-                        (comm, self.kernel_group.clone(), None)
-                    } else {
-                        let (group, memcg) = self.classify(dir, &comm, classifier)?;
-                        (comm, group, memcg)
-                    }
+                    self.identify(dir, classifier, comm, kernel_thread)?
                 }
             };
         // The instance's pin if it has one; else a new one, counted against the budget.
@@ -284,30 +282,7 @@ impl InstanceReader {
         let (basis, score) = if kernel_thread {
             (ScoreBasis::default(), 0)
         } else {
-            let statm = parse_statm(dir.read_small(c"statm", &mut self.buf)?)
-                .map_err(|e| invalid(pid, e))?;
-            let adj = match held.or(fresh_pin.as_ref()) {
-                Some(pin) => read_adj(pin, pid, &mut self.buf)?,
-                None => parse_oom_value(
-                    "oom_score_adj",
-                    dir.read_small(c"oom_score_adj", &mut self.buf)?,
-                )
-                .map_err(|e| invalid(pid, e))?,
-            };
-            let basis = ScoreBasis { statm, adj };
-            // The same rule as the pinned path: a score whose inputs did not move stands.
-            let (scan, total_changed) = (self.scan, self.total_changed);
-            let known = same_instance
-                .filter(|c| c.basis == basis && !total_changed && !refresh_due(scan, pid));
-            let score = match known {
-                Some(c) => c.oom_score,
-                None => {
-                    self.counts.scores += 1;
-                    parse_oom_value("oom_score", dir.read_small(c"oom_score", &mut self.buf)?)
-                        .map_err(|e| invalid(pid, e))?
-                }
-            };
-            (basis, score)
+            self.read_risk(dir, held.or(fresh_pin.as_ref()), same_instance)?
         };
         self.counts.full += 1;
         let row = (!kernel_thread).then(|| Row {
@@ -336,6 +311,55 @@ impl InstanceReader {
             stat_stale: false,
         };
         Ok((cached, row))
+    }
+
+    /// A newly named instance's group and memory cgroup (kernel threads share one group).
+    fn identify(
+        &mut self,
+        dir: &PidDir,
+        classifier: &mut Classifier<'_>,
+        comm: Arc<str>,
+        kernel_thread: bool,
+    ) -> Result<Identity, ProcessError> {
+        if kernel_thread {
+            return Ok((comm, self.kernel_group.clone(), None));
+        }
+        let (group, memcg) = self.classify(dir, &comm, classifier)?;
+        Ok((comm, group, memcg))
+    }
+
+    /// Reads statm and oom_score_adj (through the pin when there is one), and oom_score
+    /// unless the cached score's inputs did not move (the same rule as the pinned path).
+    fn read_risk(
+        &mut self,
+        dir: &PidDir,
+        pin: Option<&Pin>,
+        same_instance: Option<&CachedInstance>,
+    ) -> Result<(ScoreBasis, i32), ProcessError> {
+        let pid = dir.pid();
+        let statm =
+            parse_statm(dir.read_small(c"statm", &mut self.buf)?).map_err(|e| invalid(pid, e))?;
+        let adj = match pin {
+            Some(pin) => read_adj(pin, pid, &mut self.buf)?,
+            None => parse_oom_value(
+                "oom_score_adj",
+                dir.read_small(c"oom_score_adj", &mut self.buf)?,
+            )
+            .map_err(|e| invalid(pid, e))?,
+        };
+        let basis = ScoreBasis { statm, adj };
+        let (scan, total_changed) = (self.scan, self.total_changed);
+        let known =
+            same_instance.filter(|c| c.basis == basis && !total_changed && !refresh_due(scan, pid));
+        let score = match known {
+            Some(c) => c.oom_score,
+            None => {
+                self.counts.scores += 1;
+                parse_oom_value("oom_score", dir.read_small(c"oom_score", &mut self.buf)?)
+                    .map_err(|e| invalid(pid, e))?
+            }
+        };
+        Ok((basis, score))
     }
 
     /// Decides the group and memory cgroup of a newly seen instance.

@@ -223,13 +223,40 @@ impl Collector for ProcessesCollector {
             Some(boot) => boot.boot_time_seconds,
             None => parse_stat_btime(&read_file(&self.roots.proc_file("stat"))?)?,
         };
+        let pids = self.list_pids()?;
+        let total_pages = out.memory.as_ref().map(|m| {
+            m.total_bytes.saturating_add(m.swap_total_bytes) / self.settings.page_size.max(1)
+        });
+        let rows = self.read_rows(&pids, total_pages);
+        self.pids = pids;
+
+        let vanished = self.top_level.observe(&rows, &mut self.table, now_secs);
+        self.settle_exits(vanished, now_secs);
+        self.log_restarts(&rows, btime);
+        let sample = summarise(&rows, &self.table, btime, &self.settings);
+        self.links
+            .live
+            .publish(rows.iter().map(|r| (r.pid, r.start_ticks, r.group.clone())));
+        self.persist(now_secs);
+        self.rows = rows;
+        out.processes = Some(ProcessesSample {
+            vanished_total: self.vanished,
+            pinned: self.reader.pins(),
+            ..sample
+        });
+        Ok(())
+    }
+}
+
+impl ProcessesCollector {
+    /// The pids in /proc, ascending, in the buffer kept from the last scan.
+    fn list_pids(&mut self) -> Result<Vec<u32>, CollectError> {
+        let read_error = |source| CollectError::Read {
+            path: self.roots.procfs().to_path_buf(),
+            source,
+        };
         if self.proc_dir.is_none() {
-            let opened =
-                ProcDir::open(self.roots.procfs()).map_err(|source| CollectError::Read {
-                    path: self.roots.procfs().to_path_buf(),
-                    source,
-                })?;
-            self.proc_dir = Some(opened);
+            self.proc_dir = Some(ProcDir::open(self.roots.procfs()).map_err(read_error)?);
         }
         let mut pids = std::mem::take(&mut self.pids);
         let listed = match self.proc_dir.as_mut() {
@@ -247,10 +274,12 @@ impl Collector for ProcessesCollector {
                 source,
             });
         }
-        let total_pages = out
-            .memory
-            .as_ref()
-            .map(|m| (m.total_bytes + m.swap_total_bytes) / self.settings.page_size.max(1));
+        Ok(pids)
+    }
+
+    /// Reads every process into a row (the row buffer is kept from the last scan); a
+    /// process gone mid-read is counted, one that cannot be read is logged once.
+    fn read_rows(&mut self, pids: &[u32], total_pages: Option<u64>) -> Vec<Row> {
         self.reader
             .begin_scan(self.links.exits.as_deref(), total_pages);
         let mut rows = std::mem::take(&mut self.rows);
@@ -263,7 +292,7 @@ impl Collector for ProcessesCollector {
                 rules: &self.settings.rules,
                 table: &mut self.table,
             };
-            for &pid in &pids {
+            for &pid in pids {
                 match self.reader.read(dir, pid, &mut classifier) {
                     Ok(Some(row)) => rows.push(row),
                     Ok(None) => {}
@@ -276,25 +305,18 @@ impl Collector for ProcessesCollector {
             }
             self.reader.check_parents(dir, &mut rows);
         }
-        self.pids = pids;
         self.reader.end_scan();
-        if let Some(e) = first_error {
-            if !self.unreadable_logged {
-                tracing::warn!(processes = unreadable, error = %e,
-                    "some processes could not be read and are left out (grant CAP_SYS_PTRACE or run as root if this is a permission error)");
-                self.unreadable_logged = true;
-            }
+        if let Some(e) = first_error.filter(|_| !self.unreadable_logged) {
+            tracing::warn!(processes = unreadable, error = %e,
+                "some processes could not be read and are left out (grant CAP_SYS_PTRACE or run as root if this is a permission error)");
+            self.unreadable_logged = true;
         }
+        rows
+    }
 
-        let vanished = self.top_level.observe(&rows, &mut self.table, now_secs);
-        self.settle_exits(vanished, now_secs);
-        self.log_restarts(&rows, btime);
-        let sample = summarise(&rows, &self.table, btime, &self.settings);
-        self.links
-            .live
-            .publish(rows.iter().map(|r| (r.pid, r.start_ticks, r.group.clone())));
-        // Write the state when counts or instances changed, and at least every
-        // STATE_REFRESH so the last-seen times on disk stay close to the truth.
+    /// Writes the group table when counts or instances changed, and at least every
+    /// STATE_REFRESH so the last-seen times on disk stay close to the truth.
+    fn persist(&mut self, now_secs: f64) {
         let due = self
             .last_persisted
             .is_none_or(|at| now_secs - at >= STATE_REFRESH_SECS);
@@ -303,12 +325,5 @@ impl Collector for ProcessesCollector {
             self.links.state.update(|s| s.groups = groups);
             self.last_persisted = Some(now_secs);
         }
-        self.rows = rows;
-        out.processes = Some(ProcessesSample {
-            vanished_total: self.vanished,
-            pinned: self.reader.pins(),
-            ..sample
-        });
-        Ok(())
     }
 }

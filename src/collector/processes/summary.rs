@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use super::instances::Row;
 use super::settings::ProcessesSettings;
+use crate::groups::table::GroupView;
 use crate::groups::table::VanishedInstance;
 use crate::groups::{GroupTable, InstanceKey};
 use crate::snapshot::{GroupCgroup, GroupRow, ProcessRow, ProcessesSample};
+use crate::units::pages_to_bytes;
 
 /// The per-group lists of top-level instances, kept between scans so that a steady scan
 /// allocates nothing for them.
@@ -54,6 +56,45 @@ impl TopLevel {
     }
 }
 
+/// One group's processes, summed over a scan.
+#[derive(Default)]
+struct Aggregate {
+    processes: u64,
+    resident_pages: u64,
+    score_max: Option<i32>,
+    adj_min: Option<i32>,
+    oldest_ticks: Option<u64>,
+    /// Processes per memory cgroup.
+    memcgs: HashMap<Arc<str>, u32>,
+}
+
+impl Aggregate {
+    fn add(&mut self, row: &Row) {
+        self.processes += 1;
+        self.resident_pages = self.resident_pages.saturating_add(row.resident_pages);
+        self.score_max = self.score_max.max(Some(row.oom_score));
+        self.adj_min = Some(
+            self.adj_min
+                .map_or(row.oom_score_adj, |m| m.min(row.oom_score_adj)),
+        );
+        self.oldest_ticks = Some(
+            self.oldest_ticks
+                .map_or(row.start_ticks, |m| m.min(row.start_ticks)),
+        );
+        if let Some(memcg) = &row.memcg {
+            *self.memcgs.entry(memcg.clone()).or_default() += 1;
+        }
+    }
+
+    /// The memory cgroup most of the group lives in; ties go to the smaller path.
+    fn home(&self) -> Option<&Arc<str>> {
+        self.memcgs
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            .map(|(cgroup, _)| cgroup)
+    }
+}
+
 /// Turns the rows of one scan and the group table into the top-K, group rows and group
 /// cgroups.
 pub(super) fn summarise(
@@ -62,35 +103,10 @@ pub(super) fn summarise(
     btime: u64,
     settings: &ProcessesSettings,
 ) -> ProcessesSample {
-    #[derive(Default)]
-    struct Aggregate {
-        processes: u64,
-        resident_pages: u64,
-        score_max: Option<i32>,
-        adj_min: Option<i32>,
-        oldest_ticks: Option<u64>,
-        memcgs: HashMap<Arc<str>, u32>,
-    }
     let mut aggregates: HashMap<Arc<str>, Aggregate> = HashMap::new();
     for row in rows {
-        let agg = aggregates.entry(row.group.clone()).or_default();
-        agg.processes += 1;
-        agg.resident_pages += row.resident_pages;
-        agg.score_max = agg.score_max.max(Some(row.oom_score));
-        agg.adj_min = Some(
-            agg.adj_min
-                .map_or(row.oom_score_adj, |m| m.min(row.oom_score_adj)),
-        );
-        agg.oldest_ticks = Some(
-            agg.oldest_ticks
-                .map_or(row.start_ticks, |m| m.min(row.start_ticks)),
-        );
-        if let Some(memcg) = &row.memcg {
-            *agg.memcgs.entry(memcg.clone()).or_default() += 1;
-        }
+        aggregates.entry(row.group.clone()).or_default().add(row);
     }
-
-    let ticks = settings.table.clock_ticks.max(1) as f64;
     // How many groups have processes in each memory cgroup.
     let mut groups_per_memcg: HashMap<&Arc<str>, u32> = HashMap::new();
     for agg in aggregates.values() {
@@ -98,47 +114,56 @@ pub(super) fn summarise(
             *groups_per_memcg.entry(memcg).or_default() += 1;
         }
     }
-    let mut group_cgroups = Vec::new();
+    let group_cgroups = table
+        .groups()
+        .filter_map(|view| {
+            let agg = aggregates.get(view.name)?;
+            let cgroup = agg.home()?;
+            Some(GroupCgroup {
+                group: view.name.clone(),
+                cgroup: cgroup.clone(),
+                owned: agg.memcgs.len() == 1 && groups_per_memcg.get(cgroup) == Some(&1),
+            })
+        })
+        .collect();
+    let empty = Aggregate::default();
     let groups = table
         .groups()
         .map(|view| {
-            let name = view.name;
-            let agg = aggregates.get(name);
-            // The memory cgroup most of the group lives in; ties go to the smaller path.
-            let home = agg.and_then(|agg| {
-                agg.memcgs
-                    .iter()
-                    .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-            });
-            if let (Some(agg), Some((cgroup, _))) = (agg, home) {
-                group_cgroups.push(GroupCgroup {
-                    group: name.clone(),
-                    cgroup: (*cgroup).clone(),
-                    owned: agg.memcgs.len() == 1 && groups_per_memcg.get(cgroup) == Some(&1),
-                });
-            }
-            let empty = Aggregate::default();
-            let agg = agg.unwrap_or(&empty);
-            GroupRow {
-                name: name.clone(),
-                processes: agg.processes,
-                resident_bytes: agg.resident_pages * settings.page_size,
-                oom_score_max: agg.score_max,
-                oom_score_adj_min: agg.adj_min,
-                start_time_seconds: agg.oldest_ticks.map(|t| btime as f64 + t as f64 / ticks),
-                restarts: view.restarts,
-                configured: view.configured,
-                exits: view.exits.iter().map(|(r, n)| (*r, *n)).collect(),
-            }
+            group_row(
+                view,
+                aggregates.get(view.name).unwrap_or(&empty),
+                btime,
+                settings,
+            )
         })
         .collect();
-
     ProcessesSample {
         top: top_victims(rows, settings.top_k, settings.page_size),
         groups,
         vanished_total: 0,
         pinned: 0,
         group_cgroups,
+    }
+}
+
+fn group_row(
+    view: GroupView<'_>,
+    agg: &Aggregate,
+    btime: u64,
+    settings: &ProcessesSettings,
+) -> GroupRow {
+    let ticks = settings.table.clock_ticks.max(1) as f64;
+    GroupRow {
+        name: view.name.clone(),
+        processes: agg.processes,
+        resident_bytes: pages_to_bytes(agg.resident_pages, settings.page_size),
+        oom_score_max: agg.score_max,
+        oom_score_adj_min: agg.adj_min,
+        start_time_seconds: agg.oldest_ticks.map(|t| btime as f64 + t as f64 / ticks),
+        restarts: view.restarts,
+        configured: view.configured,
+        exits: view.exits.iter().map(|(r, n)| (*r, *n)).collect(),
     }
 }
 
@@ -174,7 +199,7 @@ fn top_victims(rows: &[Row], k: usize, page_size: u64) -> Vec<ProcessRow> {
             group: r.group.clone(),
             oom_score: r.oom_score,
             oom_score_adj: r.oom_score_adj,
-            resident_bytes: r.resident_pages * page_size,
+            resident_bytes: pages_to_bytes(r.resident_pages, page_size),
         })
         .collect()
 }

@@ -14,6 +14,8 @@ use hyper::header::{HeaderName, HeaderValue};
 use rustls::pki_types::ServerName;
 use serde::Deserialize;
 
+mod tls_fields;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WebConfigFile {
@@ -183,10 +185,25 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
     };
     let tls = file
         .tls_server_config
-        .map(|tls| tls_settings(tls, dir))
+        .map(|tls| tls_fields::tls_settings(tls, dir))
         .transpose()?;
+    let basic_auth_users = basic_auth_users(file.basic_auth_users.unwrap_or_default())?;
+    let headers = headers(file.http_server_config.unwrap_or_default())?;
+    let rate_limit = rate_limit(file.rate_limit)?;
+    Ok(WebConfig {
+        tls,
+        basic_auth_users,
+        headers,
+        rate_limit,
+    })
+}
+
+/// `basic_auth_users`: user names and their bcrypt hashes, each checked.
+fn basic_auth_users(
+    users: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, FieldError> {
     let mut basic_auth_users = BTreeMap::new();
-    for (user, hash) in file.basic_auth_users.unwrap_or_default() {
+    for (user, hash) in users {
         let field = format!("basic_auth_users.{user}");
         if user.is_empty() || user.contains(':') {
             return Err(field_error(
@@ -211,7 +228,11 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
         }
         basic_auth_users.insert(user, hash);
     }
-    let http = file.http_server_config.unwrap_or_default();
+    Ok(basic_auth_users)
+}
+
+/// `http_server_config`: the security headers to add to every response.
+fn headers(http: HttpServerConfigFile) -> Result<Vec<(HeaderName, HeaderValue)>, FieldError> {
     if http.http2 == Some(true) {
         tracing::info!("http_server_config.http2: oomwatch serves HTTP/1.1; clients negotiate it");
     }
@@ -236,7 +257,14 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
             .map_err(|e| field_error(&field, e.to_string()))?;
         headers.push((header_name, header_value));
     }
-    let rate_limit = match file.rate_limit {
+    Ok(headers)
+}
+
+/// `rate_limit`: one request per interval, bursts up to the count; None: unlimited.
+fn rate_limit(
+    rate_limit: Option<RateLimitFile>,
+) -> Result<Option<(std::time::Duration, u32)>, FieldError> {
+    Ok(match rate_limit {
         Some(RateLimitFile {
             burst: Some(burst @ 1..),
             interval,
@@ -255,202 +283,7 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
             (!interval.is_zero()).then_some((interval, burst))
         }
         _ => None,
-    };
-    Ok(WebConfig {
-        tls,
-        basic_auth_users,
-        headers,
-        rate_limit,
     })
-}
-
-fn tls_settings(file: TlsServerConfigFile, dir: &Path) -> Result<TlsSettings, FieldError> {
-    const AT: &str = "tls_server_config";
-    let path = |value: &str| dir.join(value);
-    let pem = |file_field: &str, inline_field: &str, path_value, inline_value| match (
-        path_value,
-        inline_value,
-    ) {
-        (Some(p), None) if !str::is_empty(p) => Ok(Pem::File(path(p))),
-        (None, Some(text)) if !str::is_empty(text) => Ok(Pem::Inline(text.to_owned())),
-        (Some(_), Some(_)) => Err(field_error(
-            format!("{AT}.{file_field}"),
-            format!("give `{file_field}` or `{inline_field}`, not both"),
-        )),
-        _ => Err(field_error(
-            format!("{AT}.{file_field}"),
-            format!("required (or `{inline_field}` with the PEM inline)"),
-        )),
-    };
-    let cert = pem(
-        "cert_file",
-        "cert",
-        file.cert_file.as_deref(),
-        file.cert.as_deref(),
-    )?;
-    let key = pem(
-        "key_file",
-        "key",
-        file.key_file.as_deref(),
-        file.key.as_deref(),
-    )?;
-
-    let client_auth_value = file.client_auth_type.unwrap_or_default();
-    let client_auth = ClientAuth::parse(&client_auth_value).ok_or_else(|| {
-        field_error(
-            format!("{AT}.client_auth_type"),
-            format!(
-                "{client_auth_value:?} is not one of NoClientCert, RequestClientCert, \
-                 RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert"
-            ),
-        )
-    })?;
-    let client_ca_file = file
-        .client_ca_file
-        .filter(|p| !p.is_empty())
-        .map(|p| path(&p));
-    match (client_auth.verifies(), &client_ca_file) {
-        (true, None) => {
-            return Err(field_error(
-                format!("{AT}.client_ca_file"),
-                format!("required with client_auth_type {client_auth_value}"),
-            ))
-        }
-        (false, Some(_)) if client_auth == ClientAuth::NoClientCert => {
-            return Err(field_error(
-                format!("{AT}.client_ca_file"),
-                "client CAs are configured with client_auth_type NoClientCert",
-            ))
-        }
-        _ => {}
-    }
-    let mut client_allowed_sans = Vec::new();
-    for san in file.client_allowed_sans.unwrap_or_default() {
-        let name = ServerName::try_from(san.clone()).map_err(|_| {
-            field_error(
-                format!("{AT}.client_allowed_sans"),
-                format!("{san:?} is not a DNS name or IP address"),
-            )
-        })?;
-        client_allowed_sans.push(name);
-    }
-    if !client_allowed_sans.is_empty() && client_auth != ClientAuth::RequireAndVerifyClientCert {
-        return Err(field_error(
-            format!("{AT}.client_allowed_sans"),
-            "needs client_auth_type RequireAndVerifyClientCert (a client without a \
-             certificate has no SAN to check)",
-        ));
-    }
-
-    let version = |field: &str, value: Option<String>, default| match value.as_deref() {
-        None | Some("") => Ok(default),
-        Some("TLS12") => Ok(TlsVersion::Tls12),
-        Some("TLS13") => Ok(TlsVersion::Tls13),
-        Some("TLS10" | "TLS11") => Err(field_error(
-            format!("{AT}.{field}"),
-            "TLS 1.0 and 1.1 are not supported; use TLS12 or TLS13",
-        )),
-        Some(other) => Err(field_error(
-            format!("{AT}.{field}"),
-            format!("{other:?} is not one of TLS12, TLS13"),
-        )),
-    };
-    let min_version = version("min_version", file.min_version, TlsVersion::Tls12)?;
-    let max_version = version("max_version", file.max_version, TlsVersion::Tls13)?;
-    if min_version > max_version {
-        return Err(field_error(
-            format!("{AT}.max_version"),
-            "is lower than min_version",
-        ));
-    }
-
-    let cipher_suites = file
-        .cipher_suites
-        .map(|names| {
-            let mut suites = Vec::new();
-            for name in names {
-                match cipher_suite(&name) {
-                    Some(Some(suite)) => suites.push(suite),
-                    // A TLS 1.3 suite: always on, as in Go.
-                    Some(None) => {}
-                    None => {
-                        return Err(field_error(
-                            format!("{AT}.cipher_suites"),
-                            format!(
-                                "{name:?} is not supported; use ECDHE suites with AES-GCM or \
-                                 ChaCha20-Poly1305"
-                            ),
-                        ))
-                    }
-                }
-            }
-            Ok(suites)
-        })
-        .transpose()?;
-    if cipher_suites.as_ref().is_some_and(Vec::is_empty) && min_version == TlsVersion::Tls12 {
-        return Err(field_error(
-            format!("{AT}.cipher_suites"),
-            "names no TLS 1.2 suite; list one or set min_version: TLS13",
-        ));
-    }
-    let curves = file
-        .curve_preferences
-        .map(|names| {
-            names
-                .iter()
-                .map(|name| match name.as_str() {
-                    "X25519" => Ok(Curve::X25519),
-                    "CurveP256" => Ok(Curve::P256),
-                    "CurveP384" => Ok(Curve::P384),
-                    other => Err(field_error(
-                        format!("{AT}.curve_preferences"),
-                        format!("{other:?} is not one of X25519, CurveP256, CurveP384"),
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?;
-    if curves.as_ref().is_some_and(Vec::is_empty) {
-        return Err(field_error(
-            format!("{AT}.curve_preferences"),
-            "is empty; omit it for the defaults",
-        ));
-    }
-    // Accepted for compatibility: Go ignores it too since 1.18.
-    let _ = file.prefer_server_cipher_suites;
-    Ok(TlsSettings {
-        cert,
-        key,
-        client_auth,
-        client_ca_file,
-        client_allowed_sans,
-        min_version,
-        max_version,
-        cipher_suites,
-        curves,
-    })
-}
-
-/// Some(Some(suite)) for a supported TLS 1.2 suite, Some(None) for a TLS 1.3 suite (always
-/// enabled), None for anything else.
-fn cipher_suite(name: &str) -> Option<Option<CipherSuite>> {
-    Some(Some(match name {
-        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => CipherSuite::EcdheEcdsaAes128GcmSha256,
-        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => CipherSuite::EcdheEcdsaAes256GcmSha384,
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"
-        | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => {
-            CipherSuite::EcdheEcdsaChacha20Poly1305
-        }
-        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => CipherSuite::EcdheRsaAes128GcmSha256,
-        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => CipherSuite::EcdheRsaAes256GcmSha384,
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" => {
-            CipherSuite::EcdheRsaChacha20Poly1305
-        }
-        "TLS_AES_128_GCM_SHA256" | "TLS_AES_256_GCM_SHA384" | "TLS_CHACHA20_POLY1305_SHA256" => {
-            return Some(None)
-        }
-        _ => return None,
-    }))
 }
 
 #[cfg(test)]
