@@ -17,6 +17,7 @@ use crate::exits::listener::Listener;
 use crate::exits::ExitsShared;
 use crate::groups::live::LivePids;
 use crate::kills::attribution::VictimNamer;
+use crate::kills::counters::KernelCounters;
 use crate::kills::shared::KmsgShared;
 use crate::procfs::host::parse_stat_btime;
 use crate::scan::Scanner;
@@ -130,6 +131,7 @@ fn start_sources(
         processes: config.processes.clone(),
         links,
         kmsg,
+        victims_retention_secs: config.victims_retention.as_secs_f64(),
         exits,
     }
 }
@@ -156,6 +158,8 @@ fn start_kmsg_follower(
                 live: live.clone(),
                 clock_ticks: config.processes.table.clock_ticks,
             },
+            counters: KernelCounters::new(config.roots.clone()),
+            victims_retention_secs: config.victims_retention.as_secs_f64(),
             boot_time_seconds,
             events,
             boot_id,

@@ -3,7 +3,8 @@
 //!
 //! cgroup v2: `memory.current`, `memory.max`, `memory.events` (`oom_kill`).
 //! cgroup v1: `memory.usage_in_bytes`, `memory.limit_in_bytes`, `memory.oom_control`
-//! (`oom_kill`, kernel 4.13+). Paths are the ones `/proc/<pid>/cgroup` prints, joined under
+//! (`oom_kill`, kernel 4.13+). The kill count alone, with the cgroup's inode, backs the
+//! kernel log's kills (`oom_kill_count`). Paths are the ones `/proc/<pid>/cgroup` prints, joined under
 //! `<sysfs>/fs/cgroup`. This module never decides which group a cgroup belongs to.
 
 use std::path::{Path, PathBuf};
@@ -85,6 +86,40 @@ impl MemoryHierarchy {
             oom_kills,
         })
     }
+}
+
+impl MemoryHierarchy {
+    /// The kernel's own count of OOM kills of tasks in `cgroup`, with the directory's inode
+    /// (a cgroup removed and created again under the same path has another inode and
+    /// counts from 0). v2: `memory.events.local` (5.2+; this cgroup's tasks only), else
+    /// `memory.events` (its subtree); v1: `memory.oom_control` (4.13+). None when the
+    /// cgroup is gone, the kernel keeps no such count, or the path is not a cgroup path.
+    pub fn oom_kill_count(&self, cgroup: &str) -> Option<MemcgKillCount> {
+        let plain = cgroup.starts_with('/')
+            && !cgroup.split('/').any(|part| part == "..")
+            && !cgroup.contains('\0');
+        if !plain {
+            return None;
+        }
+        let dir = self.dir(cgroup);
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dir).ok()?);
+        let files: &[&str] = match self {
+            Self::V1 { .. } => &["memory.oom_control"],
+            Self::V2 { .. } => &["memory.events.local", "memory.events"],
+        };
+        let kills = files
+            .iter()
+            .find_map(|file| parse_keyed_counter(&read(&dir, file).ok()?, b"oom_kill"))?;
+        Some(MemcgKillCount { kills, inode })
+    }
+}
+
+/// A memory cgroup's count of OOM kills (`oom_kill`), and which cgroup it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemcgKillCount {
+    pub kills: u64,
+    /// The cgroup directory's inode number.
+    pub inode: u64,
 }
 
 /// One memory cgroup's figures at one moment.

@@ -218,6 +218,15 @@ pub struct ServeArgs {
     #[arg(long = "events.max", value_name = "N", default_value_t = 5000)]
     pub events_max: usize,
 
+    /// How long an OOM victim (group, comm, constraint) keeps its series after its latest
+    /// kill; at most 4096 victims are kept whatever this is.
+    #[arg(
+        long = "oom.victims-retention",
+        value_name = "DURATION",
+        default_value = "7d"
+    )]
+    pub oom_victims_retention: String,
+
     /// YAML file of named groups (see docs/configuration.md).
     #[arg(long = "config.file", value_name = "FILE")]
     pub config_file: Option<PathBuf>,

@@ -34,6 +34,8 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// `--events.max`.
     pub events_max: usize,
+    /// `--oom.victims-retention`.
+    pub victims_retention: Duration,
     pub processes: ProcessesSettings,
     /// Enabled collectors, in scan order.
     pub collectors: Vec<&'static str>,
@@ -94,6 +96,8 @@ impl Config {
         }
         let retention = parse_duration("--groups.retention", &args.groups_retention)?;
         let min_age = parse_duration("--restarts.min-age", &args.restarts_min_age)?;
+        let victims_retention =
+            parse_duration("--oom.victims-retention", &args.oom_victims_retention)?;
         let heartbeat_interval =
             parse_duration("--state.heartbeat-interval", &args.state_heartbeat_interval)?;
         if heartbeat_interval < Duration::from_millis(100) {
@@ -126,6 +130,7 @@ impl Config {
             state_dir,
             heartbeat_interval,
             events_max: args.events_max,
+            victims_retention,
             processes: ProcessesSettings {
                 top_k: args.processes_top,
                 table: TableSettings {

@@ -73,6 +73,10 @@ impl Scanner {
                 duration_seconds,
             });
         }
+        if let Some(events) = &self.events {
+            // Events a failed write left pending; the error is counted below.
+            let _ = events.flush();
+        }
         snapshot.state = StateHealth {
             write_errors: self.state.write_errors()
                 + self

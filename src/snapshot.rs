@@ -115,6 +115,9 @@ pub struct KmsgSample {
     /// 1 while the kernel log is being read.
     pub up: bool,
     pub ledger: Arc<KillLedger>,
+    /// Victims whose latest kill is older than this (seconds since the epoch) are past
+    /// `--oom.victims-retention` and not shown.
+    pub victims_since: f64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -26,6 +26,8 @@ pub struct Sources {
     pub processes: ProcessesSettings,
     pub links: ProcessesLinks,
     pub kmsg: Arc<KmsgShared>,
+    /// `--oom.victims-retention`, in seconds.
+    pub victims_retention_secs: f64,
     pub exits: Arc<ExitsShared>,
 }
 
@@ -93,7 +95,7 @@ pub const COLLECTORS: &[CollectorSpec] = &[
         name: "kmsg",
         enabled_by_default: true,
         help: "every OOM kill named, from the kernel log (--path.kmsg)",
-        build: |s| Box::new(KmsgCollector::new(s.kmsg.clone())),
+        build: |s| Box::new(KmsgCollector::new(s.kmsg.clone(), s.victims_retention_secs)),
     },
 ];
 

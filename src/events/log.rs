@@ -43,6 +43,11 @@ struct Inner {
     torn: bool,
     failing: bool,
     write_errors: u64,
+    /// Events not yet written (the file could not be written), oldest first; they leave
+    /// only once a write succeeds.
+    pending: Vec<Event>,
+    /// Pending events dropped because the queue was full (exits first).
+    dropped: u64,
 }
 
 impl EventLog {
@@ -58,6 +63,8 @@ impl EventLog {
                 torn: existing.last().is_some_and(|&b| b != b'\n'),
                 failing: false,
                 write_errors: 0,
+                pending: Vec::new(),
+                dropped: 0,
             }),
         }
     }
@@ -66,39 +73,64 @@ impl EventLog {
         self.dir.join(EVENTS_FILE)
     }
 
-    /// Appends events; compacts when the file holds twice the maximum.
-    pub fn append(&self, events: &[Event]) {
-        if events.is_empty() {
-            return;
+    /// Appends events after any still pending, in one write; compacts when the file holds
+    /// twice the maximum. When the write fails the events stay pending (bounded: exits are
+    /// dropped first, and counted) and are written by the next `append` or `flush`; the
+    /// error is counted and logged when the log starts failing.
+    pub fn append(&self, events: &[Event]) -> std::io::Result<()> {
+        let mut inner = crate::sync::lock(&self.inner);
+        inner.pending.extend_from_slice(events);
+        self.write_pending(&mut inner)
+    }
+
+    /// Writes what is pending, if anything.
+    pub fn flush(&self) -> std::io::Result<()> {
+        let mut inner = crate::sync::lock(&self.inner);
+        self.write_pending(&mut inner)
+    }
+
+    /// Events waiting for a successful write.
+    pub fn pending(&self) -> usize {
+        crate::sync::lock(&self.inner).pending.len()
+    }
+
+    /// Pending events dropped because the queue was full, since start.
+    pub fn dropped(&self) -> u64 {
+        crate::sync::lock(&self.inner).dropped
+    }
+
+    fn write_pending(&self, inner: &mut Inner) -> std::io::Result<()> {
+        if inner.pending.is_empty() {
+            return Ok(());
         }
         let mut text = Vec::new();
-        for event in events {
+        if inner.torn {
+            text.push(b'\n');
+        }
+        for event in &inner.pending {
             if serde_json::to_writer(&mut text, event).is_ok() {
                 text.push(b'\n');
             }
         }
-        let mut inner = crate::sync::lock(&self.inner);
-        if inner.torn {
-            text.insert(0, b'\n');
-        }
         // Synced: the exits just before a crash or a panic on OOM are the ones wanted.
-        let appended = std::fs::OpenOptions::new()
+        let result = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.path())
             .and_then(|mut file| {
                 file.write_all(&text)?;
                 file.sync_data()
+            })
+            .and_then(|()| {
+                inner.torn = false;
+                inner.lines += inner.pending.len();
+                inner.pending.clear();
+                if inner.lines >= 2 * self.max {
+                    inner.lines = self.compact()?;
+                }
+                Ok(())
             });
-        let result = appended.and_then(|()| {
-            inner.torn = false;
-            inner.lines += events.len();
-            if inner.lines >= 2 * self.max {
-                inner.lines = self.compact()?;
-            }
-            Ok(())
-        });
-        match result {
+        match &result {
             Ok(()) if inner.failing => {
                 tracing::info!(path = %self.path().display(), "the event log is written again");
                 inner.failing = false;
@@ -108,12 +140,27 @@ impl EventLog {
                 // Part of the text may be in the file: start the next append on a new line.
                 inner.torn = true;
                 inner.write_errors += 1;
+                self.bound_pending(inner);
                 if !inner.failing {
-                    tracing::warn!(path = %self.path().display(), error = %e,
-                        "cannot write the event log (check --state.dir); metrics are unaffected");
+                    tracing::warn!(path = %self.path().display(), error = %e, pending = inner.pending.len(),
+                        "cannot write the event log (check --state.dir); events are kept in memory until it can be written; metrics are unaffected");
                     inner.failing = true;
                 }
             }
+        }
+        result
+    }
+
+    /// Keeps at most `max` pending events: the oldest exits go first, then the oldest.
+    fn bound_pending(&self, inner: &mut Inner) {
+        while inner.pending.len() > self.max {
+            let victim = inner
+                .pending
+                .iter()
+                .position(|e| matches!(e.kind, super::model::EventKind::Exit { .. }))
+                .unwrap_or(0);
+            inner.pending.remove(victim);
+            inner.dropped += 1;
         }
     }
 
@@ -225,7 +272,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp");
         let log = EventLog::open(dir.path(), 3);
         for pid in 1..=7 {
-            log.append(&[exit(pid)]);
+            log.append(&[exit(pid)]).expect("append");
         }
         let read = log.read().expect("read");
         let pids: Vec<u32> = read
@@ -246,7 +293,7 @@ mod tests {
         assert!(line.contains(r#""type":"exit""#) && line.contains(r#""signal":"SIGSEGV""#));
         // Reopened, it knows how long the file is.
         let again = EventLog::open(dir.path(), 3);
-        again.append(&[exit(8), exit(9)]);
+        again.append(&[exit(8), exit(9)]).expect("append");
         assert_eq!(again.read().expect("read").events.len(), 3);
     }
 
@@ -259,9 +306,10 @@ mod tests {
             kind: EventKind::exit("true", pid, "true", ExitReason::ExitedOk, None),
         };
         // A crash, then a flood of clean exits, then another crash: compacted at 8 lines.
-        log.append(&[exit(1)]);
-        log.append(&(2..=7).map(clean).collect::<Vec<_>>());
-        log.append(&[exit(8)]);
+        log.append(&[exit(1)]).expect("append");
+        log.append(&(2..=7).map(clean).collect::<Vec<_>>())
+            .expect("append");
+        log.append(&[exit(8)]).expect("append");
         let kept: Vec<(u32, bool)> = log
             .read()
             .expect("read")
@@ -276,7 +324,8 @@ mod tests {
             .collect();
         assert_eq!(kept, [(1, false), (6, true), (7, true), (8, false)]);
         // With no clean exit left to drop, the oldest of the rest go.
-        log.append(&(9..=12).map(exit).collect::<Vec<_>>());
+        log.append(&(9..=12).map(exit).collect::<Vec<_>>())
+            .expect("append");
         let pids: Vec<u32> = log
             .read()
             .expect("read")
@@ -294,7 +343,7 @@ mod tests {
     fn a_torn_line_is_skipped_and_counted() {
         let dir = tempfile::tempdir().expect("temp");
         let log = EventLog::open(dir.path(), 10);
-        log.append(&[exit(1)]);
+        log.append(&[exit(1)]).expect("append");
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .open(log.path())
@@ -303,16 +352,34 @@ mod tests {
         let read = log.read().expect("read");
         assert_eq!((read.events.len(), read.skipped), (1, 1));
         // The next run starts a new line instead of gluing onto the torn one.
-        EventLog::open(dir.path(), 10).append(&[exit(2)]);
+        EventLog::open(dir.path(), 10)
+            .append(&[exit(2)])
+            .expect("append");
         let read = log.read().expect("read");
         assert_eq!((read.events.len(), read.skipped), (2, 1));
     }
 
     #[test]
-    fn an_unwritable_log_is_counted_not_fatal() {
+    fn an_unwritable_log_keeps_its_events_until_it_can_be_written() {
         let dir = tempfile::tempdir().expect("temp");
-        let log = EventLog::open(&dir.path().join("missing"), 10);
-        log.append(&[exit(1)]);
+        let missing = dir.path().join("missing");
+        let log = EventLog::open(&missing, 2);
+        assert!(log.append(&[exit(1)]).is_err());
+        assert!(log.append(&[exit(2), exit(3)]).is_err());
+        assert_eq!(log.pending(), 2, "bounded at --events.max");
+        assert_eq!(log.dropped(), 1);
+        // The directory appears: the pending events are written, in order.
+        std::fs::create_dir_all(&missing).expect("mkdir");
+        log.flush().expect("flush");
+        assert_eq!(log.pending(), 0);
+        let pids: Vec<u32> = log
+            .read()
+            .expect("read")
+            .events
+            .iter()
+            .filter_map(|e| e.kind.process().map(|(pid, _)| pid))
+            .collect();
+        assert_eq!(pids, [2, 3]);
         assert_eq!(log.write_errors(), 1);
     }
 }

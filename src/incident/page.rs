@@ -242,7 +242,7 @@ fn oom_kills_row(snapshot: &Snapshot) -> String {
     let kmsg = snapshot.kmsg.as_ref().map(|k| {
         let unexplained = snapshot
             .vmstat_oom_kills
-            .map(|v| v.saturating_sub(k.ledger.explained_this_boot()));
+            .map(|v| k.ledger.unattributed_this_boot(v));
         let read = if k.up {
             "<span class=\"ok\">kernel log read</span>".to_owned()
         } else {

@@ -1,8 +1,11 @@
 //! The OOM kill ledger: what the kernel log has told oomwatch so far, in the form kept in
 //! the state file. Counts per victim (group, comm, constraint) and per userspace killer
-//! never go down, across exporter restarts and reboots; the last kmsg sequence number
-//! handled in this boot makes the replay of the ring buffer after a restart count nothing
-//! twice. Pure data and bookkeeping; the follower feeds it and persists it.
+//! never go down across exporter restarts and reboots (a victim not killed for
+//! `--oom.victims-retention` is forgotten, and at most `MAX_VICTIMS` are kept); the last
+//! kmsg sequence number handled in this boot makes the replay of the ring buffer after a
+//! restart count nothing twice. Only kills the kernel's counters back are counted here;
+//! the others are counted apart as unverified (`kills::verify`). Pure data and
+//! bookkeeping; the intake feeds it and persists it.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +24,14 @@ pub struct KillLedger {
     /// kills, but /proc/vmstat counts them, so they explain vmstat's count too.
     #[serde(default)]
     pub repeated_kill_lines_this_boot: u64,
+    /// Kills of this boot that /proc/vmstat does not count (`sharing same memory` kills of
+    /// processes that share the victim's memory, kernels up to 4.x).
+    #[serde(default)]
+    pub uncounted_kills_this_boot: u64,
+    /// Kill lines in the kernel log that the kernel's own counters do not back (a forgery
+    /// through text the kernel echoed, or a misread line), ever; never counted as kills.
+    #[serde(default)]
+    pub unverified_kills: u64,
     /// The sequence number of the newest kill of this boot written to the event log, so a
     /// replay of the ring buffer logs no kill twice (even once the log compacted it away).
     #[serde(default)]
@@ -64,6 +75,8 @@ pub struct UserspaceTally {
 /// One kernel kill, attributed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttributedKill {
+    /// False for a kill /proc/vmstat does not count (a `sharing same memory` kill).
+    pub counted_by_vmstat: bool,
     pub group: String,
     pub comm: String,
     pub constraint: &'static str,
@@ -92,11 +105,20 @@ impl KillLedger {
         self.last_logged_seq = None;
         self.kernel_kills_this_boot = 0;
         self.repeated_kill_lines_this_boot = 0;
+        self.uncounted_kills_this_boot = 0;
     }
 
     /// The vmstat kills of this boot that the kernel log explains.
     pub fn explained_this_boot(&self) -> u64 {
-        self.kernel_kills_this_boot + self.repeated_kill_lines_this_boot
+        self.kernel_kills_this_boot
+            .saturating_sub(self.uncounted_kills_this_boot)
+            .saturating_add(self.repeated_kill_lines_this_boot)
+    }
+
+    /// The vmstat kills of this boot that the kernel log does not explain (never below 0:
+    /// the log can only explain what the counters back).
+    pub fn unattributed_this_boot(&self, vmstat_oom_kills: u64) -> u64 {
+        vmstat_oom_kills.saturating_sub(self.explained_this_boot())
     }
 
     /// Checks a record's sequence number and advances the ledger past it.
@@ -114,8 +136,13 @@ impl KillLedger {
         SeqCheck::New { lost }
     }
 
-    pub fn count_kill(&mut self, kill: AttributedKill) {
+    /// Counts a kill the kernel's counters back. `retention_secs`: victims whose latest
+    /// kill is older than this (before `kill.at_seconds`) are forgotten first.
+    pub fn count_kill(&mut self, kill: AttributedKill, retention_secs: f64) {
         self.kernel_kills_this_boot += 1;
+        self.uncounted_kills_this_boot += u64::from(!kill.counted_by_vmstat);
+        let horizon = kill.at_seconds - retention_secs;
+        self.victims.retain(|v| v.last_kill_seconds >= horizon);
         let existing = self.victims.iter_mut().find(|v| {
             v.group == kill.group && v.comm == kill.comm && v.constraint == kill.constraint
         });
@@ -151,6 +178,23 @@ impl KillLedger {
         }
     }
 
+    /// Counts a kill line the kernel's counters do not back.
+    pub fn count_unverified(&mut self) {
+        self.unverified_kills += 1;
+    }
+
+    /// Counts a repeated kill line (memory.oom.group kills its victim again).
+    pub fn count_repeated_kill_line(&mut self) {
+        self.repeated_kill_lines_this_boot += 1;
+    }
+
+    /// The victims whose latest kill is at or after `since` (the retention's horizon).
+    pub fn victims_since(&self, since: f64) -> impl Iterator<Item = &VictimTally> {
+        self.victims
+            .iter()
+            .filter(move |v| v.last_kill_seconds >= since)
+    }
+
     pub fn count_userspace(&mut self, killer: &str, group: &str) {
         let existing = self
             .userspace
@@ -172,8 +216,11 @@ impl KillLedger {
 mod tests {
     use super::*;
 
+    const WEEK: f64 = 7.0 * 86400.0;
+
     fn kill(comm: &str, at: f64) -> AttributedKill {
         AttributedKill {
+            counted_by_vmstat: true,
             group: "svc".into(),
             comm: comm.into(),
             constraint: "memcg",
@@ -204,10 +251,10 @@ mod tests {
     #[test]
     fn kills_add_up_and_the_latest_rss_wins() {
         let mut ledger = KillLedger::default();
-        ledger.count_kill(kill("java", 10.0));
-        ledger.count_kill(kill("java", 30.0));
-        ledger.count_kill(kill("java", 20.0));
-        ledger.count_kill(kill("python3", 5.0));
+        ledger.count_kill(kill("java", 10.0), WEEK);
+        ledger.count_kill(kill("java", 30.0), WEEK);
+        ledger.count_kill(kill("java", 20.0), WEEK);
+        ledger.count_kill(kill("python3", 5.0), WEEK);
         assert_eq!(ledger.kernel_kills_this_boot, 4);
         assert_eq!(ledger.victims.len(), 2);
         let java = &ledger.victims[0];
@@ -223,9 +270,33 @@ mod tests {
     fn victims_are_bounded() {
         let mut ledger = KillLedger::default();
         for i in 0..MAX_VICTIMS + 10 {
-            ledger.count_kill(kill(&format!("c{i}"), i as f64));
+            ledger.count_kill(kill(&format!("c{i}"), i as f64), WEEK);
         }
         assert_eq!(ledger.victims.len(), MAX_VICTIMS);
         assert!(ledger.victims.iter().all(|v| v.comm != "c0"));
+    }
+
+    #[test]
+    fn old_victims_are_forgotten_and_uncounted_kills_explain_nothing() {
+        let mut ledger = KillLedger::default();
+        ledger.count_kill(kill("old", 0.0), WEEK);
+        ledger.count_kill(kill("new", WEEK + 10.0), WEEK);
+        let names: Vec<&str> = ledger.victims.iter().map(|v| v.comm.as_str()).collect();
+        assert_eq!(names, ["new"], "a victim past the retention is dropped");
+        assert_eq!(ledger.victims_since(WEEK + 11.0).count(), 0);
+        let shared = AttributedKill {
+            counted_by_vmstat: false,
+            ..kill("sharer", WEEK + 20.0)
+        };
+        ledger.count_kill(shared, WEEK);
+        ledger.count_repeated_kill_line();
+        assert_eq!(ledger.kernel_kills_this_boot, 3);
+        assert_eq!(
+            ledger.explained_this_boot(),
+            3,
+            "2 counted kills + 1 repeated line"
+        );
+        assert_eq!(ledger.unattributed_this_boot(5), 2);
+        assert_eq!(ledger.unattributed_this_boot(1), 0, "never below zero");
     }
 }

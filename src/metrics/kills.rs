@@ -14,7 +14,7 @@ pub(super) fn kills(
     k: &KmsgSample,
     vmstat_oom_kills: Option<u64>,
 ) -> Result<(), std::fmt::Error> {
-    let mut victims: Vec<&VictimTally> = k.ledger.victims.iter().collect();
+    let mut victims: Vec<&VictimTally> = k.ledger.victims_since(k.victims_since).collect();
     victims.sort_by(|a, b| {
         (&a.group, &a.comm, &a.constraint).cmp(&(&b.group, &b.comm, &b.constraint))
     });
@@ -63,8 +63,13 @@ pub(super) fn kills(
     )?;
     f.gauge(
         "oomwatch_oom_kills_unattributed",
-        "OOM kills in /proc/vmstat since boot minus kills the kernel log explained (0 when every kill was named).",
-        vmstat_oom_kills.map(|v| v as i64 - k.ledger.explained_this_boot() as i64),
+        "OOM kills in /proc/vmstat since boot that the kernel log did not explain (rotated out before oomwatch read them, or unparsed); never below 0.",
+        vmstat_oom_kills.map(|v| k.ledger.unattributed_this_boot(v)),
+    )?;
+    f.counter(
+        "oomwatch_kmsg_unverified_kills_total",
+        "Kill lines in the kernel log that the kernel's own OOM kill counters (/proc/vmstat, the memory cgroup's) do not back: someone made the kernel print text that looks like a kill, or the parser misread a line. Never counted as kills.",
+        Some(k.ledger.unverified_kills),
     )?;
     let mut userspace: Vec<_> = k.ledger.userspace.iter().collect();
     userspace.sort_by(|a, b| (&a.killer, &a.group).cmp(&(&b.killer, &b.group)));

@@ -42,7 +42,8 @@ pub fn record_boot(
     };
     let reboot = state.update(|s| enter_boot(s, &boot_id, started_at, &evidence));
     if let Some(event) = reboot {
-        events.append(&[Event {
+        // A failed write stays pending in the log, retried at the next append or flush.
+        let _ = events.append(&[Event {
             time: event.at,
             kind: EventKind::Reboot {
                 boot_id: boot_id.clone(),

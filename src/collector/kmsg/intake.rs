@@ -1,25 +1,32 @@
 //! The kernel-log intake: each record the follower reads goes through the OOM report
-//! assembler, and each kill it yields is named (its group), counted in the ledger, noted
-//! for the exit accounting and logged with the kernel's numbers. Owns the bookkeeping of
-//! one open log (what is unsaved, what is logged); must not open or read the device.
+//! assembler, and each kill it yields is checked against the kernel's own counters
+//! (`kills::verify`); a verified kill is named (its group), counted in the ledger, noted
+//! for the exit accounting and logged with the kernel's numbers, and a kill line the
+//! counters do not back is counted apart as unverified and logged once. Owns the
+//! bookkeeping of one open log (what is unsaved, what is logged); must not open or read
+//! the device.
 //!
 //! `oomwatch_kmsg_up` turns 1 once the replay of the ring buffer has caught up with the
 //! kernel. Kills are written to the state file as soon as a burst is drained, with the
 //! last sequence number handled, so a restart replays the ring buffer without counting
-//! anything twice. Each kill also goes to the event log with the kernel's numbers, once: a
-//! kill whose sequence number is not above the newest one logged in this boot (from the
-//! state file and the log itself) is a replay. Logging a kill that the ledger had counted
-//! before (an upgrade from a version without kill events) is intended.
+//! anything twice. Each verified kill goes to the event log once; until the log has it,
+//! the state file keeps the ledger as it was before that kill (the replay position does
+//! not pass a kill that is not in the log), so a restart counts and logs it again rather
+//! than losing it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::events::{Event, EventKind, EventLog, OomKillEvent};
 use crate::kills::attribution::VictimNamer;
+use crate::kills::counters::KernelCounters;
 use crate::kills::ledger::{AttributedKill, KillLedger, RssAtDeath, SeqCheck};
 use crate::kills::shared::{KmsgShared, RecentVictim};
+use crate::kills::verify::{Counts, KillVerifier, Unbacked, Verdict};
+use crate::kmsg::kernel_lines::classify;
 use crate::kmsg::oom::{KernelKill, OomAssembler, OomEvent};
 use crate::kmsg::record::parse_record;
+use crate::kmsg::text::Source;
 use crate::state::StateStore;
 use crate::units::kib_opt_to_bytes;
 
@@ -27,12 +34,18 @@ use crate::units::kib_opt_to_bytes;
 const SEQ_PERSIST_INTERVAL: Duration = Duration::from_secs(30);
 /// Kills held for the event log before a write, during a long replay or a kill storm.
 const UNLOGGED_KILLS: usize = 256;
+/// Unverified kill lines are logged in full at most once per this long.
+const UNVERIFIED_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where the intake's results go.
 pub struct IntakeLinks {
     pub state: Arc<StateStore>,
     pub shared: Arc<KmsgShared>,
     pub namer: VictimNamer,
+    /// The kernel's counts of OOM kills, read to verify each kill line.
+    pub counters: KernelCounters,
+    /// `--oom.victims-retention`: a victim not killed for this long is forgotten.
+    pub victims_retention_secs: f64,
     /// Boot time, seconds since the epoch, to turn record time stamps into wall time.
     pub boot_time_seconds: f64,
     /// Where each kill is logged with the kernel's numbers.
@@ -47,13 +60,19 @@ pub struct Intake<'l> {
     /// Reading this machine's own kernel log (not a file of records from elsewhere).
     live: bool,
     assembler: OomAssembler,
+    verifier: KillVerifier,
     unsaved_kills: bool,
     unsaved_seq: bool,
     saved_at: Instant,
     /// The newest kill of this boot in the event log (or about to be).
     logged_through: Option<u64>,
-    /// Kills not yet written to the event log.
+    /// Kills not yet written to the event log, oldest first.
     unlogged: Vec<Event>,
+    /// The ledger as it was before the oldest kill in `unlogged`: what the state file
+    /// may hold while that kill is not in the event log.
+    durable: Option<KillLedger>,
+    unverified_logged_at: Option<Instant>,
+    unverified_quiet: u64,
 }
 
 impl<'l> Intake<'l> {
@@ -70,11 +89,15 @@ impl<'l> Intake<'l> {
             links,
             live,
             assembler: OomAssembler::new(),
+            verifier: KillVerifier::default(),
             unsaved_kills: behind,
             unsaved_seq: false,
             saved_at: Instant::now(),
             logged_through,
             unlogged: Vec::new(),
+            durable: None,
+            unverified_logged_at: None,
+            unverified_quiet: 0,
         }
     }
 
@@ -89,59 +112,23 @@ impl<'l> Intake<'l> {
         };
         let (source, message) = record.source();
         let event = self.assembler.push(source, message, record.seq, None);
+        // Seen before a restart: the assembler has its context, nothing is counted.
+        if !self.advance(record.seq) {
+            return;
+        }
         let printk_uptime = record.ts_usec as f64 / 1e6;
-        let kill_uptime = self.kill_uptime(&event, printk_uptime);
-        let attributed = match &event {
-            Some(OomEvent::Kill(kill)) => {
-                Some(self.attribute(kill, kill_uptime, printk_uptime, record.seq))
-            }
-            _ => None,
-        };
-        if self.advance(record.seq) {
-            self.count(event, attributed);
-        }
-    }
-
-    /// A kill's time since boot: a record read as it is written is stamped now on
-    /// CLOCK_BOOTTIME (the clock of exit events, scans and /proc start times; the printk
-    /// clock drifts from it over weeks and stops during suspend); a replayed one keeps its
-    /// printk stamp.
-    fn kill_uptime(&self, event: &Option<OomEvent>, printk_uptime: f64) -> f64 {
         match event {
-            Some(OomEvent::Kill(_)) if self.live && self.links.shared.up() => {
-                crate::clock::boottime_now()
+            Some(OomEvent::Kill(kill)) => self.on_kill(kill, record.seq, printk_uptime),
+            Some(OomEvent::RepeatedKill { pid, .. }) => self.on_repeated_kill(pid),
+            Some(other) => self.on_other(other),
+            None if self.live && embeds_kill_line(source, message) => {
+                self.on_unverified(&Unbacked::Embedded, record.seq, message)
             }
-            _ => printk_uptime,
+            None => {}
         }
     }
 
-    /// Names a kill's group and wall-clock time, notes the victim for the exit
-    /// accounting, and queues the kill for the event log unless it was logged before.
-    fn attribute(
-        &mut self,
-        kill: &KernelKill,
-        kill_uptime: f64,
-        printk_uptime: f64,
-        seq: u64,
-    ) -> (String, f64) {
-        if self.live {
-            // Replayed kills too: an exit while oomwatch was down is matched after it.
-            self.links.shared.note_victim(RecentVictim {
-                pid: kill.pid,
-                comm: kill.comm.clone(),
-                uptime_secs: kill_uptime,
-            });
-        }
-        let group = self.links.namer.group(kill, kill_uptime);
-        let at_seconds = self.wall_time(printk_uptime);
-        if self.logged_through.is_none_or(|logged| seq > logged) {
-            self.log_kill(kill, &group, at_seconds, seq);
-        }
-        (group, at_seconds)
-    }
-
-    /// Moves the ledger past `seq`; false when the record was handled before a restart
-    /// (the assembler has its context, nothing is counted).
+    /// Moves the ledger past `seq`; false when the record was handled before a restart.
     fn advance(&mut self, seq: u64) -> bool {
         let mut guard = self.links.shared.lock();
         match Arc::make_mut(&mut guard).advance(seq) {
@@ -160,49 +147,152 @@ impl<'l> Intake<'l> {
         true
     }
 
-    /// Counts what the assembler found in the ledger.
-    fn count(&mut self, event: Option<OomEvent>, attributed: Option<(String, f64)>) {
+    /// A kill line: verified against the kernel's counters, then named, counted, noted
+    /// for the exit accounting and queued for the event log.
+    fn on_kill(&mut self, kill: KernelKill, seq: u64, printk_uptime: f64) {
+        if let Verdict::Unverified(why) = self.verify(&kill, seq) {
+            let line = format!("Killed process {} ({})", kill.pid, kill.comm);
+            self.on_unverified(&why, seq, &line);
+            return;
+        }
+        let kill_uptime = self.kill_uptime(printk_uptime);
+        if self.live {
+            // Replayed kills too: an exit while oomwatch was down is matched after it.
+            self.links.shared.note_victim(RecentVictim {
+                pid: kill.pid,
+                comm: kill.comm.clone(),
+                uptime_secs: kill_uptime,
+            });
+        }
+        let group = self.links.namer.group(&kill, kill_uptime);
+        let at_seconds = self.wall_time(printk_uptime);
+        if self.logged_through.is_none_or(|logged| seq > logged) {
+            self.queue_for_log(&kill, &group, at_seconds, seq);
+        }
+        let mut guard = self.links.shared.lock();
+        count_kill(
+            Arc::make_mut(&mut guard),
+            kill,
+            group,
+            at_seconds,
+            self.links.victims_retention_secs,
+        );
+        self.unsaved_kills = true;
+    }
+
+    /// The verdict of the kernel's counters, read now (after the line: the kernel counts a
+    /// kill before it prints it). Records from a file (`--path.kmsg` naming a regular file:
+    /// fixtures, another machine's log) are not this host's, and its counters cannot judge
+    /// them.
+    fn verify(&mut self, kill: &KernelKill, seq: u64) -> Verdict {
+        if !self.live {
+            return Verdict::Verified;
+        }
+        if !counted_by_vmstat(kill) {
+            return self.verifier.verify_uncounted(seq);
+        }
+        let counters = &self.links.counters;
+        let counts = Counts {
+            vmstat: counters.vmstat_oom_kills(),
+            cgroup: kill
+                .task_memcg
+                .as_deref()
+                .and_then(|cgroup| counters.memcg_oom_kills(cgroup)),
+        };
+        let ledger = self.links.shared.ledger();
+        self.verifier
+            .verify_counted(&ledger, seq, kill.task_memcg.as_deref(), counts)
+    }
+
+    /// memory.oom.group killed its victim again: not a kill, but /proc/vmstat counts it.
+    fn on_repeated_kill(&mut self, pid: u32) {
+        tracing::debug!(
+            pid,
+            "the same victim killed again with its memory.oom.group"
+        );
+        let counts = Counts {
+            vmstat: self.links.counters.vmstat_oom_kills(),
+            cgroup: None,
+        };
         let mut guard = self.links.shared.lock();
         let ledger = Arc::make_mut(&mut guard);
+        if self.verifier.verify_repeat(ledger, counts) {
+            ledger.count_repeated_kill_line();
+            self.unsaved_kills = true;
+        }
+    }
+
+    /// Userspace kills, panics on OOM and reports without a killable process.
+    fn on_other(&mut self, event: OomEvent) {
         match event {
-            Some(OomEvent::Kill(kill)) => {
-                let (group, at_seconds) = attributed.unwrap_or_default();
-                count_kill(ledger, kill, group, at_seconds);
-                self.unsaved_kills = true;
-            }
-            Some(OomEvent::Userspace(kill)) => {
+            OomEvent::Userspace(kill) => {
                 let comm = kill.comm.as_deref().unwrap_or("");
                 let group = self
                     .links
                     .namer
                     .by_name(comm, kill.unit_or_cgroup.as_deref());
                 tracing::warn!(killer = %kill.killer, group = %group, "userspace OOM kill");
-                ledger.count_userspace(&kill.killer, &group);
+                let mut guard = self.links.shared.lock();
+                Arc::make_mut(&mut guard).count_userspace(&kill.killer, &group);
                 self.unsaved_kills = true;
             }
-            Some(OomEvent::Panic(panic)) => {
+            OomEvent::Panic(panic) => {
                 tracing::error!(reason = %panic.reason, "the kernel log shows a panic on OOM");
             }
-            Some(OomEvent::RepeatedKill { pid, .. }) => {
-                tracing::debug!(
-                    pid,
-                    "the same victim killed again with its memory.oom.group"
-                );
-                ledger.repeated_kill_lines_this_boot += 1;
-                self.unsaved_kills = true;
-            }
-            Some(OomEvent::NoKillable(none)) => {
+            OomEvent::NoKillable(none) => {
                 tracing::warn!(
                     memcg = none.memcg.as_deref().unwrap_or(""),
                     "the OOM killer found no killable process"
                 );
             }
-            None => {}
+            OomEvent::Kill(_) | OomEvent::RepeatedKill { .. } => {}
         }
     }
 
-    /// Queues a kill for the event log, with the kernel's numbers.
-    fn log_kill(&mut self, kill: &KernelKill, group: &str, at_seconds: f64, seq: u64) {
+    /// Counts a kill line the counters do not back, and logs it (in full at most once a
+    /// minute, with how many were not logged since).
+    fn on_unverified(&mut self, why: &Unbacked, seq: u64, text: &str) {
+        {
+            let mut guard = self.links.shared.lock();
+            Arc::make_mut(&mut guard).count_unverified();
+        }
+        self.unsaved_kills = true;
+        let due = self
+            .unverified_logged_at
+            .is_none_or(|at| at.elapsed() >= UNVERIFIED_LOG_INTERVAL);
+        if !due {
+            self.unverified_quiet += 1;
+            return;
+        }
+        let shown: String = text.chars().take(512).collect();
+        tracing::warn!(seq, reason = %why, record = %shown.escape_debug(),
+            not_logged_since = self.unverified_quiet,
+            "a kill line in the kernel log is not backed by the kernel's OOM kill counters: not counted as a kill (oomwatch_kmsg_unverified_kills_total)");
+        self.unverified_logged_at = Some(Instant::now());
+        self.unverified_quiet = 0;
+    }
+
+    /// A kill's time since boot: a record read as it is written is stamped now on
+    /// CLOCK_BOOTTIME (the clock of exit events, scans and /proc start times; the printk
+    /// clock drifts from it over weeks and stops during suspend); a replayed one keeps its
+    /// printk stamp.
+    fn kill_uptime(&self, printk_uptime: f64) -> f64 {
+        if self.live && self.links.shared.up() {
+            crate::clock::boottime_now()
+        } else {
+            printk_uptime
+        }
+    }
+
+    /// Queues a kill for the event log, with the kernel's numbers; the first one queued
+    /// marks the ledger that may be persisted until the log has it.
+    fn queue_for_log(&mut self, kill: &KernelKill, group: &str, at_seconds: f64, seq: u64) {
+        if self.durable.is_none() {
+            // Before this record: a restart replays it, counts it and logs it again.
+            let mut before = KillLedger::clone(&self.links.shared.ledger());
+            before.last_seq = seq.checked_sub(1);
+            self.durable = Some(before);
+        }
         let event = OomKillEvent::from_kernel(kill, group, self.links.boot_id.clone(), seq);
         self.unlogged.push(Event {
             time: at_seconds,
@@ -214,15 +304,17 @@ impl<'l> Intake<'l> {
         }
     }
 
-    /// Writes the queued kills to the event log, then notes the newest in the ledger (the
-    /// state write that follows makes it durable): the log first, so a crash between the
-    /// two leaves the kill in the log, where the next start finds it.
+    /// Hands the queued kills to the event log. Once the log holds nothing pending, the
+    /// newest is noted in the ledger (the state write that follows makes it durable) and
+    /// the state may hold the ledger as it is; until then it holds the one from before the
+    /// oldest unwritten kill (`durable`).
     fn write_kills(&mut self) {
-        if self.unlogged.is_empty() {
+        let written = self.links.events.append(&self.unlogged).is_ok();
+        self.unlogged.clear();
+        if !written || self.durable.is_none() {
             return;
         }
-        self.links.events.append(&self.unlogged);
-        self.unlogged.clear();
+        self.durable = None;
         let mut guard = self.links.shared.lock();
         Arc::make_mut(&mut guard).last_logged_seq = self.logged_through;
         self.unsaved_kills = true;
@@ -245,27 +337,34 @@ impl<'l> Intake<'l> {
     pub fn caught_up(&mut self) {
         self.write_kills();
         self.persist();
+        if self.live {
+            let vmstat = self.links.counters.vmstat_oom_kills();
+            self.verifier.freeze(&self.links.shared.ledger(), vmstat);
+        }
         if !self.links.shared.set_up(true) {
             let ledger = self.links.shared.ledger();
             tracing::info!(
                 last_seq = ?ledger.last_seq,
                 kills_this_boot = ledger.kernel_kills_this_boot,
+                unverified = ledger.unverified_kills,
                 "kernel log caught up; following new records"
             );
         }
     }
 
     /// Writes the ledger when kills are unsaved, or when only the position moved and the
-    /// last write is older than `SEQ_PERSIST_INTERVAL`.
+    /// last write is older than `SEQ_PERSIST_INTERVAL`. While kills wait for the event log,
+    /// the ledger from before them is written instead.
     fn persist(&mut self) {
         let due = self.unsaved_seq && self.saved_at.elapsed() >= SEQ_PERSIST_INTERVAL;
         if !self.unsaved_kills && !due {
             return;
         }
-        let ledger = self.links.shared.ledger();
-        self.links
-            .state
-            .update(|s| s.kmsg = KillLedger::clone(&ledger));
+        let ledger = match &self.durable {
+            Some(durable) => durable.clone(),
+            None => KillLedger::clone(&self.links.shared.ledger()),
+        };
+        self.links.state.update(|s| s.kmsg = ledger);
         self.unsaved_kills = false;
         self.unsaved_seq = false;
         self.saved_at = Instant::now();
@@ -286,20 +385,51 @@ fn newest_logged_kill(links: &IntakeLinks) -> Option<u64> {
         .max()
 }
 
-fn count_kill(ledger: &mut KillLedger, kill: KernelKill, group: String, at_seconds: f64) {
+/// Whether /proc/vmstat counts this kill. Every kill the assembler names is a victim of
+/// `__oom_kill_process` or a memory.oom.group member, which the kernel counts.
+fn counted_by_vmstat(_kill: &KernelKill) -> bool {
+    true
+}
+
+/// A kernel record that is not an OOM report line but carries a kill line's words in its
+/// text: the kernel echoed someone's input (a mount option, a file name), or the parser
+/// does not know the form. Never a kill; counted as unverified.
+fn embeds_kill_line(source: Source<'_>, message: &str) -> bool {
+    const FORMS: [&str; 4] = [
+        "Killed process ",
+        "oom-kill:",
+        " invoked oom-killer:",
+        "Kill process ",
+    ];
+    matches!(source, Source::Kernel)
+        && FORMS.iter().any(|form| message.contains(form))
+        && classify(message).is_none()
+}
+
+fn count_kill(
+    ledger: &mut KillLedger,
+    kill: KernelKill,
+    group: String,
+    at_seconds: f64,
+    retention_secs: f64,
+) {
     let constraint = kill.constraint_label();
     tracing::warn!(pid = kill.pid, comm = %kill.comm, group = %group,
         constraint, memcg = kill.memcg.as_deref().unwrap_or(""),
         anon_rss_kb = kill.anon_rss_kb.unwrap_or(0), "OOM kill");
-    ledger.count_kill(AttributedKill {
-        constraint,
-        group,
-        comm: kill.comm,
-        at_seconds,
-        rss: RssAtDeath {
-            anon_bytes: kib_opt_to_bytes(kill.anon_rss_kb),
-            file_bytes: kib_opt_to_bytes(kill.file_rss_kb),
-            shmem_bytes: kib_opt_to_bytes(kill.shmem_rss_kb),
+    ledger.count_kill(
+        AttributedKill {
+            counted_by_vmstat: counted_by_vmstat(&kill),
+            constraint,
+            group,
+            comm: kill.comm,
+            at_seconds,
+            rss: RssAtDeath {
+                anon_bytes: kib_opt_to_bytes(kill.anon_rss_kb),
+                file_bytes: kib_opt_to_bytes(kill.file_rss_kb),
+                shmem_bytes: kib_opt_to_bytes(kill.shmem_rss_kb),
+            },
         },
-    });
+        retention_secs,
+    );
 }

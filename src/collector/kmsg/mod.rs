@@ -14,11 +14,16 @@ use crate::snapshot::{KmsgSample, Snapshot};
 #[derive(Debug)]
 pub struct KmsgCollector {
     shared: Arc<KmsgShared>,
+    /// `--oom.victims-retention`, in seconds.
+    retention_secs: f64,
 }
 
 impl KmsgCollector {
-    pub fn new(shared: Arc<KmsgShared>) -> Self {
-        Self { shared }
+    pub fn new(shared: Arc<KmsgShared>, retention_secs: f64) -> Self {
+        Self {
+            shared,
+            retention_secs,
+        }
     }
 }
 
@@ -33,6 +38,7 @@ impl Collector for KmsgCollector {
         out.kmsg = Some(KmsgSample {
             up,
             ledger: self.shared.ledger(),
+            victims_since: crate::clock::unix_now() - self.retention_secs,
         });
         if up {
             Ok(())

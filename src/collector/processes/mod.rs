@@ -166,7 +166,8 @@ impl ProcessesCollector {
                 kind: EventKind::exit(&group, exit.pid, &exit.comm, exit.reason, exit.status),
             });
         }
-        self.links.events.append(&events);
+        // A failed write stays pending in the log, retried at the next append or flush.
+        let _ = self.links.events.append(&events);
         if let Some(exits) = self
             .links
             .exits
@@ -202,7 +203,8 @@ impl ProcessesCollector {
                 }
             })
             .collect();
-        self.links.events.append(&events);
+        // A failed write stays pending in the log, retried at the next append or flush.
+        let _ = self.links.events.append(&events);
     }
 
     fn read_uptime(&self) -> Result<f64, CollectError> {
