@@ -153,6 +153,7 @@ fn new_collector(state_dir: &Path, exits: &Arc<ExitsShared>) -> BenchResult<Proc
         table: TableSettings {
             max_auto_groups: 200,
             retention_secs: 3600.0,
+            promote_after_secs: 30.0,
             restart_min_age_secs: 30.0,
             clock_ticks: rustix::param::clock_ticks_per_second(),
         },

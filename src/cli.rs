@@ -257,7 +257,20 @@ pub struct ServeArgs {
     )]
     pub groups_retention: String,
 
-    /// An instance that dies younger than this is not counted as a restart when replaced.
+    /// An automatic group gets series once one of its instances has lived this long, died
+    /// abnormally or restarted; until then it is tracked without series, and forgotten as
+    /// soon as it is empty.
+    #[arg(
+        long = "groups.min-age",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
+    pub groups_min_age: String,
+
+    /// A new instance after an abnormal end (OOM kill, kill, crash, non-zero exit) is a
+    /// restart whatever the old one's age; after an end whose cause is unknown, only when
+    /// the old instance lived this long (and for groups with `restarts: every`, after a
+    /// clean end too).
     #[arg(
         long = "restarts.min-age",
         value_name = "DURATION",

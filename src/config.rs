@@ -96,6 +96,7 @@ impl Config {
         }
         let retention = parse_duration("--groups.retention", &args.groups_retention)?;
         let min_age = parse_duration("--restarts.min-age", &args.restarts_min_age)?;
+        let promote_after = parse_duration("--groups.min-age", &args.groups_min_age)?;
         let victims_retention =
             parse_duration("--oom.victims-retention", &args.oom_victims_retention)?;
         let heartbeat_interval =
@@ -136,6 +137,7 @@ impl Config {
                 table: TableSettings {
                     max_auto_groups: args.groups_max,
                     retention_secs: retention.as_secs_f64(),
+                    promote_after_secs: promote_after.as_secs_f64(),
                     restart_min_age_secs: min_age.as_secs_f64(),
                     clock_ticks: rustix::param::clock_ticks_per_second(),
                 },
@@ -199,6 +201,18 @@ struct GroupEntry {
     comm: Option<String>,
     cmdline: Option<String>,
     cgroup: Option<String>,
+    /// `abnormal` (the default): a new instance is a restart after an abnormal end;
+    /// `every`: after any end of an instance that lived `--restarts.min-age`.
+    #[serde(default)]
+    restarts: RestartsOption,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RestartsOption {
+    #[default]
+    Abnormal,
+    Every,
 }
 
 /// Reads and compiles the named groups of the config file.
@@ -241,6 +255,7 @@ pub fn parse_group_rules(text: &str) -> Result<GroupRules, String> {
             name_template: entry.name.clone(),
             field,
             regex,
+            every_restart: matches!(entry.restarts, RestartsOption::Every),
         });
     }
     Ok(GroupRules::new(rules))

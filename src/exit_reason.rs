@@ -14,7 +14,8 @@ pub enum ExitReason {
     Killed,
     /// SIGSEGV, SIGBUS, SIGILL, SIGFPE or SIGABRT, core dumped or not.
     Crashed,
-    /// SIGTERM, SIGINT, SIGHUP or SIGQUIT: asked to stop.
+    /// SIGTERM, SIGINT, SIGHUP or SIGQUIT: asked to stop; or SIGPIPE: its reader went
+    /// away (the usual end of a pipeline's producer).
     Terminated,
     OtherSignal,
     ExitedOk,
@@ -52,6 +53,19 @@ impl ExitReason {
     pub fn from_label(label: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.label() == label)
     }
+
+    /// An end nobody asked for: killed (by the OOM killer or anyone), a crash, another
+    /// fatal signal, or a non-zero exit. A new instance after one is a restart.
+    pub fn is_abnormal(self) -> bool {
+        matches!(
+            self,
+            ExitReason::OomKilled
+                | ExitReason::Killed
+                | ExitReason::Crashed
+                | ExitReason::OtherSignal
+                | ExitReason::ExitedError
+        )
+    }
 }
 
 const SIGHUP: u8 = 1;
@@ -63,6 +77,7 @@ const SIGBUS: u8 = 7;
 const SIGFPE: u8 = 8;
 pub const SIGKILL: u8 = 9;
 const SIGSEGV: u8 = 11;
+const SIGPIPE: u8 = 13;
 const SIGTERM: u8 = 15;
 
 /// `task->exit_code` as the exit event carries it: a wait status.
@@ -109,7 +124,7 @@ impl WaitStatus {
                 SIGKILL if oom_victim => ExitReason::OomKilled,
                 SIGKILL => ExitReason::Killed,
                 SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGABRT => ExitReason::Crashed,
-                SIGTERM | SIGINT | SIGHUP | SIGQUIT => ExitReason::Terminated,
+                SIGTERM | SIGINT | SIGHUP | SIGQUIT | SIGPIPE => ExitReason::Terminated,
                 _ => ExitReason::OtherSignal,
             },
         }

@@ -59,6 +59,8 @@ pub struct ProcessesSample {
     pub vanished_total: u64,
     /// Processes held open between scans by a descriptor on their oom_score_adj.
     pub pinned: u64,
+    /// Exits inferred from scans since start, by `InferredCause::ALL`.
+    pub exits_inferred: [u64; 2],
     /// Per group, the memory cgroup most of its processes live in (never the root).
     pub group_cgroups: Vec<GroupCgroup>,
 }

@@ -102,7 +102,8 @@ fn the_page_in_chromium_after_a_real_oom_kill() {
     let dir = tempfile::tempdir().expect("temp");
     let state = dir.path().join("state");
     let state_arg = state.to_str().expect("utf-8");
-    let args = ["--state.dir", state_arg];
+    // The holder is seconds old: its group gets series at once, not after 30 s.
+    let args = ["--state.dir", state_arg, "--groups.min-age", "1s"];
     let exporter = Exporter::start(&args);
     eventually(Duration::from_secs(10), || {
         (sample(&exporter.scrape(), "oomwatch_kmsg_up", &[]) == Some(1.0)).then_some(())
@@ -516,6 +517,7 @@ fn stage(state: &Path, now: f64) {
                 pid: 200,
                 comm: "mysqld".into(),
                 gap_seconds: Some(10.0),
+                after: Some(ExitReason::OomKilled),
             },
         },
     ]);

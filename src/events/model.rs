@@ -24,8 +24,8 @@ pub enum EventKind {
     /// once per kill: `seq` (the `Killed process` record's kmsg sequence number) and
     /// `boot_id` let a restarted exporter's replay of the ring buffer skip it.
     OomKill(Box<OomKillEvent>),
-    /// A service came back: every long-lived instance of the group had died, and this new
-    /// one started within the restart window.
+    /// A service came back: an instance of the group ended (abnormally, or as the group's
+    /// restart rules say) and this new one started within the restart window.
     Restart {
         group: String,
         /// The new instance.
@@ -35,6 +35,9 @@ pub enum EventKind {
         /// down at most this long.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         gap_seconds: Option<f64>,
+        /// How the dead instance ended.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<ExitReason>,
     },
     /// An instance of a group ended.
     Exit {
@@ -261,6 +264,7 @@ mod tests {
                 pid: 9,
                 comm: "java".into(),
                 gap_seconds: Some(3.5),
+                after: None,
             },
         };
         let events = [kill(8, "api", 4.0), restart];

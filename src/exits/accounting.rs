@@ -7,8 +7,8 @@
 //! on its own; any other exit only settles an instance the scan saw as top-level (a
 //! daemon's reparented child). Instances the scan saw vanish are settled by their event
 //! (same pid and group) when one arrives; one still without an event `INFER_AFTER_SECS`
-//! later (no connector, its events lost, or the exporter was down) is settled from what
-//! is known: `oom_killed` when the kernel log named it between its last sighting and now,
+//! later (its events lost, or it ended before the listener knew it), or at once when no
+//! listener runs, is settled from what is known, and counted by why it was inferred: `oom_killed` when the kernel log named it between its last sighting and now,
 //! else `unknown`, and an event arriving after that is not counted again. Times are
 //! seconds since boot (CLOCK_BOOTTIME); pure.
 
@@ -77,20 +77,73 @@ pub struct ExitAccounting {
     waiting: Vec<(Vanished, f64)>,
     /// Pids settled by inference, with their group and when: a late event is not counted.
     inferred: HashMap<u32, (Arc<str>, f64)>,
+    /// Exits inferred since start, by `InferredCause`.
+    inferred_total: [u64; 2],
+}
+
+/// Why an exit was inferred from a scan rather than read from its exit event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InferredCause {
+    /// No process-events listener (`--no-collector.exits`, or it is down): there is no
+    /// event to wait for, so the vanished instance is settled at once.
+    NoListener,
+    /// The listener was up, but no event came for the instance within
+    /// `INFER_AFTER_SECS` (its events were lost, or it ended before the listener knew it).
+    NoEvent,
+}
+
+impl InferredCause {
+    pub const ALL: [InferredCause; 2] = [InferredCause::NoListener, InferredCause::NoEvent];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            InferredCause::NoListener => "no_listener",
+            InferredCause::NoEvent => "no_event",
+        }
+    }
 }
 
 impl ExitAccounting {
     /// Settles what can be settled now: the exit events since the last call, the
     /// instances this scan found gone, against the kernel log's recent victims;
-    /// `now_secs` since boot.
+    /// `now_secs` since boot. `listening`: the process-events listener is up, so an event
+    /// may still come for a vanished instance.
     pub fn settle(
         &mut self,
         records: Vec<ExitRecord>,
         vanished: Vec<Vanished>,
         victims: &[RecentVictim],
         now_secs: f64,
+        listening: bool,
     ) -> Vec<SettledExit> {
         let mut settled = Vec::new();
+        self.settle_records(records, victims, now_secs, &mut settled);
+        self.waiting
+            .extend(vanished.into_iter().map(|gone| (gone, now_secs)));
+        self.settle_vanished(victims, now_secs, listening, &mut settled);
+        self.recorded
+            .retain(|_, r| now_secs - r.at_secs < REMEMBER_SECS);
+        self.inferred
+            .retain(|_, (_, at)| now_secs - *at < REMEMBER_SECS);
+        // A burst of exits grew these; give the room back once it has passed.
+        shrink_map(&mut self.recorded);
+        shrink_map(&mut self.inferred);
+        settled
+    }
+
+    /// How many exits were inferred, by cause (`InferredCause::ALL`'s order), since start.
+    pub fn inferred_total(&self) -> [u64; 2] {
+        self.inferred_total
+    }
+
+    /// The exit events (and the SIGKILLs held for the kernel log) that can be settled now.
+    fn settle_records(
+        &mut self,
+        records: Vec<ExitRecord>,
+        victims: &[RecentVictim],
+        now_secs: f64,
+        settled: &mut Vec<SettledExit>,
+    ) {
         let mut candidates = std::mem::take(&mut self.held);
         candidates.extend(records);
         for record in candidates {
@@ -137,9 +190,19 @@ impl ExitAccounting {
                 },
             );
         }
-        self.waiting
-            .extend(vanished.into_iter().map(|gone| (gone, now_secs)));
+    }
+
+    /// The vanished instances settled by their event, or inferred: at once without a
+    /// listener, else once `INFER_AFTER_SECS` passed without an event.
+    fn settle_vanished(
+        &mut self,
+        victims: &[RecentVictim],
+        now_secs: f64,
+        listening: bool,
+        settled: &mut Vec<SettledExit>,
+    ) {
         let (recorded, inferred) = (&mut self.recorded, &mut self.inferred);
+        let inferred_total = &mut self.inferred_total;
         self.waiting.retain(|(gone, found_at)| {
             if let Some(record) = recorded
                 .get_mut(&gone.pid)
@@ -148,9 +211,15 @@ impl ExitAccounting {
                 settled.extend(record.pending.take().map(|exit| *exit));
                 return false;
             }
-            if now_secs - found_at < INFER_AFTER_SECS {
+            if listening && now_secs - found_at < INFER_AFTER_SECS {
                 return true; // its event may still be on its way
             }
+            let cause = if listening {
+                InferredCause::NoEvent
+            } else {
+                InferredCause::NoListener
+            };
+            inferred_total[cause as usize] += 1;
             let oom = victims.iter().any(|v| {
                 v.pid == gone.pid
                     && v.uptime_secs >= gone.last_seen_secs - 1.0
@@ -172,14 +241,6 @@ impl ExitAccounting {
             });
             false
         });
-        self.recorded
-            .retain(|_, r| now_secs - r.at_secs < REMEMBER_SECS);
-        self.inferred
-            .retain(|_, (_, at)| now_secs - *at < REMEMBER_SECS);
-        // A burst of exits grew these; give the room back once it has passed.
-        shrink_map(&mut self.recorded);
-        shrink_map(&mut self.inferred);
-        settled
     }
 }
 
@@ -245,32 +306,34 @@ mod tests {
     fn an_event_settles_its_vanished_instance_exactly_once_in_any_order() {
         let mut accounting = ExitAccounting::default();
         // The event arrives before the scan that finds the instance gone.
-        let first = accounting.settle(vec![record(10, 3 << 8, 99.0)], vec![], &[], 100.0);
+        let first = accounting.settle(vec![record(10, 3 << 8, 99.0)], vec![], &[], 100.0, true);
         assert_eq!(reasons(&first), [(10, ExitReason::ExitedError)]);
         assert!(accounting
-            .settle(vec![], vec![gone(10, 90.0)], &[], 115.0)
+            .settle(vec![], vec![gone(10, 90.0)], &[], 115.0, true)
             .is_empty());
         // The scan finds it gone before the event is read.
         assert!(accounting
-            .settle(vec![], vec![gone(11, 115.0)], &[], 130.0)
+            .settle(vec![], vec![gone(11, 115.0)], &[], 130.0, true)
             .is_empty());
-        let late = accounting.settle(vec![record(11, 0, 129.0)], vec![], &[], 145.0);
+        let late = accounting.settle(vec![record(11, 0, 129.0)], vec![], &[], 145.0, true);
         assert_eq!(reasons(&late), [(11, ExitReason::ExitedOk)]);
-        assert!(accounting.settle(vec![], vec![], &[], 160.0).is_empty());
+        assert!(accounting
+            .settle(vec![], vec![], &[], 160.0, true)
+            .is_empty());
     }
 
     #[test]
     fn a_sigkill_waits_for_the_kernel_log_then_is_oom_killed_or_killed() {
         let mut accounting = ExitAccounting::default();
         assert!(accounting
-            .settle(vec![record(20, 9, 199.5)], vec![], &[], 200.0)
+            .settle(vec![record(20, 9, 199.5)], vec![], &[], 200.0, true)
             .is_empty());
-        let named = accounting.settle(vec![], vec![], &[victim(20, 199.4)], 200.5);
+        let named = accounting.settle(vec![], vec![], &[victim(20, 199.4)], 200.5, true);
         assert_eq!(reasons(&named), [(20, ExitReason::OomKilled)]);
         assert!(accounting
-            .settle(vec![record(21, 9, 300.0)], vec![], &[], 300.5)
+            .settle(vec![record(21, 9, 300.0)], vec![], &[], 300.5, true)
             .is_empty());
-        let killed = accounting.settle(vec![], vec![], &[victim(20, 199.4)], 305.0);
+        let killed = accounting.settle(vec![], vec![], &[victim(20, 199.4)], 305.0, true);
         assert_eq!(reasons(&killed), [(21, ExitReason::Killed)]);
     }
 
@@ -287,27 +350,45 @@ mod tests {
             vec![],
             &[other_comm, long_ago],
             410.0,
+            true,
         );
         assert_eq!(reasons(&settled), [(30, ExitReason::Killed)]);
+    }
+
+    #[test]
+    fn without_a_listener_a_vanished_instance_is_inferred_at_once() {
+        let mut accounting = ExitAccounting::default();
+        let settled = accounting.settle(vec![], vec![gone(42, 500.0)], &[], 505.0, false);
+        assert_eq!(reasons(&settled), [(42, ExitReason::Unknown)]);
+        assert_eq!(accounting.inferred_total(), [1, 0]);
     }
 
     #[test]
     fn without_events_a_vanished_instance_is_inferred_after_a_while_and_not_again() {
         let mut accounting = ExitAccounting::default();
         assert!(accounting
-            .settle(vec![], vec![gone(40, 500.0), gone(41, 500.0)], &[], 515.0)
+            .settle(
+                vec![],
+                vec![gone(40, 500.0), gone(41, 500.0)],
+                &[],
+                515.0,
+                true
+            )
             .is_empty());
         // Scrapes in quick succession do not hurry the inference.
-        assert!(accounting.settle(vec![], vec![], &[], 516.0).is_empty());
-        let inferred = accounting.settle(vec![], vec![], &[victim(41, 510.0)], 530.0);
+        assert!(accounting
+            .settle(vec![], vec![], &[], 516.0, true)
+            .is_empty());
+        let inferred = accounting.settle(vec![], vec![], &[victim(41, 510.0)], 530.0, true);
         assert_eq!(
             reasons(&inferred),
             [(40, ExitReason::Unknown), (41, ExitReason::OomKilled)]
         );
         assert_eq!(inferred[0].source, None);
+        assert_eq!(accounting.inferred_total(), [0, 2], "no event came");
         // The event, late: already counted.
         assert!(accounting
-            .settle(vec![record(40, 0, 514.0)], vec![], &[], 545.0)
+            .settle(vec![record(40, 0, 514.0)], vec![], &[], 545.0, true)
             .is_empty());
     }
 
@@ -320,11 +401,11 @@ mod tests {
         };
         assert!(
             accounting
-                .settle(vec![child], vec![], &[], 600.0)
+                .settle(vec![child], vec![], &[], 600.0, true)
                 .is_empty(),
             "not an instance on its own"
         );
-        let settled = accounting.settle(vec![], vec![gone(50, 590.0)], &[], 615.0);
+        let settled = accounting.settle(vec![], vec![gone(50, 590.0)], &[], 615.0, true);
         assert_eq!(reasons(&settled), [(50, ExitReason::Crashed)]);
         // A worker no scan saw as an instance never counts.
         let worker = ExitRecord {
@@ -332,9 +413,11 @@ mod tests {
             ..record(51, 15, 620.0)
         };
         assert!(accounting
-            .settle(vec![worker], vec![], &[], 621.0)
+            .settle(vec![worker], vec![], &[], 621.0, true)
             .is_empty());
-        assert!(accounting.settle(vec![], vec![], &[], 700.0).is_empty());
+        assert!(accounting
+            .settle(vec![], vec![], &[], 700.0, true)
+            .is_empty());
     }
 
     #[test]
@@ -346,12 +429,13 @@ mod tests {
             vec![],
             &[],
             100.0,
+            true,
         );
         assert_eq!(settled.len(), 2);
         accounting.forget_unwatched(|_, pid| pid == 30);
         assert_eq!(accounting.recorded.len(), 1);
         // The watched one still settles its vanished instance without counting it twice.
-        let later = accounting.settle(vec![], vec![gone(30, 99.0)], &[], 101.0);
+        let later = accounting.settle(vec![], vec![gone(30, 99.0)], &[], 101.0, true);
         assert!(later.is_empty(), "{later:?}");
     }
 }

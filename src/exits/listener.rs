@@ -199,6 +199,7 @@ impl<'s> Session<'s> {
         match self.tracker.handle(&message.event, stamp, &mut self.namer) {
             Outcome::Exit(record) => self.shared.push(record),
             Outcome::UnnamedExit => self.shared.count_lost(LostCause::Unnamed, 1),
+            Outcome::UntrackedExit => self.shared.count_lost(LostCause::Untracked, 1),
             Outcome::None => {}
         }
         match message.event {

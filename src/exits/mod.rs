@@ -36,16 +36,25 @@ pub enum LostCause {
     Unnamed,
     /// More exits between two scans than the queue holds.
     Overflow,
+    /// A process the listener did not know ended: it started before the listener named
+    /// the host's processes and ended before it reached it, or its fork event was lost.
+    Untracked,
 }
 
 impl LostCause {
-    pub const ALL: [LostCause; 3] = [LostCause::Dropped, LostCause::Unnamed, LostCause::Overflow];
+    pub const ALL: [LostCause; 4] = [
+        LostCause::Dropped,
+        LostCause::Unnamed,
+        LostCause::Overflow,
+        LostCause::Untracked,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             LostCause::Dropped => "dropped",
             LostCause::Unnamed => "unnamed",
             LostCause::Overflow => "overflow",
+            LostCause::Untracked => "untracked",
         }
     }
 }
@@ -54,7 +63,7 @@ impl LostCause {
 #[derive(Debug, Default)]
 pub struct ExitsShared {
     up: AtomicBool,
-    lost: [AtomicU64; 3],
+    lost: [AtomicU64; 4],
     events: AtomicU64,
     queue: Mutex<VecDeque<ExitRecord>>,
     /// Groups the scan's table holds: exits of comm-named groups outside it are not kept.
@@ -76,7 +85,7 @@ struct RenameJournal {
 pub struct ExitsStatus {
     pub up: bool,
     /// Per `LostCause::ALL`.
-    pub lost: [u64; 3],
+    pub lost: [u64; 4],
     /// Process events handled since start.
     pub events: u64,
 }
@@ -85,7 +94,7 @@ impl ExitsShared {
     pub fn status(&self) -> ExitsStatus {
         ExitsStatus {
             up: self.up.load(Ordering::Relaxed),
-            lost: [0, 1, 2].map(|i| self.lost[i].load(Ordering::Relaxed)),
+            lost: [0, 1, 2, 3].map(|i| self.lost[i].load(Ordering::Relaxed)),
             events: self.events.load(Ordering::Relaxed),
         }
     }
@@ -242,7 +251,7 @@ mod tests {
         for _ in 0..QUEUE_CAPACITY + 5 {
             shared.push(record("db", NameSource::Rule));
         }
-        assert_eq!(shared.status().lost, [0, 0, 5]);
+        assert_eq!(shared.status().lost, [0, 0, 5, 0]);
         assert_eq!(shared.drain().len(), QUEUE_CAPACITY);
     }
 }

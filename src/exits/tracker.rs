@@ -101,6 +101,8 @@ pub enum Outcome {
     Exit(ExitRecord),
     /// A process exited whose group could not be read: it lived too briefly.
     UnnamedExit,
+    /// A process exited that the tracker never knew (see `LostCause::Untracked`).
+    UntrackedExit,
 }
 
 /// Interned group names beyond this are pruned of the ones no process uses.
@@ -205,7 +207,7 @@ impl ProcessTracker {
         boottime_ns: u64,
     ) -> Outcome {
         let Some(gone) = self.processes.remove(&tgid) else {
-            return Outcome::None;
+            return Outcome::UntrackedExit;
         };
         let Kind::User {
             group,

@@ -7,6 +7,9 @@
 //! On a Kubernetes node a container of a pod is named `namespace/pod/container` instead,
 //! when the caller knows those names for the pod UID and container id its kubepods path
 //! shows (`groups::kubernetes`); such names are bounded by Kubernetes' own limits.
+//! Anything under a user's service manager (`user@UID.service`, a subtree any user can
+//! fill with units and cgroups of their own) is named apart: `user@1000/mysql.service`,
+//! never the system's `mysql.service`, so a user cannot enter a system service's group.
 //! Pure string work; every other name is at most 64 bytes.
 
 use super::kubernetes::{parse_kubepods_cgroup, KubeCgroup};
@@ -21,6 +24,8 @@ pub enum NameSource {
     Rule,
     /// The cgroup path: a systemd unit or a container.
     Cgroup,
+    /// A Kubernetes pod's container (`namespace/pod/container`), from the kubelet's names.
+    Pod,
     /// The bare comm: any command, including every short-lived one a shell runs.
     Comm,
 }
@@ -43,13 +48,56 @@ pub fn auto_group_with(
     comm: &str,
     kube_name: impl FnOnce(&KubeCgroup<'_>) -> Option<String>,
 ) -> (String, NameSource) {
+    let user = cgroup_path.and_then(user_manager);
     let kube = cgroup_path
+        .filter(|_| user.is_none())
         .and_then(parse_kubepods_cgroup)
         .and_then(|kube| kube_name(&kube));
-    match kube.or_else(|| cgroup_path.and_then(group_from_cgroup)) {
-        Some(name) => (name, NameSource::Cgroup),
-        None => (bounded(comm), NameSource::Comm),
+    if let Some(name) = kube {
+        return (name, NameSource::Pod);
     }
+    match (cgroup_path.and_then(group_from_cgroup), user) {
+        // The user's service manager itself keeps its own, unambiguous name.
+        (Some(name), Some(uid)) if name != format!("user@{uid}.service") => {
+            (bounded(&format!("user@{uid}/{name}")), NameSource::Cgroup)
+        }
+        (Some(name), _) => (name, NameSource::Cgroup),
+        (None, _) => (bounded(comm), NameSource::Comm),
+    }
+}
+
+/// A Kubernetes pod's names, as an automatic group name carries them
+/// (`namespace/pod/container`, or `namespace/pod` for a pod's other processes); None for
+/// any other name. Only automatic names are pod names: a configured name is the user's.
+pub fn pod_names(group: &str) -> Option<PodNames<'_>> {
+    if group.starts_with("user@") {
+        return None;
+    }
+    let mut parts = group.splitn(3, '/');
+    let namespace = parts.next().filter(|s| !s.is_empty())?;
+    let pod = parts.next().filter(|s| !s.is_empty())?;
+    let container = parts.next().filter(|s| !s.is_empty());
+    Some(PodNames {
+        namespace,
+        pod,
+        container,
+    })
+}
+
+/// The names a pod-named group stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodNames<'a> {
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    pub container: Option<&'a str>,
+}
+
+/// The uid of the user service manager (`user@UID.service`) a cgroup path is under.
+fn user_manager(path: &str) -> Option<&str> {
+    path.split('/').find_map(|component| {
+        let uid = component.strip_prefix("user@")?.strip_suffix(".service")?;
+        (!uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit())).then_some(uid)
+    })
 }
 
 fn group_from_cgroup(path: &str) -> Option<String> {
@@ -125,7 +173,7 @@ mod tests {
         assert_eq!(name("/system.slice/mysql.service/payload"), "mysql.service");
         assert_eq!(
             name("/user.slice/user-1000.slice/user@1000.service/app.slice/dbus.service"),
-            "dbus.service"
+            "user@1000/dbus.service"
         );
         assert_eq!(name("/user.slice/user-1000.slice/session-2.scope"), "comm");
         assert_eq!(
@@ -137,6 +185,49 @@ mod tests {
             name("/process_api/4373a56c73305f41b5209104e3baec60"),
             "comm"
         );
+    }
+
+    #[test]
+    fn a_user_cannot_enter_a_system_units_group_by_naming() {
+        // `systemd-run --user --unit=mysql` as uid 1000.
+        let user = "/user.slice/user-1000.slice/user@1000.service/app.slice/mysql.service";
+        assert_eq!(name(user), "user@1000/mysql.service");
+        assert_eq!(name("/system.slice/mysql.service"), "mysql.service");
+        // A cgroup the user made to look like a system container or a pod.
+        let fake =
+            format!("/user.slice/user-1000.slice/user@1000.service/user.slice/docker-{ID}.scope");
+        assert_eq!(name(&fake), "user@1000/docker-3f1c2e9b7a6d");
+        let pod = format!(
+            "/user.slice/user-1000.slice/user@1000.service/kubepods/burstable/pod1234/{ID}"
+        );
+        let named = auto_group_with(Some(&pod), "x", |_| Some("default/web/nginx".into()));
+        assert_eq!(
+            named,
+            (
+                "user@1000/container-3f1c2e9b7a6d".into(),
+                NameSource::Cgroup
+            )
+        );
+        // The user's manager itself and its scopes.
+        assert_eq!(
+            name("/user.slice/user-1000.slice/user@1000.service"),
+            "user@1000.service"
+        );
+    }
+
+    #[test]
+    fn pod_names_come_apart() {
+        let names = pod_names("default/web-1/nginx").expect("pod");
+        assert_eq!(
+            (names.namespace, names.pod, names.container),
+            ("default", "web-1", Some("nginx"))
+        );
+        assert_eq!(
+            pod_names("kube-system/dns").map(|n| n.container),
+            Some(None)
+        );
+        assert_eq!(pod_names("nginx.service"), None);
+        assert_eq!(pod_names("user@1000/mysql.service"), None);
     }
 
     #[test]
@@ -179,10 +270,7 @@ mod tests {
             assert_eq!((kube.pod_uid.as_str(), kube.container_id), (uid, Some(ID)));
             Some("default/web-1/nginx".to_owned())
         });
-        assert_eq!(
-            named,
-            ("default/web-1/nginx".to_owned(), NameSource::Cgroup)
-        );
+        assert_eq!(named, ("default/web-1/nginx".to_owned(), NameSource::Pod));
         // Unknown to the kubelet's directories: the container id names it, as before.
         let unknown = auto_group_with(Some(&path), "nginx", |_| None);
         assert_eq!(

@@ -26,6 +26,8 @@ pub struct GroupRule {
     pub name_template: String,
     pub field: RuleField,
     pub regex: Regex,
+    /// `restarts: every`: every re-start of the group is a restart, clean ends included.
+    pub every_restart: bool,
 }
 
 impl GroupRule {
@@ -84,6 +86,14 @@ impl GroupRules {
         self.rules.iter().filter_map(GroupRule::fixed_name)
     }
 
+    /// The groups that exist even with no process in them, with whether each counts every
+    /// re-start as a restart.
+    pub fn fixed_groups(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.rules
+            .iter()
+            .filter_map(|rule| Some((rule.fixed_name()?, rule.every_restart)))
+    }
+
     /// The group of the first rule that matches, or None when no rule does.
     pub fn classify(&self, process: ProcessFields<'_>) -> Option<String> {
         self.rules.iter().find_map(|rule| {
@@ -120,6 +130,7 @@ mod tests {
 
     fn rule(name: &str, field: RuleField, regex: &str) -> GroupRule {
         GroupRule {
+            every_restart: false,
             name_template: name.into(),
             field,
             regex: Regex::new(regex).expect("regex"),

@@ -1,28 +1,28 @@
-//! The group table: which groups exist, and the restarts counted on each.
+//! The group table: which groups exist and have series, and what is counted on each
+//! (restarts, exits by reason).
 //!
-//! A process instance is `(pid, start ticks)`. Per group, the table remembers the top-level
-//! instances (whose parent is not in the group) seen by the last scan. A restart is counted
-//! when every top-level instance is gone, at least one of them having lived
-//! `--restarts.min-age`, and a new top-level instance (started since the last scan) started
-//! within `RESTART_WINDOW_SECS` of the dead one's last sighting: the watchdog pattern "PID present, PID gone, NOT
-//! running, started again". Workers forking under a master are not top-level; short-lived
-//! `sleep 1` loops never reach the minimum age; one shell of many closing, or one exec
-//! session of a container ending, is no restart while the others live on.
-//!
+//! A process instance is `(pid, start ticks)`. Per group, the table remembers the
+//! top-level instances (whose parent is not in the group) seen by the last scan, and hands
+//! the ones that ended and the new ones to the group's restart detector (`restarts`).
 //! Each top-level instance the scan saw and no longer sees is returned by `observe` as
-//! vanished, for the exit accounting; the exits it settles are counted here per reason,
-//! next to the restarts.
+//! vanished, for the exit accounting; the exits it settles come back through
+//! `exit_settled`, counted per reason and told to the restart detector; `resolve` then
+//! counts the restarts.
 //!
-//! Automatic groups are capped (`--groups.max`, the rest folds into `other`) and dropped
-//! after staying empty for `--groups.retention`; groups named in the config file always
-//! exist. The table converts to and from its persisted form, so counts survive exporter
-//! restarts. Times are seconds since boot (uptime), immune to wall-clock steps.
+//! Automatic groups are tracked up to `--groups.max` (the rest folds into `other`) and
+//! get series only once useful: an instance lived `--groups.min-age`, died abnormally, or
+//! restarted. A group that never became useful is forgotten as soon as it is empty; one
+//! that did keeps its series for `--groups.retention` after its last process. Groups named
+//! in the config file always exist. The table converts to and from its persisted form, so
+//! counts survive exporter restarts. Times are seconds since boot (uptime), immune to
+//! wall-clock steps.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::restarts::{Restart, RestartRules, RestartState};
 use crate::exit_reason::ExitReason;
 
 /// One process instance: a pid reused by another program is a different instance.
@@ -35,16 +35,15 @@ pub struct InstanceKey {
 /// The group that collects automatic groups beyond `--groups.max`.
 pub const OTHER_GROUP: &str = "other";
 
-/// A new instance this long after the last one died is a start, not a restart.
-pub const RESTART_WINDOW_SECS: f64 = 900.0;
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TableSettings {
     /// `--groups.max`: automatic groups beyond this fold into `other`.
     pub max_auto_groups: usize,
     /// `--groups.retention`: an automatic group empty this long is dropped.
     pub retention_secs: f64,
-    /// `--restarts.min-age`: an instance younger than this at its death is no restart.
+    /// `--groups.min-age`: an automatic group gets series once an instance lived this long.
+    pub promote_after_secs: f64,
+    /// `--restarts.min-age`: a clean or unknown end younger than this is no restart.
     pub restart_min_age_secs: f64,
     /// Kernel clock ticks per second (`getconf CLK_TCK`).
     pub clock_ticks: u64,
@@ -58,16 +57,17 @@ struct TrackedInstance {
     last_seen_secs: f64,
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// The persisted form of one group.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupState {
     pub restarts: u64,
-    /// Deaths of long-lived instances not yet followed by a new instance.
-    #[serde(default)]
-    pub pending_deaths: u32,
-    /// Uptime when the oldest pending death was last seen alive.
-    #[serde(default)]
-    pub pending_since_secs: Option<f64>,
+    /// Has series: an instance lived `--groups.min-age`, died abnormally or restarted.
+    #[serde(default = "yes")]
+    pub promoted: bool,
     #[serde(default)]
     top_level: Vec<TrackedInstance>,
     #[serde(default)]
@@ -75,6 +75,22 @@ pub struct GroupState {
     /// Exits of top-level instances, by reason.
     #[serde(default)]
     pub exits: BTreeMap<ExitReason, u64>,
+    /// Deaths and new instances waiting to be matched as restarts.
+    #[serde(default)]
+    restart: RestartState,
+}
+
+impl Default for GroupState {
+    fn default() -> Self {
+        Self {
+            restarts: 0,
+            promoted: true,
+            top_level: Vec::new(),
+            empty_since_secs: None,
+            exits: BTreeMap::new(),
+            restart: RestartState::default(),
+        }
+    }
 }
 
 /// A top-level instance the last scan saw and this one does not.
@@ -93,6 +109,8 @@ pub struct RestartedInstance {
     pub key: InstanceKey,
     /// From the dead instance's last sighting to this one's start, in seconds.
     pub gap_secs: f64,
+    /// How the dead instance ended.
+    pub after: ExitReason,
 }
 
 /// One group as the table holds it.
@@ -102,6 +120,8 @@ pub struct GroupView<'a> {
     pub restarts: u64,
     /// Named in the config file: it always exists.
     pub configured: bool,
+    /// Has series (always true for configured groups).
+    pub promoted: bool,
     pub exits: &'a BTreeMap<ExitReason, u64>,
 }
 
@@ -116,14 +136,13 @@ pub struct GroupsState {
 }
 
 impl GroupsState {
-    /// Forgets what belongs to the previous boot (instances, pending deaths, uptime
-    /// stamps); restart counts are kept so the counters never go down.
+    /// Forgets what belongs to the previous boot (instances, waiting deaths, uptime
+    /// stamps); counts are kept so the counters never go down.
     pub fn start_new_boot(&mut self) {
         self.last_scan_ticks = None;
         for group in self.groups.values_mut() {
-            group.pending_deaths = 0;
-            group.pending_since_secs = None;
             group.top_level.clear();
+            group.restart.start_new_boot();
             group.empty_since_secs = None;
         }
     }
@@ -132,10 +151,23 @@ impl GroupsState {
 #[derive(Debug, Clone)]
 struct GroupEntry {
     configured: bool,
+    /// Counts every re-start, clean ends included (`restarts: every` in the config file).
+    every_restart: bool,
     state: GroupState,
     /// The buffer the last scan's instances move to while the new ones are compared with
     /// them, kept so that a steady scan allocates nothing for them.
     previous: Vec<TrackedInstance>,
+}
+
+impl GroupEntry {
+    fn new(configured: bool, every_restart: bool, state: GroupState) -> Self {
+        Self {
+            configured,
+            every_restart,
+            state,
+            previous: Vec::new(),
+        }
+    }
 }
 
 /// Whether `key` is among `now`: by binary search on pid when `now` is in ascending pid
@@ -166,10 +198,11 @@ pub struct GroupTable {
 }
 
 impl GroupTable {
-    /// Builds the table from its persisted form and the config file's fixed group names.
+    /// Builds the table from its persisted form and the config file's fixed group names,
+    /// each with whether it counts every re-start.
     pub fn new<'a>(
         settings: TableSettings,
-        configured: impl IntoIterator<Item = &'a str>,
+        configured: impl IntoIterator<Item = (&'a str, bool)>,
         persisted: GroupsState,
     ) -> Self {
         let mut table = Self {
@@ -181,28 +214,24 @@ impl GroupTable {
             names_changed: true,
             restarted: Vec::new(),
         };
-        for name in configured {
-            table.groups.insert(
-                Arc::from(name),
-                GroupEntry {
-                    configured: true,
-                    state: GroupState::default(),
-                    previous: Vec::new(),
-                },
-            );
+        for (name, every_restart) in configured {
+            let entry = GroupEntry::new(true, every_restart, GroupState::default());
+            table.groups.insert(Arc::from(name), entry);
         }
         for (name, mut state) in persisted.groups {
             state.top_level.sort_unstable_by_key(|t| t.key.pid);
             match table.groups.get_mut(name.as_str()) {
-                Some(entry) => entry.state = state,
+                Some(entry) => {
+                    entry.state = GroupState {
+                        promoted: true,
+                        ..state
+                    }
+                }
                 None if table.auto_groups < settings.max_auto_groups || name == OTHER_GROUP => {
                     table.auto_groups += usize::from(name != OTHER_GROUP);
-                    let entry = GroupEntry {
-                        configured: false,
-                        state,
-                        previous: Vec::new(),
-                    };
-                    table.groups.insert(Arc::from(name), entry);
+                    table
+                        .groups
+                        .insert(Arc::from(name), GroupEntry::new(false, false, state));
                 }
                 None => {}
             }
@@ -211,7 +240,7 @@ impl GroupTable {
     }
 
     /// The group a newly seen process goes into: `name` if it exists or fits under the
-    /// cap, else `other`.
+    /// cap, else `other`. A new automatic group has no series until it is useful.
     pub fn admit(&mut self, name: &str) -> Arc<str> {
         if let Some((existing, _)) = self.groups.get_key_value(name) {
             return existing.clone();
@@ -225,13 +254,14 @@ impl GroupTable {
         let key: Arc<str> = Arc::from(name);
         self.changed = true;
         self.names_changed = true;
-        self.groups
-            .entry(key.clone())
-            .or_insert_with(|| GroupEntry {
-                configured: false,
-                state: GroupState::default(),
-                previous: Vec::new(),
-            });
+        self.groups.entry(key.clone()).or_insert_with(|| {
+            let state = GroupState {
+                // `other` is a bucket, not a service: it always has series.
+                promoted: name == OTHER_GROUP,
+                ..GroupState::default()
+            };
+            GroupEntry::new(false, false, state)
+        });
         key
     }
 
@@ -244,120 +274,77 @@ impl GroupTable {
         top_level: &HashMap<Arc<str>, Vec<InstanceKey>>,
     ) -> Vec<VanishedInstance> {
         let mut vanished = Vec::new();
-        let restarted = &mut self.restarted;
         let settings = self.settings;
         let ticks = settings.clock_ticks.max(1) as f64;
         let baseline = self.last_scan_ticks;
-        let mut dropped = 0;
         let mut changed = false;
-        let groups_before = self.groups.len();
-        self.groups.retain(|name, entry| {
+        for (name, entry) in &mut self.groups {
             let now: &[InstanceKey] = top_level.get(name).map(Vec::as_slice).unwrap_or(&[]);
-            let state = &mut entry.state;
-            let previous = &mut entry.previous;
-            std::mem::swap(previous, &mut state.top_level);
-            let previous = &*previous;
-            let sorted = now.is_sorted_by_key(|k| k.pid);
-            let is_now = |key: &InstanceKey| contains(now, sorted, key);
-            vanished.extend(previous.iter().filter(|p| !is_now(&p.key)).map(|p| {
-                VanishedInstance {
-                    group: name.clone(),
-                    key: p.key,
-                    last_seen_secs: p.last_seen_secs,
-                }
-            }));
-            if previous.iter().any(|p| is_now(&p.key)) {
-                // An instance lived on: the service was never down, so one that ended
-                // was not restarted (a closed shell, an exec session, one of a pool).
-                state.pending_deaths = 0;
-                state.pending_since_secs = None;
-            } else {
-                for gone in previous {
-                    let age = gone.last_seen_secs - gone.key.start_ticks as f64 / ticks;
-                    if age >= settings.restart_min_age_secs {
-                        state.pending_deaths = state.pending_deaths.saturating_add(1);
-                        state.pending_since_secs.get_or_insert(gone.last_seen_secs);
-                    }
-                }
-            }
-            // New top-level instances, counted when they started within the window after
-            // the dead one was last seen alive: judged by start time, not by when this
-            // scan ran, so a restart that happened while oomwatch itself was down for
-            // longer than the window still counts once.
-            let appeared: Vec<&InstanceKey> = match (baseline, state.pending_since_secs) {
-                (Some(baseline), Some(since)) => now
-                    .iter()
-                    .filter(|key| key.start_ticks >= baseline)
-                    .filter(|key| !previous.iter().any(|p| p.key == **key))
-                    .filter(|key| key.start_ticks as f64 / ticks - since <= RESTART_WINDOW_SECS)
-                    .collect(),
-                _ => Vec::new(),
-            };
-            let restarts = state
-                .pending_deaths
-                .min(u32::try_from(appeared.len()).unwrap_or(u32::MAX));
-            if let Some(since) = state.pending_since_secs {
-                restarted.extend(appeared.iter().take(restarts as usize).map(|&&key| {
-                    RestartedInstance {
-                        group: name.clone(),
-                        key,
-                        gap_secs: (key.start_ticks as f64 / ticks - since).max(0.0),
-                    }
-                }));
-            }
-            state.restarts += u64::from(restarts);
-            state.pending_deaths -= restarts;
-            // A service that stayed down longer than the window was stopped, not restarted:
-            // anything starting from now on starts past the window.
-            if state.pending_deaths == 0
-                || state
-                    .pending_since_secs
-                    .is_some_and(|since| now_secs - since > RESTART_WINDOW_SECS)
-            {
-                state.pending_deaths = 0;
-                state.pending_since_secs = None;
-            }
-            changed |= previous.len() != now.len()
-                || previous.iter().zip(now).any(|(p, n)| p.key != *n)
-                || restarts > 0;
-            state.top_level.clear();
-            state
-                .top_level
-                .extend(now.iter().map(|&key| TrackedInstance {
-                    key,
-                    last_seen_secs: now_secs,
-                }));
-            if !sorted {
-                state.top_level.sort_unstable_by_key(|t| t.key.pid);
-            }
-            if !now.is_empty() || entry.configured {
-                changed |= state.empty_since_secs.take().is_some();
-                return true;
-            }
-            let since = *state.empty_since_secs.get_or_insert_with(|| {
-                changed = true;
-                now_secs
-            });
-            let keep = now_secs - since < settings.retention_secs;
-            if !keep && &**name != OTHER_GROUP {
-                dropped += 1;
-            }
-            changed |= !keep;
-            keep
-        });
-        self.auto_groups -= dropped;
-        self.names_changed |= self.groups.len() != groups_before;
+            changed |= observe_group(
+                name,
+                entry,
+                now,
+                now_secs,
+                baseline,
+                &mut vanished,
+                settings,
+            );
+        }
         self.changed |= changed;
         self.last_scan_ticks = Some((now_secs * ticks) as u64);
         vanished
     }
 
-    /// Counts one exit of `group`, which must exist (`contains` or `admit` first).
-    pub fn count_exit(&mut self, group: &str, reason: ExitReason) {
+    /// The exit accounting settled how an instance of `group` ended: counted by reason,
+    /// told to the restart detector, and an abnormal end makes the group useful. `group`
+    /// must exist (`contains` or `admit` first).
+    pub fn exit_settled(&mut self, group: &str, pid: u32, reason: ExitReason) {
         if let Some(entry) = self.groups.get_mut(group) {
             *entry.state.exits.entry(reason).or_default() += 1;
+            entry.state.restart.settled(pid, reason);
+            if reason.is_abnormal() && !entry.state.promoted {
+                entry.state.promoted = true;
+                self.names_changed = true;
+            }
             self.changed = true;
         }
+    }
+
+    /// After the exits of a scan are settled: counts the restarts, and drops the groups
+    /// that have been empty long enough (at once for one that never became useful).
+    pub fn resolve(&mut self, now_secs: f64) {
+        let settings = self.settings;
+        let restarted = &mut self.restarted;
+        let mut dropped = 0;
+        let mut changed = false;
+        let before = self.groups.len();
+        self.groups.retain(|name, entry| {
+            let rules = RestartRules {
+                min_age_secs: settings.restart_min_age_secs,
+                every: entry.every_restart,
+            };
+            let restarts = entry.state.restart.resolve(now_secs, rules);
+            if !restarts.is_empty() {
+                changed = true;
+                entry.state.restarts += restarts.len() as u64;
+                entry.state.promoted = true;
+                restarted.extend(restarts.into_iter().map(|r: Restart| RestartedInstance {
+                    group: name.clone(),
+                    key: r.key,
+                    gap_secs: r.gap_secs,
+                    after: r.after,
+                }));
+            }
+            let keep = keeps(name, entry, now_secs, settings.retention_secs);
+            if !keep {
+                changed = true;
+                dropped += usize::from(&**name != OTHER_GROUP);
+            }
+            keep
+        });
+        self.auto_groups -= dropped;
+        self.names_changed |= self.groups.len() != before;
+        self.changed |= changed;
     }
 
     /// True (once) when the table changed in more than its time stamps since the last
@@ -388,12 +375,13 @@ impl GroupTable {
         })
     }
 
-    /// Every group by name.
+    /// Every group by name, with series or not.
     pub fn groups(&self) -> impl Iterator<Item = GroupView<'_>> {
         self.groups.iter().map(|(name, e)| GroupView {
             name,
             restarts: e.state.restarts,
             configured: e.configured,
+            promoted: e.state.promoted || e.configured,
             exits: &e.state.exits,
         })
     }
@@ -403,7 +391,8 @@ impl GroupTable {
         self.groups.keys()
     }
 
-    /// True (once) when a group was added or dropped since the last call (and at first).
+    /// True (once) when a group was added, dropped or given series since the last call
+    /// (and at first).
     pub fn take_names_changed(&mut self) -> bool {
         std::mem::take(&mut self.names_changed)
     }
@@ -412,17 +401,109 @@ impl GroupTable {
         self.groups.contains_key(name)
     }
 
-    /// The persisted form of the table.
+    /// The persisted form of the table: the groups with series (a group that never became
+    /// useful is not worth a restart's memory).
     pub fn to_state(&self) -> GroupsState {
         GroupsState {
             last_scan_ticks: self.last_scan_ticks,
             groups: self
                 .groups
                 .iter()
+                .filter(|(_, e)| e.state.promoted || e.configured)
                 .map(|(name, e)| (name.to_string(), e.state.clone()))
                 .collect(),
         }
     }
+}
+
+/// One group's part of a scan: hands ended and new top-level instances to its restart
+/// detector, makes it useful when an instance lived long enough, and keeps the instances
+/// for the next scan. True when more than time stamps changed.
+fn observe_group(
+    name: &Arc<str>,
+    entry: &mut GroupEntry,
+    now: &[InstanceKey],
+    now_secs: f64,
+    baseline: Option<u64>,
+    vanished: &mut Vec<VanishedInstance>,
+    settings: TableSettings,
+) -> bool {
+    let ticks = settings.clock_ticks.max(1) as f64;
+    let state = &mut entry.state;
+    let previous = &mut entry.previous;
+    std::mem::swap(previous, &mut state.top_level);
+    let previous = &*previous;
+    let sorted = now.is_sorted_by_key(|k| k.pid);
+    let is_now = |key: &InstanceKey| contains(now, sorted, key);
+    let others_alive = previous.iter().any(|p| is_now(&p.key));
+    for gone in previous.iter().filter(|p| !is_now(&p.key)) {
+        let lived = gone.last_seen_secs - gone.key.start_ticks as f64 / ticks;
+        state
+            .restart
+            .ended(gone.key, gone.last_seen_secs, lived, others_alive);
+        vanished.push(VanishedInstance {
+            group: name.clone(),
+            key: gone.key,
+            last_seen_secs: gone.last_seen_secs,
+        });
+    }
+    // New top-level instances: started since the last scan (judged by start time, so a
+    // restart while oomwatch itself was down still counts once), not seen before.
+    if let Some(baseline) = baseline {
+        let appeared = now
+            .iter()
+            .filter(|key| key.start_ticks >= baseline)
+            .filter(|key| !previous.iter().any(|p| p.key == **key));
+        for key in appeared {
+            state.restart.started(*key, key.start_ticks as f64 / ticks);
+        }
+    }
+    let mut changed =
+        previous.len() != now.len() || previous.iter().zip(now).any(|(p, n)| p.key != *n);
+    if !state.promoted
+        && now
+            .iter()
+            .any(|k| now_secs - k.start_ticks as f64 / ticks >= settings.promote_after_secs)
+    {
+        state.promoted = true;
+        changed = true;
+    }
+    state.top_level.clear();
+    state
+        .top_level
+        .extend(now.iter().map(|&key| TrackedInstance {
+            key,
+            last_seen_secs: now_secs,
+        }));
+    if !sorted {
+        state.top_level.sort_unstable_by_key(|t| t.key.pid);
+    }
+    if !now.is_empty() || entry.configured {
+        changed |= state.empty_since_secs.take().is_some();
+    } else if state.empty_since_secs.is_none() {
+        state.empty_since_secs = Some(now_secs);
+        changed = true;
+    }
+    changed
+}
+
+/// Whether a group stays: configured ones always; one with processes, or with deaths
+/// still waiting; a useful one for the retention after its last process; one that never
+/// became useful not a moment longer.
+fn keeps(name: &str, entry: &GroupEntry, now_secs: f64, retention_secs: f64) -> bool {
+    let state = &entry.state;
+    let Some(since) = state.empty_since_secs else {
+        return true;
+    };
+    if entry.configured || !state.restart.is_idle() {
+        return true;
+    }
+    let retention = if state.promoted || name == OTHER_GROUP {
+        retention_secs
+    } else {
+        0.0
+    };
+    now_secs - since < retention
 }
 
 #[cfg(test)]
@@ -435,6 +516,7 @@ mod tests {
         TableSettings {
             max_auto_groups: 3,
             retention_secs: 60.0,
+            promote_after_secs: 30.0,
             restart_min_age_secs: 30.0,
             clock_ticks: HZ,
         }
@@ -447,17 +529,29 @@ mod tests {
         }
     }
 
-    fn scan(
+    /// One scan at uptime `now` that sees `instances` of `group` (and nothing else), with
+    /// the exits `settled` (pid, reason) the accounting settles in it.
+    fn scan_settling(
         table: &mut GroupTable,
         now: u64,
         group: &str,
         instances: &[InstanceKey],
+        settled: &[(u32, ExitReason)],
     ) -> Vec<VanishedInstance> {
         let mut seen = HashMap::new();
         if !instances.is_empty() {
             seen.insert(table.admit(group), instances.to_vec());
         }
-        table.observe(now as f64, &seen)
+        let gone = table.observe(now as f64, &seen);
+        for &(pid, reason) in settled {
+            table.exit_settled(group, pid, reason);
+        }
+        table.resolve(now as f64);
+        gone
+    }
+
+    fn scan(table: &mut GroupTable, now: u64, group: &str, instances: &[InstanceKey]) {
+        scan_settling(table, now, group, instances, &[]);
     }
 
     fn restarts(table: &GroupTable, group: &str) -> u64 {
@@ -468,19 +562,30 @@ mod tests {
             .unwrap_or(0)
     }
 
+    fn promoted(table: &GroupTable, group: &str) -> bool {
+        table
+            .groups()
+            .find(|g| &**g.name == group)
+            .is_some_and(|g| g.promoted)
+    }
+
+    fn configured(name: &str) -> [(&str, bool); 1] {
+        [(name, false)]
+    }
+
     #[test]
     fn watchdog_restart_counts_once_even_when_death_and_start_are_seen_apart() {
-        let mut table = GroupTable::new(settings(), ["mysql"], GroupsState::default());
+        let mut table = GroupTable::new(settings(), configured("mysql"), GroupsState::default());
         scan(&mut table, 100, "mysql", &[key(10, 50)]);
-        scan(&mut table, 115, "mysql", &[]); // gone: lived 65 s
+        scan_settling(&mut table, 115, "mysql", &[], &[(10, ExitReason::Killed)]);
         assert_eq!(restarts(&table, "mysql"), 0);
         scan(&mut table, 130, "mysql", &[key(11, 120)]);
         assert_eq!(restarts(&table, "mysql"), 1);
         let restarted = table.take_restarted();
         assert_eq!(restarted.len(), 1);
         assert_eq!(
-            (&*restarted[0].group, restarted[0].key),
-            ("mysql", key(11, 120))
+            (&*restarted[0].group, restarted[0].key, restarted[0].after),
+            ("mysql", key(11, 120), ExitReason::Killed)
         );
         assert_eq!(
             restarted[0].gap_secs, 20.0,
@@ -489,16 +594,96 @@ mod tests {
         assert!(table.take_restarted().is_empty());
         scan(&mut table, 160, "mysql", &[key(11, 120)]);
         assert_eq!(restarts(&table, "mysql"), 1);
-        // Death and restart between two scans.
-        scan(&mut table, 200, "mysql", &[key(12, 190)]);
+        // Death and restart between two scans, the exit settled in the same scan.
+        scan_settling(
+            &mut table,
+            200,
+            "mysql",
+            &[key(12, 190)],
+            &[(11, ExitReason::OomKilled)],
+        );
         assert_eq!(restarts(&table, "mysql"), 2);
     }
 
     #[test]
+    fn a_service_oom_killed_seconds_after_each_start_counts_each_restart() {
+        let mut table = GroupTable::new(settings(), [], GroupsState::default());
+        // The watchdog's loop: started, killed 6 s later, started again 2 s after that.
+        let mut now = 100;
+        for pid in 1..=10u32 {
+            let start = now;
+            scan(&mut table, now + 1, "cms", &[key(pid, start)]);
+            scan(&mut table, now + 6, "cms", &[key(pid, start)]);
+            scan_settling(
+                &mut table,
+                now + 7,
+                "cms",
+                &[],
+                &[(pid, ExitReason::OomKilled)],
+            );
+            now += 8;
+        }
+        scan(&mut table, now + 1, "cms", &[key(11, now)]);
+        assert_eq!(restarts(&table, "cms"), 10);
+        assert!(
+            promoted(&table, "cms"),
+            "abnormal ends make the group useful"
+        );
+    }
+
+    #[test]
+    fn a_clean_loop_counts_no_restart_and_gets_no_series() {
+        let mut table = GroupTable::new(settings(), [], GroupsState::default());
+        // `while true; do napper 3; done`: each exits 0 after 3 s.
+        for i in 0..20u32 {
+            let start = 100 + u64::from(i) * 4;
+            scan(&mut table, start + 1, "napper", &[key(i + 1, start)]);
+            scan_settling(
+                &mut table,
+                start + 4,
+                "napper",
+                &[],
+                &[(i + 1, ExitReason::ExitedOk)],
+            );
+        }
+        assert_eq!(restarts(&table, "napper"), 0);
+        assert!(!promoted(&table, "napper"));
+        assert!(
+            !table.contains("napper"),
+            "forgotten as soon as it is empty"
+        );
+        assert!(table.to_state().groups.is_empty());
+    }
+
+    #[test]
+    fn an_exit_1_crash_loop_counts_and_a_long_lived_group_gets_series() {
+        let mut table = GroupTable::new(settings(), [], GroupsState::default());
+        scan(&mut table, 10, "svc", &[key(1, 5)]);
+        assert!(!promoted(&table, "svc"));
+        scan(&mut table, 40, "svc", &[key(1, 5)]);
+        assert!(promoted(&table, "svc"), "an instance lived 35 s");
+        scan_settling(
+            &mut table,
+            45,
+            "svc",
+            &[key(2, 44)],
+            &[(1, ExitReason::ExitedError)],
+        );
+        scan_settling(
+            &mut table,
+            50,
+            "svc",
+            &[key(3, 49)],
+            &[(2, ExitReason::ExitedError)],
+        );
+        assert_eq!(restarts(&table, "svc"), 2);
+    }
+
+    #[test]
     fn vanished_instances_are_returned_and_exits_are_counted_and_kept() {
-        let mut table = GroupTable::new(settings(), ["svc"], GroupsState::default());
+        let mut table = GroupTable::new(settings(), configured("svc"), GroupsState::default());
         scan(&mut table, 100, "svc", &[key(1, 10), key(2, 20)]);
-        let gone = scan(&mut table, 115, "svc", &[key(2, 20)]);
+        let gone = scan_settling(&mut table, 115, "svc", &[key(2, 20)], &[]);
         assert_eq!(
             gone,
             [VanishedInstance {
@@ -508,96 +693,99 @@ mod tests {
             }]
         );
         table.take_changed();
-        table.count_exit("svc", ExitReason::Crashed);
-        table.count_exit("nope", ExitReason::Crashed);
+        table.exit_settled("svc", 1, ExitReason::Crashed);
+        table.exit_settled("nope", 1, ExitReason::Crashed);
         assert!(table.take_changed());
         let saved = table.to_state();
-        let back = GroupTable::new(settings(), ["svc"], saved);
+        let back = GroupTable::new(settings(), configured("svc"), saved);
         let view = back.groups().find(|g| &**g.name == "svc").expect("svc");
         assert_eq!(view.exits.get(&ExitReason::Crashed), Some(&1));
     }
 
     #[test]
-    fn short_lived_instances_and_first_sightings_are_not_restarts() {
+    fn without_exit_reasons_a_long_lived_sole_instance_still_restarts() {
         let mut table = GroupTable::new(settings(), [], GroupsState::default());
-        scan(&mut table, 100, "sleep", &[key(20, 99)]);
-        scan(&mut table, 101, "sleep", &[key(21, 100)]);
-        scan(&mut table, 102, "sleep", &[key(22, 101)]);
-        assert_eq!(restarts(&table, "sleep"), 0);
-        // A group first seen with an old process: no restart.
-        scan(&mut table, 103, "nginx", &[key(5, 1)]);
-        assert_eq!(restarts(&table, "nginx"), 0);
-    }
-
-    #[test]
-    fn an_instance_ending_while_others_live_on_is_no_restart() {
-        let mut table = GroupTable::new(settings(), [], GroupsState::default());
-        // Two long shells; one closes, a new one opens later.
+        // No process events: the accounting infers `unknown`.
+        scan(&mut table, 100, "redis", &[key(30, 10)]);
+        scan_settling(
+            &mut table,
+            150,
+            "redis",
+            &[key(31, 140)],
+            &[(30, ExitReason::Unknown)],
+        );
+        assert_eq!(restarts(&table, "redis"), 1);
+        // Two long shells; one closes, a new one opens later: no restart.
         scan(&mut table, 100, "bash", &[key(1, 10), key(2, 20)]);
-        scan(&mut table, 200, "bash", &[key(2, 20)]);
+        scan_settling(
+            &mut table,
+            200,
+            "bash",
+            &[key(2, 20)],
+            &[(1, ExitReason::Unknown)],
+        );
         scan(&mut table, 300, "bash", &[key(2, 20), key(3, 250)]);
         assert_eq!(restarts(&table, "bash"), 0);
     }
 
     #[test]
     fn a_service_down_past_the_window_was_stopped_not_restarted() {
-        let mut table = GroupTable::new(settings(), ["svc"], GroupsState::default());
+        let mut table = GroupTable::new(settings(), configured("svc"), GroupsState::default());
         scan(&mut table, 100, "svc", &[key(1, 10)]);
-        scan(&mut table, 200, "svc", &[]);
+        scan_settling(&mut table, 200, "svc", &[], &[(1, ExitReason::Killed)]);
         scan(&mut table, 2000, "svc", &[key(2, 1990)]);
         assert_eq!(restarts(&table, "svc"), 0);
     }
 
     #[test]
-    fn a_restart_while_oomwatch_was_down_past_the_window_counts_once() {
-        let mut table = GroupTable::new(settings(), ["svc"], GroupsState::default());
+    fn a_restart_while_oomwatch_was_down_counts_once() {
+        let mut table = GroupTable::new(settings(), configured("svc"), GroupsState::default());
         scan(&mut table, 100, "svc", &[key(1, 10)]);
         let saved = table.to_state();
         // oomwatch is down for an hour; the service died and came back at once.
-        let mut back = GroupTable::new(settings(), ["svc"], saved.clone());
-        scan(&mut back, 3700, "svc", &[key(2, 105)]);
-        assert_eq!(restarts(&back, "svc"), 1);
-        scan(&mut back, 3715, "svc", &[key(2, 105)]);
-        assert_eq!(restarts(&back, "svc"), 1);
+        for _ in 0..2 {
+            let mut back = GroupTable::new(settings(), configured("svc"), saved.clone());
+            scan(&mut back, 3700, "svc", &[key(2, 105)]);
+            // Its exit event is long gone: inferred a few seconds later.
+            scan_settling(
+                &mut back,
+                3715,
+                "svc",
+                &[key(2, 105)],
+                &[(1, ExitReason::Unknown)],
+            );
+            assert_eq!(restarts(&back, "svc"), 1);
+            let again = back.to_state();
+            let mut third = GroupTable::new(settings(), configured("svc"), again);
+            scan(&mut third, 3730, "svc", &[key(2, 105)]);
+            assert_eq!(restarts(&third, "svc"), 1);
+        }
         // It came back only long after dying: a start, not a restart.
-        let mut late = GroupTable::new(settings(), ["svc"], saved);
-        scan(&mut late, 3700, "svc", &[key(3, 3000)]);
+        let mut late = GroupTable::new(settings(), configured("svc"), saved);
+        scan_settling(
+            &mut late,
+            3700,
+            "svc",
+            &[key(3, 3000)],
+            &[(1, ExitReason::Unknown)],
+        );
         assert_eq!(restarts(&late, "svc"), 0);
     }
 
     #[test]
-    fn a_pid_reused_by_a_new_instance_is_a_new_instance() {
-        let mut table = GroupTable::new(settings(), [], GroupsState::default());
-        scan(&mut table, 100, "redis", &[key(30, 10)]);
-        scan(&mut table, 150, "redis", &[key(30, 140)]);
-        assert_eq!(restarts(&table, "redis"), 1);
-    }
-
-    #[test]
-    fn counts_survive_the_persisted_form_and_are_not_doubled() {
-        let mut table = GroupTable::new(settings(), ["svc"], GroupsState::default());
-        scan(&mut table, 100, "svc", &[key(40, 10)]);
-        let saved = table.to_state();
-        // The exporter is down while the service restarts; it comes back twice.
-        for _ in 0..2 {
-            let mut back = GroupTable::new(settings(), ["svc"], saved.clone());
-            scan(&mut back, 300, "svc", &[key(41, 250)]);
-            assert_eq!(restarts(&back, "svc"), 1);
-            let again = back.to_state();
-            let mut third = GroupTable::new(settings(), ["svc"], again);
-            scan(&mut third, 315, "svc", &[key(41, 250)]);
-            assert_eq!(restarts(&third, "svc"), 1);
-        }
-    }
-
-    #[test]
     fn new_boot_keeps_counts_and_forgets_instances() {
-        let mut table = GroupTable::new(settings(), ["svc"], GroupsState::default());
+        let mut table = GroupTable::new(settings(), configured("svc"), GroupsState::default());
         scan(&mut table, 100, "svc", &[key(40, 10)]);
-        scan(&mut table, 200, "svc", &[key(41, 150)]);
+        scan_settling(
+            &mut table,
+            200,
+            "svc",
+            &[key(41, 150)],
+            &[(40, ExitReason::Killed)],
+        );
         let mut state = table.to_state();
         state.start_new_boot();
-        let mut rebooted = GroupTable::new(settings(), ["svc"], state);
+        let mut rebooted = GroupTable::new(settings(), configured("svc"), state);
         scan(&mut rebooted, 20, "svc", &[key(40, 5)]);
         assert_eq!(restarts(&rebooted, "svc"), 1);
     }
@@ -615,7 +803,7 @@ mod tests {
 
     #[test]
     fn cap_folds_into_other_and_retention_frees_slots() {
-        let mut table = GroupTable::new(settings(), ["fixed"], GroupsState::default());
+        let mut table = GroupTable::new(settings(), configured("fixed"), GroupsState::default());
         assert!(table.take_names_changed(), "the first set is news");
         assert!(!table.take_names_changed());
         let names: Vec<_> = ["a", "b", "c", "d", "e"]
@@ -627,12 +815,19 @@ mod tests {
             ["a", "b", "c", "other", "other"]
         );
         assert!(table.contains("fixed"));
+        // Never useful: gone as soon as empty.
         table.observe(10.0, &HashMap::new());
-        table.observe(80.0, &HashMap::new());
-        assert!(
-            !table.contains("a"),
-            "empty auto group dropped after retention"
-        );
+        table.resolve(10.0);
+        assert!(!table.contains("a"));
+        // A useful one keeps its series for the retention.
+        let useful = table.admit("u");
+        table.exit_settled(&useful, 1, ExitReason::Crashed);
+        table.observe(20.0, &HashMap::new());
+        table.resolve(20.0);
+        assert!(table.contains("u"));
+        table.observe(90.0, &HashMap::new());
+        table.resolve(90.0);
+        assert!(!table.contains("u"), "dropped after the retention");
         assert!(table.take_names_changed(), "groups were added and dropped");
         assert!(table.contains("fixed"), "configured groups always exist");
         assert_eq!(&*table.admit("f"), "f");

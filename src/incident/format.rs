@@ -85,12 +85,19 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 pub fn describe(event: &Event) -> (String, String) {
     match &event.kind {
         EventKind::OomKill(kill) => ("OOM kill".into(), kill_details(kill)),
-        EventKind::Restart { gap_seconds, .. } => (
-            "restart".into(),
-            gap_seconds.map_or_else(String::new, |gap| {
+        EventKind::Restart {
+            gap_seconds, after, ..
+        } => {
+            let after =
+                after.map_or_else(String::new, |reason| format!("after {}; ", reason.label()));
+            let gap = gap_seconds.map_or_else(String::new, |gap| {
                 format!("back at most {} after the last sighting", duration(gap))
-            }),
-        ),
+            });
+            (
+                "restart".into(),
+                format!("{after}{gap}").trim_end_matches("; ").to_owned(),
+            )
+        }
         EventKind::Exit {
             reason,
             code,

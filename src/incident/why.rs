@@ -424,6 +424,7 @@ mod tests {
                     pid: 77,
                     comm: "java".into(),
                     gap_seconds: Some(10.0),
+                    after: None,
                 },
             },
             Event {

@@ -55,6 +55,9 @@ pub struct VictimTally {
     /// Wall-clock time of the latest kill, seconds since the epoch.
     pub last_kill_seconds: f64,
     pub last_rss: RssAtDeath,
+    /// The memory cgroup that ran out in the latest kill (None for a global OOM).
+    #[serde(default)]
+    pub last_memcg: Option<String>,
 }
 
 /// The victim's resident memory when it was killed, from the kernel's report.
@@ -82,6 +85,8 @@ pub struct AttributedKill {
     pub constraint: &'static str,
     pub at_seconds: f64,
     pub rss: RssAtDeath,
+    /// The memory cgroup that ran out (`oom_memcg=`, or the `limit of` path).
+    pub memcg: Option<String>,
 }
 
 /// What handling one record did.
@@ -152,6 +157,7 @@ impl KillLedger {
                 if kill.at_seconds >= tally.last_kill_seconds {
                     tally.last_kill_seconds = kill.at_seconds;
                     tally.last_rss = kill.rss;
+                    tally.last_memcg = kill.memcg;
                 }
             }
             None => {
@@ -173,6 +179,7 @@ impl KillLedger {
                     kills: 1,
                     last_kill_seconds: kill.at_seconds,
                     last_rss: kill.rss,
+                    last_memcg: kill.memcg,
                 });
             }
         }
@@ -229,6 +236,7 @@ mod tests {
                 anon_bytes: Some(at as u64),
                 ..RssAtDeath::default()
             },
+            memcg: Some("/svc".into()),
         }
     }
 

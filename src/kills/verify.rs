@@ -243,7 +243,10 @@ mod tests {
             cgroup: None,
         };
         // 10 kills this boot, 1 of them in the log oomwatch read.
-        assert_eq!(verifier.verify_counted(&ledger, 1, None, host(10)), Verdict::Verified);
+        assert_eq!(
+            verifier.verify_counted(&ledger, 1, None, host(10)),
+            Verdict::Verified
+        );
         counted(&mut ledger);
         verifier.freeze(&ledger, Some(10));
         // Past the grace of the freeze, a line with no new kill behind it is refused,
@@ -256,7 +259,10 @@ mod tests {
             Verdict::Unverified(Unbacked::Host { .. })
         ));
         // A new kill raises the count: backed.
-        assert_eq!(verifier.verify_counted(&ledger, 3, None, host(11)), Verdict::Verified);
+        assert_eq!(
+            verifier.verify_counted(&ledger, 3, None, host(11)),
+            Verdict::Verified
+        );
     }
 
     #[test]
@@ -269,7 +275,10 @@ mod tests {
             vmstat: Some(1),
             cgroup: None,
         };
-        assert_eq!(verifier.verify_counted(&ledger, 5, None, host), Verdict::Verified);
+        assert_eq!(
+            verifier.verify_counted(&ledger, 5, None, host),
+            Verdict::Verified
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub(super) fn exit_events(f: &mut Family<'_, '_>, e: &ExitsStatus) -> Result<(),
     )?;
     f.counters(
         "oomwatch_exit_events_lost_total",
-        "Exits that could not be accounted to a group: dropped (the kernel could not deliver events), unnamed (the process exited before its program could be read), overflow (more exits between two scrapes than the queue holds).",
+        "Exits that could not be accounted to a group: dropped (the kernel could not deliver events), unnamed (the process exited before its program could be read), overflow (more exits between two scrapes than the queue holds), untracked (a process the listener never knew ended: it started before the listener named the host's processes, or its fork event was lost).",
         LostCause::ALL
             .iter()
             .zip(e.lost)

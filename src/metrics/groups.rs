@@ -4,6 +4,8 @@
 
 use super::family::Family;
 use crate::exit_reason::ExitReason;
+use crate::exits::accounting::InferredCause;
+use crate::groups::pod_names;
 use crate::snapshot::{GroupMemory, GroupRow, ProcessRow, ProcessesSample};
 
 /// The next victims (top-K by oom_score) and every group's figures.
@@ -17,6 +19,14 @@ pub(super) fn processes(
         "oomwatch_processes_vanished_total",
         "Processes that exited while they were being read (skipped, not errors).",
         Some(p.vanished_total),
+    )?;
+    f.counters(
+        "oomwatch_exits_inferred_total",
+        "Exits settled from a scan (the instance was gone) rather than from its exit event, by why: no_listener (no process-events listener: reason unknown, or oom_killed when the kernel log named it), no_event (the listener was up but no event came within 5 s).",
+        InferredCause::ALL
+            .iter()
+            .zip(p.exits_inferred)
+            .map(|(cause, n)| ([("cause", cause.label())], n)),
     )?;
     f.gauge(
         "oomwatch_processes_pinned",
@@ -48,8 +58,23 @@ fn next_victims(f: &mut Family<'_, '_>, top: &[ProcessRow]) -> Result<(), std::f
     )
 }
 
-/// Each group: processes, memory, OOM risk, start, restarts, exits.
+/// Each group: processes, memory, OOM risk, start, restarts, exits; and the Kubernetes
+/// names of pod-named groups, for joins with kube-state-metrics.
 fn groups(f: &mut Family<'_, '_>, g: &[GroupRow]) -> Result<(), std::fmt::Error> {
+    f.gauges(
+        "oomwatch_group_info",
+        "1 for each automatic group named after a Kubernetes pod's container, with the pod's namespace, pod and container (empty for a pod's other processes), for joins with kube-state-metrics.",
+        g.iter().filter(|r| !r.configured).filter_map(|r| {
+            let pod = pod_names(&r.name)?;
+            let labels = [
+                ("group", &*r.name),
+                ("namespace", pod.namespace),
+                ("pod", pod.pod),
+                ("container", pod.container.unwrap_or("")),
+            ];
+            Some((labels, 1))
+        }),
+    )?;
     f.gauges(
         "oomwatch_group_processes",
         "Processes in the group now (0 while the service is down).",

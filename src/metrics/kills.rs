@@ -46,6 +46,14 @@ pub(super) fn kills(
             .map(|((group, comm), v)| ([("group", *group), ("comm", *comm)], v.last_kill_seconds)),
     )?;
     f.gauges(
+        "oomwatch_oom_last_kill_memcg_info",
+        "1 for the memory cgroup that ran out in the latest OOM kill of this victim (its limit was hit); absent for a global OOM.",
+        latest.iter().filter_map(|((group, comm), v)| {
+            let memcg = v.last_memcg.as_deref()?;
+            Some(([("group", *group), ("comm", *comm), ("memcg", memcg)], 1))
+        }),
+    )?;
+    f.gauges(
         "oomwatch_oom_last_victim_rss_bytes",
         "Resident memory of the latest victim when it was killed, by kind (anon, file, shmem).",
         latest.iter().flat_map(|((group, comm), v)| {

@@ -73,6 +73,8 @@ pub struct Intake<'l> {
     durable: Option<KillLedger>,
     unverified_logged_at: Option<Instant>,
     unverified_quiet: u64,
+    /// Kills counted while replaying the ring buffer (logged as one line at the catch-up).
+    replayed_kills: u64,
 }
 
 impl<'l> Intake<'l> {
@@ -98,6 +100,7 @@ impl<'l> Intake<'l> {
             durable: None,
             unverified_logged_at: None,
             unverified_quiet: 0,
+            replayed_kills: 0,
         }
     }
 
@@ -168,6 +171,15 @@ impl<'l> Intake<'l> {
         let at_seconds = self.wall_time(printk_uptime);
         if self.logged_through.is_none_or(|logged| seq > logged) {
             self.queue_for_log(&kill, &group, at_seconds, seq);
+        }
+        if self.links.shared.up() {
+            tracing::warn!(pid = kill.pid, comm = %kill.comm, group = %group,
+                constraint = kill.constraint_label(), memcg = kill.memcg.as_deref().unwrap_or(""),
+                anon_rss_kb = kill.anon_rss_kb.unwrap_or(0), "OOM kill");
+        } else {
+            // A replay: one line for all of them at the catch-up.
+            tracing::debug!(pid = kill.pid, comm = %kill.comm, group = %group, "OOM kill (replayed)");
+            self.replayed_kills += 1;
         }
         let mut guard = self.links.shared.lock();
         count_kill(
@@ -346,6 +358,7 @@ impl<'l> Intake<'l> {
             tracing::info!(
                 last_seq = ?ledger.last_seq,
                 kills_this_boot = ledger.kernel_kills_this_boot,
+                kills_replayed = self.replayed_kills,
                 unverified = ledger.unverified_kills,
                 "kernel log caught up; following new records"
             );
@@ -414,11 +427,9 @@ fn count_kill(
     retention_secs: f64,
 ) {
     let constraint = kill.constraint_label();
-    tracing::warn!(pid = kill.pid, comm = %kill.comm, group = %group,
-        constraint, memcg = kill.memcg.as_deref().unwrap_or(""),
-        anon_rss_kb = kill.anon_rss_kb.unwrap_or(0), "OOM kill");
     ledger.count_kill(
         AttributedKill {
+            memcg: kill.memcg.clone(),
             counted_by_vmstat: counted_by_vmstat(&kill),
             constraint,
             group,

@@ -592,6 +592,7 @@ mod tests {
             let settings = TableSettings {
                 max_auto_groups: 200,
                 retention_secs: 3600.0,
+                promote_after_secs: 0.0,
                 restart_min_age_secs: 0.0,
                 clock_ticks: 100,
             };

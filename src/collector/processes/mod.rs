@@ -24,13 +24,11 @@ use std::sync::Arc;
 use crate::cgroupfs::MemoryHierarchy;
 use crate::collector::source::{read_file, CollectError, Collector};
 use crate::events::{Event, EventKind, EventLog};
-use crate::exit_reason::ExitReason;
 use crate::exits::accounting::{ExitAccounting, Vanished};
 use crate::exits::ExitsShared;
 use crate::groups::live::LivePids;
 use crate::groups::table::VanishedInstance;
 use crate::groups::GroupTable;
-use crate::groups::NameSource;
 use crate::kills::shared::KmsgShared;
 use crate::procfs::host::{parse_stat_btime, parse_uptime};
 use crate::procfs::reader::{PidReadError, ProcDir};
@@ -86,7 +84,7 @@ impl std::fmt::Debug for ProcessesCollector {
 impl ProcessesCollector {
     pub fn new(roots: Roots, settings: ProcessesSettings, links: ProcessesLinks) -> Self {
         let persisted = links.state.snapshot().groups;
-        let table = GroupTable::new(settings.table, settings.rules.fixed_names(), persisted);
+        let table = GroupTable::new(settings.table, settings.rules.fixed_groups(), persisted);
         let reader = InstanceReader::new(settings.max_pinned);
         Self {
             hierarchy: MemoryHierarchy::detect(&roots),
@@ -114,6 +112,7 @@ impl ProcessesCollector {
     /// Settles the exits since the last scan, counts them on their groups and logs them.
     fn settle_exits(&mut self, vanished: Vec<VanishedInstance>, now_secs: f64) {
         let departed = self.reader.departed();
+        let listening = self.links.exits.as_ref().is_some_and(|exits| exits.up());
         let records = self
             .links
             .exits
@@ -137,7 +136,7 @@ impl ProcessesCollector {
             .collect();
         let mut settled = self
             .accounting
-            .settle(records, vanished, &victims, now_secs);
+            .settle(records, vanished, &victims, now_secs, listening);
         let table = &self.table;
         self.accounting
             .forget_unwatched(|group, pid| table.watches(group, pid));
@@ -145,27 +144,25 @@ impl ProcessesCollector {
         let wall_now = crate::clock::unix_now();
         let mut events = Vec::with_capacity(settled.len());
         for exit in settled {
-            // A group no scan has seen is created by an exit only when a rule or a cgroup
-            // names it and the exit is a failure: a unit crash-looping between scrapes
-            // counts; a comm-named passing command, or a job container that finished
-            // well, does not take a slot under --groups.max.
+            // A group no scan has seen (or one forgotten since) is created by an exit only
+            // when the exit is abnormal: a unit crash-looping between scrapes counts; a
+            // passing command that finished well takes no slot under --groups.max.
             let group = if self.table.contains(&exit.group) {
                 exit.group.clone()
-            } else if exit.source.is_some_and(|s| s != NameSource::Comm)
-                && exit.reason != ExitReason::ExitedOk
-            {
+            } else if exit.reason.is_abnormal() {
                 self.table.admit(&exit.group)
             } else {
                 continue;
             };
-            self.table.count_exit(&group, exit.reason);
-            tracing::info!(group = %group, pid = exit.pid, comm = %exit.comm,
+            self.table.exit_settled(&group, exit.pid, exit.reason);
+            tracing::debug!(group = %group, pid = exit.pid, comm = %exit.comm,
                 reason = exit.reason.label(), status = ?exit.status, "instance ended");
             events.push(Event {
                 time: wall_now - (now_secs - exit.at_secs).max(0.0),
                 kind: EventKind::exit(&group, exit.pid, &exit.comm, exit.reason, exit.status),
             });
         }
+        self.table.resolve(now_secs);
         // A failed write stays pending in the log, retried at the next append or flush.
         let _ = self.links.events.append(&events);
         if let Some(exits) = self
@@ -191,7 +188,7 @@ impl ProcessesCollector {
                     .find(|r| r.pid == restart.key.pid)
                     .map_or_else(String::new, |r| r.comm.to_string());
                 tracing::info!(group = %restart.group, pid = restart.key.pid, comm = %comm,
-                    gap_seconds = restart.gap_secs, "restart");
+                    gap_seconds = restart.gap_secs, after = restart.after.label(), "restart");
                 Event {
                     time: btime as f64 + restart.key.start_ticks as f64 / ticks,
                     kind: EventKind::Restart {
@@ -199,6 +196,7 @@ impl ProcessesCollector {
                         pid: restart.key.pid,
                         comm,
                         gap_seconds: Some(restart.gap_secs),
+                        after: Some(restart.after),
                     },
                 }
             })
@@ -244,6 +242,7 @@ impl Collector for ProcessesCollector {
         out.processes = Some(ProcessesSample {
             vanished_total: self.vanished,
             pinned: self.reader.pins(),
+            exits_inferred: self.accounting.inferred_total(),
             ..sample
         });
         Ok(())

@@ -114,8 +114,11 @@ pub(super) fn summarise(
             *groups_per_memcg.entry(memcg).or_default() += 1;
         }
     }
+    // Only groups with series: a group not yet useful (`--groups.min-age`) shows its
+    // processes in the top-K under its name, and nothing else.
     let group_cgroups = table
         .groups()
+        .filter(|view| view.promoted)
         .filter_map(|view| {
             let agg = aggregates.get(view.name)?;
             let cgroup = agg.home()?;
@@ -129,6 +132,7 @@ pub(super) fn summarise(
     let empty = Aggregate::default();
     let groups = table
         .groups()
+        .filter(|view| view.promoted)
         .map(|view| {
             group_row(
                 view,
@@ -143,6 +147,7 @@ pub(super) fn summarise(
         groups,
         vanished_total: 0,
         pinned: 0,
+        exits_inferred: [0; 2],
         group_cgroups,
     }
 }
