@@ -438,7 +438,7 @@ mod tests {
     }
 
     #[test]
-    fn threads_kernel_threads_and_unknown_pids_count_nothing() {
+    fn threads_and_kernel_threads_count_nothing_and_an_unknown_pid_is_untracked() {
         let mut tracker = ProcessTracker::default();
         let mut namer = TableNamer::default();
         tracker.insert(2, named("kthreadd", 0, true));
@@ -465,7 +465,7 @@ mod tests {
         );
         assert_eq!(
             tracker.handle(&exit(999, 0, 1), 5, &mut namer),
-            Outcome::None
+            Outcome::UntrackedExit
         );
     }
 
