@@ -54,6 +54,17 @@ impl ExitReason {
         Self::ALL.into_iter().find(|r| r.label() == label)
     }
 
+    /// Whether this end makes a group worth series: a death by a signal nobody asked for
+    /// (OOM kill, kill, crash, another fatal signal), or a non-zero exit of an instance
+    /// that lived `MIN_SERVICE_SECS` (a command that fails at once, `grep` finding
+    /// nothing, is a command, not a crashed service).
+    pub fn promotes(self, lived_secs: Option<f64>) -> bool {
+        match self {
+            ExitReason::ExitedError => lived_secs.is_some_and(|l| l >= MIN_SERVICE_SECS),
+            other => other.is_abnormal(),
+        }
+    }
+
     /// An end nobody asked for: killed (by the OOM killer or anyone), a crash, another
     /// fatal signal, or a non-zero exit. A new instance after one is a restart.
     pub fn is_abnormal(self) -> bool {
@@ -67,6 +78,10 @@ impl ExitReason {
         )
     }
 }
+
+/// A non-zero exit of an instance younger than this is a command failing, not a service
+/// crashing: it makes no automatic group useful and no restart of one.
+pub const MIN_SERVICE_SECS: f64 = 1.0;
 
 const SIGHUP: u8 = 1;
 const SIGINT: u8 = 2;

@@ -40,6 +40,8 @@ pub struct Vanished {
     pub comm: Option<Arc<str>>,
     /// Seconds since boot at the last scan that saw it alive.
     pub last_seen_secs: f64,
+    /// Seconds since boot when it started.
+    pub start_secs: f64,
 }
 
 /// One exit, settled.
@@ -55,6 +57,11 @@ pub struct SettledExit {
     pub status: Option<WaitStatus>,
     /// When it ended (the event's stamp, or the scan that found it gone), since boot.
     pub at_secs: f64,
+    /// The earliest it can have ended: `at_secs` for an event, the last scan that saw it
+    /// alive for an inferred end.
+    pub earliest_secs: f64,
+    /// When the instance started, seconds since boot, when known.
+    pub started_secs: Option<f64>,
 }
 
 /// An exit event already taken, kept to match a vanished instance.
@@ -174,6 +181,8 @@ impl ExitAccounting {
                 reason: record.status.reason(oom),
                 status: Some(record.status),
                 at_secs,
+                earliest_secs: at_secs,
+                started_secs: record.started_ns.map(|ns| ns as f64 / 1e9),
             };
             let pending = if record.top_level {
                 settled.push(exit);
@@ -238,6 +247,8 @@ impl ExitAccounting {
                 },
                 status: None,
                 at_secs: now_secs,
+                earliest_secs: gone.last_seen_secs,
+                started_secs: Some(gone.start_secs),
             });
             false
         });
@@ -278,6 +289,7 @@ mod tests {
             status: WaitStatus::from_exit_code(raw),
             boottime_ns: (at_secs * 1e9) as u64,
             top_level: true,
+            started_ns: None,
         }
     }
 
@@ -287,6 +299,7 @@ mod tests {
             pid,
             comm: Some(Arc::from("mysqld")),
             last_seen_secs,
+            start_secs: 1.0,
         }
     }
 

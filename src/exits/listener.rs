@@ -198,6 +198,7 @@ impl<'s> Session<'s> {
         let stamp = message.timestamp_ns.saturating_add_signed(to_boottime);
         match self.tracker.handle(&message.event, stamp, &mut self.namer) {
             Outcome::Exit(record) => self.shared.push(record),
+            Outcome::Start(record) => self.shared.push_start(record),
             Outcome::UnnamedExit => self.shared.count_lost(LostCause::Unnamed, 1),
             Outcome::UntrackedExit => self.shared.count_lost(LostCause::Untracked, 1),
             Outcome::None => {}

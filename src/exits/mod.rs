@@ -19,13 +19,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::groups::NameSource;
-use tracker::ExitRecord;
+use tracker::{ExitRecord, StartRecord};
 
 /// Exits waiting for the next scan; beyond, they are counted as lost (overflow).
 pub const QUEUE_CAPACITY: usize = 32_768;
 
 /// Renamed processes remembered between two scans; beyond, the journal is incomplete.
 const RENAMES_CAPACITY: usize = 16_384;
+/// Starts of top-level instances waiting for the next scan; beyond, the oldest go (a
+/// start only pairs with a death as a restart, and a scan sees most starts anyway).
+const STARTS_CAPACITY: usize = 8_192;
+/// Comm-named groups the listener learnt of by an abnormal exit, before a scan knew them.
+const LEARNT_GROUPS_CAPACITY: usize = 4_096;
 
 /// Why an exit could not be accounted to a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +71,12 @@ pub struct ExitsShared {
     lost: [AtomicU64; 4],
     events: AtomicU64,
     queue: Mutex<VecDeque<ExitRecord>>,
+    starts: Mutex<VecDeque<StartRecord>>,
     /// Groups the scan's table holds: exits of comm-named groups outside it are not kept.
     known_groups: RwLock<Arc<HashSet<Arc<str>>>>,
+    /// Comm-named groups not yet known to a scan whose instance ended abnormally: their
+    /// exits and starts are kept from then on (a crash loop between two scrapes).
+    learnt_groups: Mutex<HashSet<Arc<str>>>,
     renames: Mutex<RenameJournal>,
 }
 
@@ -151,11 +160,22 @@ impl ExitsShared {
     }
 
     /// Queues a top-level exit for the next scan, if its group can be counted: named by a
-    /// rule or a cgroup, or a comm-named group the scan already knows. A shell's every
-    /// `grep` is a top-level instance of its own comm group, and is not kept.
+    /// rule or a cgroup, a comm-named group the scan already knows, or any group's abnormal
+    /// end (which makes the group known from then on). A shell's every `grep` is a top-level
+    /// instance of its own comm group; its clean end is not kept.
     pub(crate) fn push(&self, record: ExitRecord) {
         if record.source == NameSource::Comm && !self.knows(&record.group) {
-            return;
+            let lived = record
+                .started_ns
+                .map(|start| record.boottime_ns.saturating_sub(start) as f64 / 1e9);
+            if !record.status.reason(false).promotes(lived) {
+                return;
+            }
+            let mut learnt = crate::sync::lock(&self.learnt_groups);
+            if learnt.len() >= LEARNT_GROUPS_CAPACITY {
+                learnt.clear();
+            }
+            learnt.insert(record.group.clone());
         }
         let mut queue = crate::sync::lock(&self.queue);
         if queue.len() >= QUEUE_CAPACITY {
@@ -166,21 +186,41 @@ impl ExitsShared {
         queue.push_back(record);
     }
 
+    /// Queues the start of a top-level instance for the next scan, for a group whose exits
+    /// are kept (see `push`).
+    pub(crate) fn push_start(&self, record: StartRecord) {
+        if record.source == NameSource::Comm && !self.knows(&record.group) {
+            return;
+        }
+        let mut starts = crate::sync::lock(&self.starts);
+        if starts.len() >= STARTS_CAPACITY {
+            starts.pop_front();
+        }
+        starts.push_back(record);
+    }
+
+    /// Takes every queued start.
+    pub fn drain_starts(&self) -> Vec<StartRecord> {
+        let mut starts = crate::sync::lock(&self.starts);
+        starts.drain(..).collect()
+    }
+
     /// Takes every queued exit.
     pub fn drain(&self) -> Vec<ExitRecord> {
         let mut queue = crate::sync::lock(&self.queue);
         queue.drain(..).collect()
     }
 
-    /// Publishes the groups the scan's table holds.
+    /// Publishes the groups the scan's table holds (which now include the learnt ones).
     pub fn set_known_groups(&self, groups: HashSet<Arc<str>>) {
         let mut known = self.known_groups.write().unwrap_or_else(|p| p.into_inner());
         *known = Arc::new(groups);
+        crate::sync::lock(&self.learnt_groups).clear();
     }
 
     fn knows(&self, group: &str) -> bool {
         let known = self.known_groups.read().unwrap_or_else(|p| p.into_inner());
-        known.contains(group)
+        known.contains(group) || crate::sync::lock(&self.learnt_groups).contains(group)
     }
 }
 
@@ -188,7 +228,7 @@ impl ExitsShared {
 mod tests {
     use super::*;
     use crate::exit_reason::WaitStatus;
-    use crate::exits::tracker::Comm;
+    use crate::exits::tracker::{Comm, StartRecord};
 
     fn record(group: &str, source: NameSource) -> ExitRecord {
         ExitRecord {
@@ -199,6 +239,7 @@ mod tests {
             status: WaitStatus::Exited { code: 0 },
             boottime_ns: 0,
             top_level: true,
+            started_ns: None,
         }
     }
 
@@ -213,6 +254,38 @@ mod tests {
         let groups: Vec<_> = shared.drain().iter().map(|r| r.group.to_string()).collect();
         assert_eq!(groups, ["nginx.service", "db", "redis-server"]);
         assert!(shared.drain().is_empty());
+        // An unknown comm group's abnormal end is kept, and its next start too; a command
+        // failing at once is not.
+        let failing = ExitRecord {
+            status: WaitStatus::Exited { code: 1 },
+            started_ns: Some(0),
+            boottime_ns: 1_000_000,
+            ..record("pgrep", NameSource::Comm)
+        };
+        shared.push(failing);
+        let crash = ExitRecord {
+            status: WaitStatus::Signaled {
+                signal: 9,
+                core_dumped: false,
+            },
+            ..record("cms", NameSource::Comm)
+        };
+        shared.push(crash);
+        shared.push_start(StartRecord {
+            pid: 2,
+            group: Arc::from("cms"),
+            source: NameSource::Comm,
+            boottime_ns: 0,
+        });
+        shared.push_start(StartRecord {
+            pid: 3,
+            group: Arc::from("grep"),
+            source: NameSource::Comm,
+            boottime_ns: 0,
+        });
+        assert_eq!(shared.drain().len(), 1);
+        let starts: Vec<_> = shared.drain_starts().iter().map(|s| s.pid).collect();
+        assert_eq!(starts, [2]);
     }
 
     #[test]

@@ -75,6 +75,8 @@ struct Tracked {
     ppid: u32,
     /// Decided when it was named; None for processes found by a walk of /proc.
     top_level: Option<bool>,
+    /// When it became a top-level instance (its exec or rename), nanoseconds since boot.
+    started_ns: Option<u64>,
 }
 
 /// A named process's exit.
@@ -91,14 +93,29 @@ pub struct ExitRecord {
     /// left the group (a daemon's reparented child): its exit only tells how an instance
     /// the scan saw as top-level ended. Workers still under their master are not reported.
     pub top_level: bool,
+    /// When it became a top-level instance (nanoseconds since boot), when the listener saw
+    /// it happen.
+    pub started_ns: Option<u64>,
+}
+
+/// A process that became a top-level instance of its group (an exec or a rename under a
+/// parent of another group): a start, which may be a restart of the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartRecord {
+    pub pid: u32,
+    pub group: Arc<str>,
+    pub source: NameSource,
+    /// Nanoseconds since boot (CLOCK_BOOTTIME) of the exec or rename.
+    pub boottime_ns: u64,
 }
 
 /// What one event meant for exit accounting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Nothing to count (a fork, an exec, a thread, a child exiting inside its group).
+    /// Nothing to count (a fork, a thread, a child exiting inside its group).
     None,
     Exit(ExitRecord),
+    Start(StartRecord),
     /// A process exited whose group could not be read: it lived too briefly.
     UnnamedExit,
     /// A process exited that the tracker never knew (see `LostCause::Untracked`).
@@ -153,20 +170,17 @@ impl ProcessTracker {
                 child_pid,
                 child_tgid,
             } if child_pid == child_tgid => self.on_fork(parent_tgid, child_tgid, namer),
-            ProcEvent::Exec { pid, tgid } if pid == tgid => {
-                self.rename(tgid, namer);
-                Outcome::None
-            }
+            ProcEvent::Exec { pid, tgid } if pid == tgid => self.rename(tgid, boottime_ns, namer),
             ProcEvent::Comm { pid, tgid, comm } if pid == tgid => {
                 // The scan groups by comm too: a rename may move the process.
                 let unchanged = self
                     .processes
                     .get(&tgid)
                     .is_some_and(|t| t.comm == Comm::new(comm_str(&comm)));
-                if !unchanged {
-                    self.rename(tgid, namer);
+                if unchanged {
+                    return Outcome::None;
                 }
-                Outcome::None
+                self.rename(tgid, boottime_ns, namer)
             }
             ProcEvent::Exit {
                 pid,
@@ -185,6 +199,7 @@ impl ProcessTracker {
         let inherited = self.processes.get(&parent_tgid).map(|parent| Tracked {
             ppid: parent_tgid,
             top_level: Some(false),
+            started_ns: None,
             ..parent.clone()
         });
         let child = match inherited {
@@ -240,6 +255,7 @@ impl ProcessTracker {
             status: WaitStatus::from_exit_code(exit_code),
             boottime_ns,
             top_level,
+            started_ns: gone.started_ns,
         })
     }
 
@@ -252,26 +268,44 @@ impl ProcessTracker {
     }
 
     /// Re-reads the group of `tgid` after an exec or a rename; it is top-level when its
-    /// parent is in another group.
-    fn rename(&mut self, tgid: u32, namer: &mut impl Namer) {
-        match namer.name(tgid) {
-            Some(named) => {
-                let mut tracked = self.tracked(named);
-                if let Kind::User { group, .. } = &tracked.kind {
-                    tracked.top_level = Some(!self.in_group(tracked.ppid, group));
-                }
-                self.processes.insert(tgid, tracked);
+    /// parent is in another group, and then a start of that group unless it was already
+    /// a top-level instance of it.
+    fn rename(&mut self, tgid: u32, boottime_ns: u64, namer: &mut impl Namer) -> Outcome {
+        let Some(named) = namer.name(tgid) else {
+            if let Some(Tracked {
+                kind: Kind::User { named, .. },
+                ..
+            }) = self.processes.get_mut(&tgid)
+            {
+                *named = false;
             }
-            None => {
-                if let Some(Tracked {
-                    kind: Kind::User { named, .. },
-                    ..
-                }) = self.processes.get_mut(&tgid)
-                {
-                    *named = false;
-                }
+            return Outcome::None;
+        };
+        let mut tracked = self.tracked(named);
+        let mut outcome = Outcome::None;
+        if let Kind::User { group, source, .. } = &tracked.kind {
+            let top_level = !self.in_group(tracked.ppid, group);
+            tracked.top_level = Some(top_level);
+            let was = self.processes.get(&tgid).is_some_and(|old| {
+                old.top_level == Some(true)
+                    && matches!(&old.kind, Kind::User { group: g, .. } if g == group)
+            });
+            if top_level {
+                // A rename within the group keeps the instance's start.
+                let kept = self.processes.get(&tgid).and_then(|old| old.started_ns);
+                tracked.started_ns = if was { kept } else { Some(boottime_ns) };
+            }
+            if top_level && !was {
+                outcome = Outcome::Start(StartRecord {
+                    pid: tgid,
+                    group: group.clone(),
+                    source: *source,
+                    boottime_ns,
+                });
             }
         }
+        self.processes.insert(tgid, tracked);
+        outcome
     }
 
     fn tracked(&mut self, named: Named) -> Tracked {
@@ -289,6 +323,7 @@ impl ProcessTracker {
             comm: named.comm,
             ppid: named.ppid,
             top_level: None,
+            started_ns: None,
         }
     }
 

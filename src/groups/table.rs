@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::restarts::{Restart, RestartRules, RestartState};
+use super::restarts::{Ended, Restart, RestartRules, RestartState};
 use crate::exit_reason::ExitReason;
 
 /// One process instance: a pid reused by another program is a different instance.
@@ -93,6 +93,17 @@ impl Default for GroupState {
     }
 }
 
+/// How an instance ended, as the exit accounting settled it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InstanceEnd {
+    pub pid: u32,
+    pub reason: ExitReason,
+    /// When it ended (seconds since boot), or the last sighting for an inferred end.
+    pub ended_secs: f64,
+    /// When it started, when known.
+    pub started_secs: Option<f64>,
+}
+
 /// A top-level instance the last scan saw and this one does not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VanishedInstance {
@@ -106,7 +117,9 @@ pub struct VanishedInstance {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestartedInstance {
     pub group: Arc<str>,
-    pub key: InstanceKey,
+    pub pid: u32,
+    /// When the new instance started, seconds since boot.
+    pub start_secs: f64,
     /// From the dead instance's last sighting to this one's start, in seconds.
     pub gap_secs: f64,
     /// How the dead instance ended.
@@ -157,7 +170,13 @@ struct GroupEntry {
     /// The buffer the last scan's instances move to while the new ones are compared with
     /// them, kept so that a steady scan allocates nothing for them.
     previous: Vec<TrackedInstance>,
+    /// Top-level instances recent scans found gone, for their age when their exit is
+    /// settled (up to `INFER_AFTER_SECS` later); bounded.
+    gone: Vec<TrackedInstance>,
 }
+
+/// Instances remembered per group after a scan found them gone.
+const GONE_KEPT: usize = 64;
 
 impl GroupEntry {
     fn new(configured: bool, every_restart: bool, state: GroupState) -> Self {
@@ -166,6 +185,7 @@ impl GroupEntry {
             every_restart,
             state,
             previous: Vec::new(),
+            gone: Vec::new(),
         }
     }
 }
@@ -296,17 +316,51 @@ impl GroupTable {
     }
 
     /// The exit accounting settled how an instance of `group` ended: counted by reason,
-    /// told to the restart detector, and an abnormal end makes the group useful. `group`
-    /// must exist (`contains` or `admit` first).
-    pub fn exit_settled(&mut self, group: &str, pid: u32, reason: ExitReason) {
+    /// handed to the restart detector (as an end, and as a start when its start is known,
+    /// so that a successor no scan saw still pairs), and an abnormal end makes the group
+    /// useful. `now_secs` is the scan's uptime. `group` must exist (`contains` or `admit`).
+    pub fn exit_settled(&mut self, group: &str, end: InstanceEnd, now_secs: f64) {
+        let ticks = self.settings.clock_ticks.max(1) as f64;
+        let Some(entry) = self.groups.get_mut(group) else {
+            return;
+        };
+        *entry.state.exits.entry(end.reason).or_default() += 1;
+        let seen = entry
+            .gone
+            .iter()
+            .chain(&entry.state.top_level)
+            .find(|t| t.key.pid == end.pid)
+            .map(|t| (t.key.start_ticks as f64 / ticks, t.last_seen_secs));
+        let started = end.started_secs.or(seen.map(|(start, _)| start));
+        if let Some(start) = started {
+            entry.state.restart.started(end.pid, start, now_secs);
+        }
+        // An instance that was alive when this one ended, and still is (not its successor).
+        let others_alive =
+            entry.state.top_level.iter().any(|t| {
+                t.key.pid != end.pid && (t.key.start_ticks as f64 / ticks) < end.ended_secs
+            });
+        let lived_secs = started.map(|start| end.ended_secs.max(seen.map_or(0.0, |s| s.1)) - start);
+        entry.state.restart.ended(Ended {
+            pid: end.pid,
+            ended_secs: end.ended_secs,
+            lived_secs,
+            others_alive,
+            reason: end.reason,
+        });
+        if end.reason.promotes(lived_secs) && !entry.state.promoted {
+            entry.state.promoted = true;
+            self.names_changed = true;
+        }
+        self.changed = true;
+    }
+
+    /// The process-events listener saw a new top-level instance of `group` start, at
+    /// `start_secs` since boot, noted by the scan at `now_secs` (a scan may see it too: it
+    /// counts once).
+    pub fn instance_started(&mut self, group: &str, pid: u32, start_secs: f64, now_secs: f64) {
         if let Some(entry) = self.groups.get_mut(group) {
-            *entry.state.exits.entry(reason).or_default() += 1;
-            entry.state.restart.settled(pid, reason);
-            if reason.is_abnormal() && !entry.state.promoted {
-                entry.state.promoted = true;
-                self.names_changed = true;
-            }
-            self.changed = true;
+            entry.state.restart.started(pid, start_secs, now_secs);
         }
     }
 
@@ -322,6 +376,7 @@ impl GroupTable {
             let rules = RestartRules {
                 min_age_secs: settings.restart_min_age_secs,
                 every: entry.every_restart,
+                configured: entry.configured,
             };
             let restarts = entry.state.restart.resolve(now_secs, rules);
             if !restarts.is_empty() {
@@ -330,7 +385,8 @@ impl GroupTable {
                 entry.state.promoted = true;
                 restarted.extend(restarts.into_iter().map(|r: Restart| RestartedInstance {
                     group: name.clone(),
-                    key: r.key,
+                    pid: r.pid,
+                    start_secs: r.start_secs,
                     gap_secs: r.gap_secs,
                     after: r.after,
                 }));
@@ -431,16 +487,16 @@ fn observe_group(
     let ticks = settings.clock_ticks.max(1) as f64;
     let state = &mut entry.state;
     let previous = &mut entry.previous;
+    let recently_gone = &mut entry.gone;
     std::mem::swap(previous, &mut state.top_level);
     let previous = &*previous;
     let sorted = now.is_sorted_by_key(|k| k.pid);
     let is_now = |key: &InstanceKey| contains(now, sorted, key);
-    let others_alive = previous.iter().any(|p| is_now(&p.key));
     for gone in previous.iter().filter(|p| !is_now(&p.key)) {
-        let lived = gone.last_seen_secs - gone.key.start_ticks as f64 / ticks;
-        state
-            .restart
-            .ended(gone.key, gone.last_seen_secs, lived, others_alive);
+        if recently_gone.len() >= GONE_KEPT {
+            recently_gone.remove(0);
+        }
+        recently_gone.push(*gone);
         vanished.push(VanishedInstance {
             group: name.clone(),
             key: gone.key,
@@ -455,7 +511,9 @@ fn observe_group(
             .filter(|key| key.start_ticks >= baseline)
             .filter(|key| !previous.iter().any(|p| p.key == **key));
         for key in appeared {
-            state.restart.started(*key, key.start_ticks as f64 / ticks);
+            state
+                .restart
+                .started(key.pid, key.start_ticks as f64 / ticks, now_secs);
         }
     }
     let mut changed =
@@ -487,23 +545,22 @@ fn observe_group(
     changed
 }
 
-/// Whether a group stays: configured ones always; one with processes, or with deaths
-/// still waiting; a useful one for the retention after its last process; one that never
-/// became useful not a moment longer.
+/// Whether a group stays: configured ones always; one with processes; a useful one for the
+/// retention after its last process; one that never became useful only while an end of
+/// it waits to be judged.
 fn keeps(name: &str, entry: &GroupEntry, now_secs: f64, retention_secs: f64) -> bool {
     let state = &entry.state;
     let Some(since) = state.empty_since_secs else {
         return true;
     };
-    if entry.configured || !state.restart.is_idle() {
+    if entry.configured {
         return true;
     }
-    let retention = if state.promoted || name == OTHER_GROUP {
-        retention_secs
-    } else {
-        0.0
-    };
-    now_secs - since < retention
+    if state.promoted || name == OTHER_GROUP {
+        return now_secs - since < retention_secs;
+    }
+    // Not useful (yet): kept only while an end of it waits to be judged.
+    !state.restart.is_idle()
 }
 
 #[cfg(test)]
@@ -536,15 +593,24 @@ mod tests {
         now: u64,
         group: &str,
         instances: &[InstanceKey],
-        settled: &[(u32, ExitReason)],
+        settled: &[(u32, ExitReason, u64)],
     ) -> Vec<VanishedInstance> {
         let mut seen = HashMap::new();
         if !instances.is_empty() {
             seen.insert(table.admit(group), instances.to_vec());
         }
         let gone = table.observe(now as f64, &seen);
-        for &(pid, reason) in settled {
-            table.exit_settled(group, pid, reason);
+        for &(pid, reason, ended) in settled {
+            table.exit_settled(
+                group,
+                InstanceEnd {
+                    pid,
+                    reason,
+                    ended_secs: ended as f64,
+                    started_secs: None,
+                },
+                now as f64,
+            );
         }
         table.resolve(now as f64);
         gone
@@ -569,6 +635,15 @@ mod tests {
             .is_some_and(|g| g.promoted)
     }
 
+    fn crash(pid: u32, ended_secs: f64) -> InstanceEnd {
+        InstanceEnd {
+            pid,
+            reason: ExitReason::Crashed,
+            ended_secs,
+            started_secs: None,
+        }
+    }
+
     fn configured(name: &str) -> [(&str, bool); 1] {
         [(name, false)]
     }
@@ -577,20 +652,23 @@ mod tests {
     fn watchdog_restart_counts_once_even_when_death_and_start_are_seen_apart() {
         let mut table = GroupTable::new(settings(), configured("mysql"), GroupsState::default());
         scan(&mut table, 100, "mysql", &[key(10, 50)]);
-        scan_settling(&mut table, 115, "mysql", &[], &[(10, ExitReason::Killed)]);
+        scan_settling(
+            &mut table,
+            115,
+            "mysql",
+            &[],
+            &[(10, ExitReason::Killed, 114)],
+        );
         assert_eq!(restarts(&table, "mysql"), 0);
         scan(&mut table, 130, "mysql", &[key(11, 120)]);
         assert_eq!(restarts(&table, "mysql"), 1);
         let restarted = table.take_restarted();
         assert_eq!(restarted.len(), 1);
         assert_eq!(
-            (&*restarted[0].group, restarted[0].key, restarted[0].after),
-            ("mysql", key(11, 120), ExitReason::Killed)
+            (&*restarted[0].group, restarted[0].pid, restarted[0].after),
+            ("mysql", 11, ExitReason::Killed)
         );
-        assert_eq!(
-            restarted[0].gap_secs, 20.0,
-            "last seen alive at 100, new at 120"
-        );
+        assert_eq!(restarted[0].gap_secs, 6.0, "ended at 114, new at 120");
         assert!(table.take_restarted().is_empty());
         scan(&mut table, 160, "mysql", &[key(11, 120)]);
         assert_eq!(restarts(&table, "mysql"), 1);
@@ -600,7 +678,7 @@ mod tests {
             200,
             "mysql",
             &[key(12, 190)],
-            &[(11, ExitReason::OomKilled)],
+            &[(11, ExitReason::OomKilled, 185)],
         );
         assert_eq!(restarts(&table, "mysql"), 2);
     }
@@ -619,7 +697,7 @@ mod tests {
                 now + 7,
                 "cms",
                 &[],
-                &[(pid, ExitReason::OomKilled)],
+                &[(pid, ExitReason::OomKilled, now + 6)],
             );
             now += 8;
         }
@@ -643,7 +721,7 @@ mod tests {
                 start + 4,
                 "napper",
                 &[],
-                &[(i + 1, ExitReason::ExitedOk)],
+                &[(i + 1, ExitReason::ExitedOk, start + 3)],
             );
         }
         assert_eq!(restarts(&table, "napper"), 0);
@@ -667,14 +745,14 @@ mod tests {
             45,
             "svc",
             &[key(2, 44)],
-            &[(1, ExitReason::ExitedError)],
+            &[(1, ExitReason::ExitedError, 43)],
         );
         scan_settling(
             &mut table,
             50,
             "svc",
             &[key(3, 49)],
-            &[(2, ExitReason::ExitedError)],
+            &[(2, ExitReason::ExitedError, 48)],
         );
         assert_eq!(restarts(&table, "svc"), 2);
     }
@@ -693,8 +771,8 @@ mod tests {
             }]
         );
         table.take_changed();
-        table.exit_settled("svc", 1, ExitReason::Crashed);
-        table.exit_settled("nope", 1, ExitReason::Crashed);
+        table.exit_settled("svc", crash(1, 110.0), 115.0);
+        table.exit_settled("nope", crash(1, 110.0), 115.0);
         assert!(table.take_changed());
         let saved = table.to_state();
         let back = GroupTable::new(settings(), configured("svc"), saved);
@@ -712,7 +790,7 @@ mod tests {
             150,
             "redis",
             &[key(31, 140)],
-            &[(30, ExitReason::Unknown)],
+            &[(30, ExitReason::Unknown, 100)],
         );
         assert_eq!(restarts(&table, "redis"), 1);
         // Two long shells; one closes, a new one opens later: no restart.
@@ -722,7 +800,7 @@ mod tests {
             200,
             "bash",
             &[key(2, 20)],
-            &[(1, ExitReason::Unknown)],
+            &[(1, ExitReason::Unknown, 100)],
         );
         scan(&mut table, 300, "bash", &[key(2, 20), key(3, 250)]);
         assert_eq!(restarts(&table, "bash"), 0);
@@ -732,7 +810,7 @@ mod tests {
     fn a_service_down_past_the_window_was_stopped_not_restarted() {
         let mut table = GroupTable::new(settings(), configured("svc"), GroupsState::default());
         scan(&mut table, 100, "svc", &[key(1, 10)]);
-        scan_settling(&mut table, 200, "svc", &[], &[(1, ExitReason::Killed)]);
+        scan_settling(&mut table, 200, "svc", &[], &[(1, ExitReason::Killed, 150)]);
         scan(&mut table, 2000, "svc", &[key(2, 1990)]);
         assert_eq!(restarts(&table, "svc"), 0);
     }
@@ -752,7 +830,7 @@ mod tests {
                 3715,
                 "svc",
                 &[key(2, 105)],
-                &[(1, ExitReason::Unknown)],
+                &[(1, ExitReason::Unknown, 100)],
             );
             assert_eq!(restarts(&back, "svc"), 1);
             let again = back.to_state();
@@ -767,7 +845,7 @@ mod tests {
             3700,
             "svc",
             &[key(3, 3000)],
-            &[(1, ExitReason::Unknown)],
+            &[(1, ExitReason::Unknown, 100)],
         );
         assert_eq!(restarts(&late, "svc"), 0);
     }
@@ -781,7 +859,7 @@ mod tests {
             200,
             "svc",
             &[key(41, 150)],
-            &[(40, ExitReason::Killed)],
+            &[(40, ExitReason::Killed, 140)],
         );
         let mut state = table.to_state();
         state.start_new_boot();
@@ -821,7 +899,7 @@ mod tests {
         assert!(!table.contains("a"));
         // A useful one keeps its series for the retention.
         let useful = table.admit("u");
-        table.exit_settled(&useful, 1, ExitReason::Crashed);
+        table.exit_settled(&useful, crash(1, 15.0), 20.0);
         table.observe(20.0, &HashMap::new());
         table.resolve(20.0);
         assert!(table.contains("u"));

@@ -27,7 +27,7 @@ use crate::events::{Event, EventKind, EventLog};
 use crate::exits::accounting::{ExitAccounting, Vanished};
 use crate::exits::ExitsShared;
 use crate::groups::live::LivePids;
-use crate::groups::table::VanishedInstance;
+use crate::groups::table::{InstanceEnd, VanishedInstance};
 use crate::groups::GroupTable;
 use crate::kills::shared::KmsgShared;
 use crate::procfs::host::{parse_stat_btime, parse_uptime};
@@ -113,6 +113,7 @@ impl ProcessesCollector {
     fn settle_exits(&mut self, vanished: Vec<VanishedInstance>, now_secs: f64) {
         let departed = self.reader.departed();
         let listening = self.links.exits.as_ref().is_some_and(|exits| exits.up());
+        let ticks = self.settings.table.clock_ticks.max(1) as f64;
         let records = self
             .links
             .exits
@@ -132,6 +133,7 @@ impl ProcessesCollector {
                 group: gone.group,
                 pid: gone.key.pid,
                 last_seen_secs: gone.last_seen_secs,
+                start_secs: gone.key.start_ticks as f64 / ticks,
             })
             .collect();
         let mut settled = self
@@ -149,12 +151,21 @@ impl ProcessesCollector {
             // passing command that finished well takes no slot under --groups.max.
             let group = if self.table.contains(&exit.group) {
                 exit.group.clone()
-            } else if exit.reason.is_abnormal() {
+            } else if exit
+                .reason
+                .promotes(exit.started_secs.map(|start| exit.at_secs - start))
+            {
                 self.table.admit(&exit.group)
             } else {
                 continue;
             };
-            self.table.exit_settled(&group, exit.pid, exit.reason);
+            let end = InstanceEnd {
+                pid: exit.pid,
+                reason: exit.reason,
+                ended_secs: exit.earliest_secs,
+                started_secs: exit.started_secs,
+            };
+            self.table.exit_settled(&group, end, now_secs);
             tracing::debug!(group = %group, pid = exit.pid, comm = %exit.comm,
                 reason = exit.reason.label(), status = ?exit.status, "instance ended");
             events.push(Event {
@@ -162,6 +173,7 @@ impl ProcessesCollector {
                 kind: EventKind::exit(&group, exit.pid, &exit.comm, exit.reason, exit.status),
             });
         }
+        self.note_starts(now_secs);
         self.table.resolve(now_secs);
         // A failed write stays pending in the log, retried at the next append or flush.
         let _ = self.links.events.append(&events);
@@ -175,9 +187,23 @@ impl ProcessesCollector {
         }
     }
 
+    /// Hands the listener's starts of top-level instances to the group table.
+    fn note_starts(&mut self, now_secs: f64) {
+        let Some(exits) = &self.links.exits else {
+            return;
+        };
+        for start in exits.drain_starts() {
+            if self.table.contains(&start.group) {
+                let at = start.boottime_ns as f64 / 1e9;
+                tracing::debug!(group = %start.group, pid = start.pid, at, "instance started");
+                self.table
+                    .instance_started(&start.group, start.pid, at, now_secs);
+            }
+        }
+    }
+
     /// Writes the restarts this scan counted to the event log, at the new instance's start.
     fn log_restarts(&mut self, rows: &[Row], btime: u64) {
-        let ticks = self.settings.table.clock_ticks.max(1) as f64;
         let events: Vec<Event> = self
             .table
             .take_restarted()
@@ -185,15 +211,15 @@ impl ProcessesCollector {
             .map(|restart| {
                 let comm = rows
                     .iter()
-                    .find(|r| r.pid == restart.key.pid)
+                    .find(|r| r.pid == restart.pid)
                     .map_or_else(String::new, |r| r.comm.to_string());
-                tracing::info!(group = %restart.group, pid = restart.key.pid, comm = %comm,
+                tracing::info!(group = %restart.group, pid = restart.pid, comm = %comm,
                     gap_seconds = restart.gap_secs, after = restart.after.label(), "restart");
                 Event {
-                    time: btime as f64 + restart.key.start_ticks as f64 / ticks,
+                    time: btime as f64 + restart.start_secs,
                     kind: EventKind::Restart {
                         group: restart.group.to_string(),
-                        pid: restart.key.pid,
+                        pid: restart.pid,
                         comm,
                         gap_seconds: Some(restart.gap_secs),
                         after: Some(restart.after),
