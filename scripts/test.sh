@@ -1,12 +1,38 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: installs what the tests need (Debian packages, and
-# Rust through rustup when cargo is missing; idempotent, quick when already installed), then
-# lints, docs and every test. The tests make real OOM kills in a scratch memory cgroup and
-# read /dev/kmsg, so they run as root: started as another user, the script re-runs itself
-# with sudo, keeping PATH so that the same cargo is used.
-# Usage: scripts/test.sh
+# The test suite. With no argument, the whole suite as CI runs it: installs what the tests
+# need (Debian packages, and Rust through rustup when cargo is missing; idempotent, quick
+# when already installed), then lints, docs and every test. The tests make real OOM kills in
+# a scratch memory cgroup, read /dev/kmsg, install the Debian package into a throwaway root
+# and run the README's commands, so they run as root on a disposable machine or VM: started
+# as another user, the script re-runs itself with sudo, keeping PATH so that the same cargo
+# is used.
+# With --quick, for a laptop, as any user, installing nothing: fmt, clippy, unit tests and
+# the integration tests that need neither root nor the packages (QUICK_TESTS below).
+# Usage: scripts/test.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+case "${1:-}" in
+  "") quick=false ;;
+  --quick) quick=true ;;
+  *) echo "usage: scripts/test.sh [--quick]" >&2; exit 2 ;;
+esac
+
+# The README's own commands, run by tests/readme_commands.rs on a clean clone; the full run
+# gives them a step of their own (after everything else, one at a time, their timings shown).
+readme_runs=(--skip readme_run_it --skip readme_test_it)
+
+if $quick; then
+  # Integration tests that need neither root nor the Debian packages of the full run.
+  QUICK_TESTS=(architecture docs_metrics e2e_golden fuzz kmsg_fixtures kmsg_properties
+    live_restarts parsers readme_commands scan_cmd web_security)
+  command -v cargo >/dev/null || { echo "scripts/test.sh --quick: needs cargo (Rust 1.88 or newer) on PATH" >&2; exit 2; }
+  export OOMWATCH_FUZZ_SECONDS="${OOMWATCH_FUZZ_SECONDS:-2}"   # a smoke run of each fuzz target
+  echo "== fmt";    cargo fmt --all -- --check
+  echo "== clippy"; cargo clippy --all-targets --locked -- -D warnings
+  echo "== tests";  cargo test --locked --lib --bins "${QUICK_TESTS[@]/#/--test=}" -- "${readme_runs[@]}"
+  exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   exec sudo --preserve-env=PATH,CARGO_HOME,RUSTUP_HOME,CI,OOMWATCH_TOOLS "$0" "$@"
@@ -61,4 +87,5 @@ fi
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --all-targets --locked -- -D warnings
 echo "== doc";    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
-echo "== tests";  cargo test --locked --lib --bins --tests   # benches are run by hand, never here
+echo "== tests";  cargo test --locked --lib --bins --tests -- "${readme_runs[@]}"   # benches are run by hand, never here
+echo "== README commands"; cargo test --locked --test readme_commands readme_ -- --test-threads=1 --nocapture

@@ -46,20 +46,10 @@ pub enum Command {
         format: ScanFormat,
     },
     /// Make a real, contained OOM kill in a scratch memory cgroup, and check that the
-    /// kernel killed it and (with --exporter) that oomwatch counted it. Needs root or a
-    /// delegated cgroup. Exit 0 when every check passed, 1 when one failed, 2 when the
-    /// drill could not run.
-    Drill {
-        /// Memory limit of the scratch cgroup, in MiB.
-        #[arg(long = "limit-mib", default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..=4096))]
-        limit_mib: u64,
-        /// The oomwatch to check, e.g. http://127.0.0.1:9721/metrics.
-        #[arg(long)]
-        exporter: Option<String>,
-        /// How long to wait for the exporter to count the kill.
-        #[arg(long, default_value = "30s")]
-        timeout: String,
-    },
+    /// kernel killed it and (with --exporter.url) that oomwatch counted it; print the alert
+    /// rule the kill fires. Needs root or a delegated cgroup. Exit 0 when every check
+    /// passed, 1 when one failed, 2 when the drill could not run.
+    Drill(DrillArgs),
     /// List the event log (OOM kills, restarts, exits, reboots) from the state directory;
     /// the exporter need not be running. Times are UTC.
     Events(EventsArgs),
@@ -74,6 +64,90 @@ pub enum Command {
         #[arg(long = "max-bytes")]
         max_bytes: u64,
     },
+}
+
+/// `oomwatch drill`. The exporter's address, TLS and basic auth are given by flags, or by
+/// a client config file in Prometheus's format (`--exporter.http-config.file`, the file
+/// promtool's `--http.config.file` takes); flags override the file. The old spellings
+/// (`--limit-mib`, `--exporter`, `--timeout`) are hidden aliases, kept for one release.
+#[derive(Debug, Clone, Args)]
+pub struct DrillArgs {
+    /// Memory limit of the scratch cgroup, in MiB.
+    #[arg(
+        long = "cgroup.limit-mib",
+        alias = "limit-mib",
+        value_name = "MIB",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u64).range(8..=4096)
+    )]
+    pub limit_mib: u64,
+
+    /// The oomwatch to check: its metrics URL, http:// or https://, e.g.
+    /// https://127.0.0.1:9721/metrics. Without it only the kernel's side is checked.
+    #[arg(long = "exporter.url", alias = "exporter", value_name = "URL")]
+    pub exporter_url: Option<String>,
+
+    /// How long to wait, after the kill, for the exporter to count it.
+    #[arg(
+        long = "exporter.timeout",
+        alias = "timeout",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
+    pub exporter_timeout: String,
+
+    /// HTTP client config file for --exporter.url, in Prometheus's format: `basic_auth`
+    /// (username, password or password_file) and `tls_config` (ca_file, cert_file, key_file,
+    /// server_name, insecure_skip_verify); paths are relative to the file.
+    #[arg(long = "exporter.http-config.file", value_name = "FILE")]
+    pub http_config_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) to verify an https exporter's certificate with [default: the
+    /// system's bundle, /etc/ssl/certs/ca-certificates.crt].
+    #[arg(long = "exporter.tls.ca-file", value_name = "FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+
+    /// Do not verify the https exporter's certificate (a test setup's self-signed one).
+    #[arg(long = "exporter.tls.insecure-skip-verify")]
+    pub tls_insecure_skip_verify: bool,
+
+    /// Basic auth user name sent to the exporter.
+    #[arg(long = "exporter.basic-auth.username", value_name = "USER")]
+    pub basic_auth_username: Option<String>,
+
+    /// File whose content (surrounding whitespace trimmed) is the basic auth password.
+    #[arg(long = "exporter.basic-auth.password-file", value_name = "FILE")]
+    pub basic_auth_password_file: Option<PathBuf>,
+}
+
+/// What `--state.dir` is, for the exporter and for the commands that read it.
+const SERVE_STATE_DIR: &str =
+    "Directory for the state file (state.json) and the event log (events.jsonl)";
+const READ_STATE_DIR: &str =
+    "The exporter's state directory, which holds the event log (events.jsonl) it reads";
+
+/// `--state.dir`'s help with its default as a path: it depends on who runs oomwatch, so
+/// the path shown is the one this user gets.
+fn state_dir_help(what: &str) -> String {
+    format!("{what} [default: {}]", default_state_dir_shown())
+}
+
+/// The default of `--state.dir` for whoever runs this, as `config::default_state_dir`
+/// decides it (a unit test holds the two together; the cli layer may not import config).
+fn default_state_dir_shown() -> String {
+    if rustix::process::geteuid().is_root() {
+        return "/var/lib/oomwatch".to_owned();
+    }
+    match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("oomwatch").display().to_string(),
+        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(home) => PathBuf::from(home)
+                .join(".local/state/oomwatch")
+                .display()
+                .to_string(),
+            None => "none: set --state.dir (neither HOME nor XDG_STATE_HOME is set)".to_owned(),
+        },
+    }
 }
 
 /// `oomwatch scan --format`.
@@ -116,8 +190,7 @@ pub struct EventsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
-    /// The exporter's state directory [default: as the exporter's].
-    #[arg(long = "state.dir", value_name = "DIR")]
+    #[arg(long = "state.dir", value_name = "DIR", help = state_dir_help(READ_STATE_DIR))]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -126,8 +199,7 @@ pub struct EventsArgs {
 pub struct WhyArgs {
     /// A group (nginx.service, or nginx), a command name, or a pid.
     pub target: String,
-    /// The exporter's state directory [default: as the exporter's].
-    #[arg(long = "state.dir", value_name = "DIR")]
+    #[arg(long = "state.dir", value_name = "DIR", help = state_dir_help(READ_STATE_DIR))]
     pub state_dir: Option<PathBuf>,
     /// YAML file of named groups, as given to the exporter.
     #[arg(long = "config.file", value_name = "FILE")]
@@ -183,7 +255,8 @@ pub struct ServeArgs {
     )]
     pub web_telemetry_path: String,
 
-    /// Most scrapes served at once; more get 503. 0 means no limit.
+    /// Most requests served at once, scrapes, page views (/) and API calls
+    /// (/api/v1/events) together; more get 503. 0 means no limit.
     #[arg(long = "web.max-requests", value_name = "N", default_value_t = 40)]
     pub web_max_requests: usize,
 
@@ -199,9 +272,7 @@ pub struct ServeArgs {
     #[arg(long = "path.kmsg", value_name = "FILE", default_value = "/dev/kmsg")]
     pub path_kmsg: PathBuf,
 
-    /// Directory for the state file [default: /var/lib/oomwatch as root, else
-    /// $XDG_STATE_HOME/oomwatch].
-    #[arg(long = "state.dir", value_name = "DIR")]
+    #[arg(long = "state.dir", value_name = "DIR", help = state_dir_help(SERVE_STATE_DIR))]
     pub state_dir: Option<PathBuf>,
 
     /// How often oomwatch records its last sign of life in the state file (the downtime of
@@ -409,6 +480,67 @@ mod tests {
         let cli =
             Cli::try_parse_from(["oomwatch", "why", "1234", "--state.dir", "/s"]).expect("parses");
         assert!(matches!(cli.command, Some(Command::Why(args)) if args.target == "1234"));
+    }
+
+    #[test]
+    fn drill_flags_are_dotted_and_the_old_spellings_still_parse_hidden() {
+        use clap::CommandFactory;
+        let new = Cli::try_parse_from([
+            "oomwatch",
+            "drill",
+            "--cgroup.limit-mib=32",
+            "--exporter.url=https://h:9721/metrics",
+            "--exporter.timeout=5s",
+        ])
+        .expect("dotted flags");
+        let old = Cli::try_parse_from([
+            "oomwatch",
+            "drill",
+            "--limit-mib=32",
+            "--exporter=https://h:9721/metrics",
+            "--timeout=5s",
+        ])
+        .expect("old spellings");
+        for cli in [new, old] {
+            match cli.command {
+                Some(Command::Drill(args)) => {
+                    assert_eq!(args.limit_mib, 32);
+                    assert_eq!(args.exporter_url.as_deref(), Some("https://h:9721/metrics"));
+                    assert_eq!(args.exporter_timeout, "5s");
+                }
+                other => panic!("not drill: {other:?}"),
+            }
+        }
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("drill")
+            .expect("drill")
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("--exporter.url"), "{help}");
+        for old in ["--limit-mib", "--exporter ", "--timeout"] {
+            assert!(!help.contains(old), "{old} shown in:\n{help}");
+        }
+    }
+
+    #[test]
+    fn state_dir_help_shows_the_default_path_this_user_gets() {
+        use clap::CommandFactory;
+        let path = crate::config::default_state_dir().expect("a default");
+        assert_eq!(default_state_dir_shown(), path.display().to_string());
+        let mut cli = Cli::command();
+        let serve = cli.render_long_help().to_string();
+        assert!(serve.contains("event log"), "{serve}");
+        for sub in ["events", "why"] {
+            let help = cli
+                .find_subcommand_mut(sub)
+                .expect(sub)
+                .render_long_help()
+                .to_string();
+            let shown = format!("[default: {}]", path.display());
+            assert!(help.contains(&shown), "{sub}: {shown} in\n{help}");
+            assert!(!help.contains("as the exporter's"), "{help}");
+        }
     }
 
     #[test]

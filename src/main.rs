@@ -20,21 +20,7 @@ fn main() -> ExitCode {
             Command::Scan { files, format } => {
                 ExitCode::from(oomwatch::commands::scan_log::run(&files, format))
             }
-            Command::Drill {
-                limit_mib,
-                exporter,
-                timeout,
-            } => match oomwatch::duration::parse_duration("--timeout", &timeout) {
-                Ok(timeout) => ExitCode::from(oomwatch::commands::drill::run(
-                    limit_mib << 20,
-                    exporter.as_deref(),
-                    timeout,
-                )),
-                Err(e) => {
-                    eprintln!("oomwatch drill: {e}");
-                    ExitCode::from(2)
-                }
-            },
+            Command::Drill(args) => ExitCode::from(oomwatch::commands::drill::run(&args)),
             Command::Events(args) => ExitCode::from(oomwatch::commands::events::run(&args)),
             Command::Why(args) => ExitCode::from(oomwatch::commands::why::run(&args)),
             Command::DrillVictim { max_bytes } => {

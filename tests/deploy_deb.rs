@@ -5,16 +5,25 @@
 //! files pass systemd-analyze and promtool where they were installed, and a purge leaves
 //! nothing behind.
 //!
+//! All of it happens in a throwaway root, never on the host: a private mount namespace
+//! (held by one `sleep` process) with an overlay whose lower layer is the host's `/` and
+//! whose upper layer is a tmpfs, `/proc`, `/sys` and `/dev` bound in, and a fresh tmpfs on
+//! `/run` so that no maintainer script reaches the host's systemd. dpkg runs chrooted there
+//! with its own copy of the package database, so the test passes whether or not oomwatch
+//! is installed (or running) on the host, and leaves the host's package state as it was;
+//! when the host has it installed, the throwaway copy is purged first.
+//!
 //! To stay within the test command's time, the package is made from the binary this test
 //! run built (`--no-build --profile dev`, stripped): the same code as a release, not
 //! optimised. `cargo deb` alone builds the release package that ships.
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
-use common::deploy::{on_path, printed as text, scrape_with_every_source, systemd_verify};
+use common::deploy::{on_path, printed as text, scrape_with_every_source};
 use common::{require, Exporter};
 
 const PACKAGE: &str = "oomwatch";
@@ -26,19 +35,95 @@ fn run(program: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("{program} runs: {e}"))
 }
 
-fn installed() -> bool {
-    let status = run("dpkg-query", &["-W", "-f=${Status}", PACKAGE]);
-    String::from_utf8_lossy(&status.stdout).contains("install ok installed")
+/// The package's dpkg status line on the real host ("" when unknown to dpkg).
+fn host_status() -> String {
+    text(&run(
+        "dpkg-query",
+        &["-W", "-f=${Status} ${Version}", PACKAGE],
+    ))
 }
 
-/// Purges the package when dropped, so a failing test leaves the host as it found it.
-struct Installed;
+/// A throwaway root: the host's `/` under a tmpfs overlay, in a mount namespace of its
+/// own that lives as long as this value; everything written there vanishes with it.
+struct Throwaway {
+    holder: Child,
+    dir: tempfile::TempDir,
+}
 
-impl Drop for Installed {
-    fn drop(&mut self) {
-        if installed() {
-            let _ = run("dpkg", &["--purge", PACKAGE]);
+impl Throwaway {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp");
+        let base = dir.path().to_str().expect("utf-8").to_owned();
+        let script = format!(
+            "set -e; mount -t tmpfs tmpfs {base}; mkdir {base}/upper {base}/work {base}/root; \
+             mount -t overlay overlay -o lowerdir=/,upperdir={base}/upper,workdir={base}/work {base}/root; \
+             for d in proc sys dev; do mount --rbind /$d {base}/root/$d; done; \
+             mount -t tmpfs tmpfs {base}/root/run; echo ready; exec sleep infinity"
+        );
+        let mut holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("unshare (util-linux) runs");
+        let mut line = String::new();
+        let stdout = holder.stdout.take().expect("piped");
+        BufReader::new(stdout).read_line(&mut line).expect("read");
+        if line.trim() != "ready" {
+            let _ = holder.kill();
+            let _ = holder.wait();
+            panic!("the throwaway root could not be mounted (overlay over / on a tmpfs)");
         }
+        Self { holder, dir }
+    }
+
+    /// The root as seen from inside the namespace.
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// `nsenter` into the namespace (and `chroot` into the root when `chrooted`).
+    fn wrapper(&self, chrooted: bool) -> Vec<String> {
+        let mut w = vec![
+            "nsenter".to_owned(),
+            format!("--target={}", self.holder.id()),
+            "--mount".to_owned(),
+            // The holder's root, not the namespace's: right even when this test itself
+            // runs chrooted.
+            "--root".to_owned(),
+            "--".to_owned(),
+        ];
+        if chrooted {
+            w.extend(["chroot".to_owned(), self.root().display().to_string()]);
+        }
+        w
+    }
+
+    fn run(&self, chrooted: bool, args: &[&str]) -> Output {
+        let wrapper = self.wrapper(chrooted);
+        Command::new(&wrapper[0])
+            .args(&wrapper[1..])
+            .args(args)
+            .output()
+            .expect("nsenter runs")
+    }
+
+    /// Whether a path exists inside the throwaway root.
+    fn exists(&self, path: &str) -> bool {
+        self.run(true, &["test", "-e", path]).status.success()
+            || self.run(true, &["test", "-L", path]).status.success()
+    }
+
+    fn installed(&self) -> bool {
+        let out = self.run(true, &["dpkg-query", "-W", "-f=${Status}", PACKAGE]);
+        text(&out).contains("install ok installed")
+    }
+}
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
     }
 }
 
@@ -92,7 +177,7 @@ fn package_files(deb: &Path) -> Vec<String> {
 fn package_installs_serves_the_real_host_and_purges_cleanly() {
     require(
         rustix::process::geteuid().is_root(),
-        "running as root (dpkg -i)",
+        "running as root (mount namespaces and dpkg)",
     );
     for tool in [
         "cargo-deb",
@@ -100,13 +185,12 @@ fn package_installs_serves_the_real_host_and_purges_cleanly() {
         "dpkg-deb",
         "systemd-analyze",
         "promtool",
+        "unshare",
+        "nsenter",
     ] {
         require(on_path(tool), &format!("{tool} on PATH"));
     }
-    require(
-        !installed(),
-        "the oomwatch package is not installed on this host before the test",
-    );
+    let host_before = host_status();
     let out = tempfile::tempdir().expect("temp");
     let deb = build_deb(out.path());
 
@@ -134,42 +218,82 @@ fn package_installs_serves_the_real_host_and_purges_cleanly() {
     );
     assert!(text(&control).contains("libc6"), "{}", text(&control));
 
-    let guard = Installed;
-    let install = run("dpkg", &["--install", deb.to_str().expect("utf-8")]);
+    let root = Throwaway::new();
+    if root.installed() {
+        // The host has oomwatch: purge the throwaway copy of it, not the host's.
+        println!(
+            "oomwatch is installed on the host ({host_before}); purged in the throwaway root only"
+        );
+        let purge = root.run(true, &["dpkg", "--purge", PACKAGE]);
+        assert!(purge.status.success(), "{}", text(&purge));
+    }
+    let inside = root.root().join("tmp/oomwatch-test.deb");
+    let copied = root.run(
+        false,
+        &[
+            "cp",
+            deb.to_str().expect("utf-8"),
+            inside.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(copied.status.success(), "{}", text(&copied));
+    let install = root.run(true, &["dpkg", "--install", "/tmp/oomwatch-test.deb"]);
     assert!(install.status.success(), "dpkg -i:\n{}", text(&install));
-    assert!(installed());
-    let conffiles = std::fs::read_to_string("/var/lib/dpkg/info/oomwatch.conffiles")
-        .expect("conffiles registered");
+    assert!(root.installed());
+    let conffiles = root.run(true, &["cat", "/var/lib/dpkg/info/oomwatch.conffiles"]);
     assert!(
-        conffiles.contains("/etc/oomwatch/oomwatch.yml"),
-        "{conffiles}"
+        text(&conffiles).contains("/etc/oomwatch/oomwatch.yml"),
+        "{}",
+        text(&conffiles)
+    );
+    // The host saw none of it.
+    assert_eq!(
+        host_status(),
+        host_before,
+        "the host's package state changed"
+    );
+    assert!(
+        !Path::new("/tmp/oomwatch-test.deb").exists(),
+        "the throwaway root leaked into the host"
     );
 
     // The installed binary is the one this run built.
-    let version = |binary: &str| text(&run(binary, &["--version"]));
+    let version = text(&root.run(true, &["/usr/bin/oomwatch", "--version"]));
     assert_eq!(
-        version("/usr/bin/oomwatch"),
-        version(env!("CARGO_BIN_EXE_oomwatch"))
+        version,
+        text(&run(env!("CARGO_BIN_EXE_oomwatch"), &["--version"]))
     );
 
-    // The unit as installed, where its ExecStart exists: verified against the real root.
-    let (ok, printed) = systemd_verify(
-        Path::new("/"),
-        Path::new("/usr/lib/systemd/system/oomwatch.service"),
-    );
-    assert!(ok && printed.trim().is_empty(), "verify:\n{printed}");
-    let rules = run(
-        "promtool",
+    // The unit as installed, where its ExecStart exists: verified against that root.
+    let root_dir = root.root().display().to_string();
+    let verify = root.run(
+        false,
         &[
+            "systemd-analyze",
+            "verify",
+            &format!("--root={root_dir}"),
+            &format!("{root_dir}/usr/lib/systemd/system/oomwatch.service"),
+        ],
+    );
+    assert!(
+        verify.status.success() && text(&verify).trim().is_empty(),
+        "verify:\n{}",
+        text(&verify)
+    );
+    let rules = root.run(
+        true,
+        &[
+            "promtool",
             "check",
             "rules",
             "/usr/share/oomwatch/alerts/oomwatch.rules.yml",
         ],
     );
     assert!(rules.status.success(), "{}", text(&rules));
-    let fleet = run(
-        "promtool",
+    let fleet = root.run(
+        true,
         &[
+            "promtool",
             "check",
             "config",
             "--syntax-only",
@@ -178,15 +302,16 @@ fn package_installs_serves_the_real_host_and_purges_cleanly() {
     );
     assert!(fleet.status.success(), "{}", text(&fleet));
 
-    // The installed binary with the installed config, on the real host.
-    let state = tempfile::tempdir().expect("state");
+    // The installed binary with the installed config, on the real host's /proc, /sys and
+    // /dev/kmsg, its state inside the throwaway root.
+    let wrapper = root.wrapper(true);
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     let exporter = Exporter::start_binary_via(
         "/usr/bin/oomwatch",
-        &[],
+        &wrapper,
         &[
             "--config.file=/etc/oomwatch/oomwatch.yml",
-            "--state.dir",
-            state.path().to_str().expect("utf-8"),
+            "--state.dir=/tmp/oomwatch-test-state",
         ],
     );
     let body = scrape_with_every_source(
@@ -200,12 +325,11 @@ fn package_installs_serves_the_real_host_and_purges_cleanly() {
     assert_eq!(exporter.request("GET", "/-/healthy").status, 200);
     assert!(exporter.stop().success());
 
-    let purge = run("dpkg", &["--purge", PACKAGE]);
+    let purge = root.run(true, &["dpkg", "--purge", PACKAGE]);
     assert!(purge.status.success(), "dpkg --purge:\n{}", text(&purge));
-    drop(guard);
-    assert!(!installed());
+    assert!(!root.installed());
     for file in &files {
-        assert!(!Path::new(file).exists(), "{file} left after purge");
+        assert!(!root.exists(file), "{file} left after purge");
     }
     for dir in [
         "/etc/oomwatch",
@@ -213,6 +337,12 @@ fn package_installs_serves_the_real_host_and_purges_cleanly() {
         "/var/lib/oomwatch",
         "/etc/systemd/system/multi-user.target.wants/oomwatch.service",
     ] {
-        assert!(!Path::new(dir).exists(), "{dir} left after purge");
+        assert!(!root.exists(dir), "{dir} left after purge");
     }
+    drop(root);
+    assert_eq!(
+        host_status(),
+        host_before,
+        "the host's package state changed"
+    );
 }

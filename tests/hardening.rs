@@ -428,3 +428,211 @@ fn unprivileged_it_serves_reports_what_is_missing_and_says_what_to_grant() {
     let text = std::fs::read_to_string(state_dir.join("state.json")).expect("state written");
     let _: serde_json::Value = serde_json::from_str(&text).expect("state json");
 }
+
+/// One row of the README's least-privilege table: the collectors it covers and the
+/// capabilities it says they need on this host: those named outside parentheses and before
+/// "Optional:" (parentheses hold notes and conditions this host does not vary, such as
+/// hidepid); a CAP_SYSLOG needed "while `kernel.dmesg_restrict=1`" is not needed while it
+/// is 0.
+struct PrivilegeRow {
+    source: String,
+    collectors: Vec<String>,
+    needs: std::collections::BTreeSet<String>,
+}
+
+fn privilege_table() -> Vec<PrivilegeRow> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let section = readme
+        .split("## Least privilege")
+        .nth(1)
+        .expect("a Least privilege section")
+        .split("\n## ")
+        .next()
+        .expect("section");
+    let restricted = std::fs::read_to_string("/proc/sys/kernel/dmesg_restrict")
+        .map(|v| v.trim() == "1")
+        .unwrap_or(true);
+    let rows: Vec<Vec<String>> = section
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_owned())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        rows.first().map(|h| h.join(",")).as_deref(),
+        Some("source,collector,needs"),
+        "the table's header"
+    );
+    rows.iter()
+        .skip(2)
+        .map(|cells| {
+            assert_eq!(cells.len(), 3, "a row of three cells: {cells:?}");
+            let mut depth = 0usize;
+            let required: String = cells[2]
+                .split("Optional:")
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth = depth.saturating_sub(1),
+                        _ => return depth == 0,
+                    }
+                    false
+                })
+                .collect();
+            let conditional = required.contains("while `kernel.dmesg_restrict=1`");
+            let needs = required
+                .split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+                .filter(|w| w.starts_with("CAP_"))
+                .filter(|w| !(conditional && *w == "CAP_SYSLOG" && !restricted))
+                .map(str::to_owned)
+                .collect();
+            PrivilegeRow {
+                source: cells[0].clone(),
+                collectors: cells[1]
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                needs,
+            }
+        })
+        .collect()
+}
+
+/// The exporter as `nobody` with exactly `caps` (ambient, inheritable and bounding).
+fn start_as_nobody_with(
+    caps: &std::collections::BTreeSet<String>,
+    state: &std::path::Path,
+) -> Exporter {
+    let list: Vec<String> = caps
+        .iter()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    let list = list.join(",");
+    let mut wrapper = vec![
+        "setpriv".to_owned(),
+        "--reuid=nobody".to_owned(),
+        "--regid=nogroup".to_owned(),
+        "--clear-groups".to_owned(),
+        "--no-new-privs".to_owned(),
+    ];
+    if list.is_empty() {
+        wrapper.extend([
+            "--inh-caps=-all".to_owned(),
+            "--bounding-set=-all".to_owned(),
+        ]);
+    } else {
+        wrapper.extend([
+            format!("--inh-caps=-all,{list}"),
+            format!("--ambient-caps={list}"),
+            format!("--bounding-set=-all,{list}"),
+        ]);
+    }
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    Exporter::start_via(&wrapper, &["--state.dir", state.to_str().expect("utf-8")])
+}
+
+#[test]
+fn the_readmes_least_privilege_table_is_what_this_kernel_requires() {
+    use std::collections::BTreeSet;
+    require(
+        rustix::process::geteuid().is_root(),
+        "running as root (to drop to nobody with setpriv)",
+    );
+    let table = privilege_table();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    // Every capability set the table names, none first, all together last.
+    let mut sets: Vec<BTreeSet<String>> = vec![BTreeSet::new()];
+    for row in &table {
+        if !row.collectors.is_empty() && !sets.contains(&row.needs) {
+            sets.push(row.needs.clone());
+        }
+    }
+    let all: BTreeSet<String> = table.iter().flat_map(|r| r.needs.clone()).collect();
+    if !sets.contains(&all) {
+        sets.push(all);
+    }
+    let state = tempfile::tempdir().expect("temp");
+    Command::new("chmod")
+        .args(["755", state.path().to_str().expect("utf-8")])
+        .status()
+        .expect("chmod runs");
+    for (i, caps) in sets.iter().enumerate() {
+        let dir = state.path().join(format!("state-{i}"));
+        std::fs::create_dir(&dir).expect("state dir");
+        let chown = Command::new("chown")
+            .args(["nobody:", dir.to_str().expect("utf-8")])
+            .status()
+            .expect("chown runs");
+        assert!(chown.success());
+        let exporter = start_as_nobody_with(caps, &dir);
+        let expected = |row: &PrivilegeRow| row.needs.is_subset(caps);
+        let mut last = String::new();
+        let settled = eventually(Duration::from_secs(20), || {
+            last = exporter.scrape();
+            table
+                .iter()
+                .flat_map(|row| row.collectors.iter().map(move |c| (row, c)))
+                .all(|(row, c)| {
+                    let got = sample(&last, "oomwatch_collector_success", &[("collector", c)]);
+                    got == Some(if expected(row) { 1.0 } else { 0.0 })
+                })
+                .then_some(())
+        });
+        let mut report = Vec::new();
+        for row in &table {
+            for c in &row.collectors {
+                let got = sample(&last, "oomwatch_collector_success", &[("collector", c)]);
+                report.push(format!(
+                    "  {c:<10} table says it needs {:?} ({}), granted {:?}: success {:?}",
+                    row.needs, row.source, caps, got
+                ));
+            }
+        }
+        let seen: Vec<String> = table
+            .iter()
+            .flat_map(|row| row.collectors.iter())
+            .map(|c| {
+                let got = sample(&last, "oomwatch_collector_success", &[("collector", c)]);
+                format!("{c}={}", got.map_or("-".to_owned(), |v| v.to_string()))
+            })
+            .collect();
+        println!(
+            "kernel {}, nobody with {caps:?}: {}",
+            kernel.trim(),
+            seen.join(" ")
+        );
+        assert!(
+            settled.is_some(),
+            "the README's least-privilege table is not what kernel {} requires:\n{}\nlog:\n{}",
+            kernel.trim(),
+            report.join("\n"),
+            exporter.log()
+        );
+        // Every collector this exporter reports is a row of the table.
+        for line in last
+            .lines()
+            .filter(|l| l.starts_with("oomwatch_collector_success{"))
+        {
+            let name = line
+                .split("collector=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .expect("a collector label");
+            assert!(
+                table.iter().any(|r| r.collectors.iter().any(|c| c == name)),
+                "collector {name} is in no row of the README's least-privilege table"
+            );
+        }
+        assert!(exporter.stop().success());
+    }
+}

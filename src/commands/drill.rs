@@ -1,15 +1,19 @@
 //! `oomwatch drill`: tests the user's own OOM pipeline with a real, contained OOM kill. It
 //! makes a scratch memory cgroup with a small limit under its own cgroup, starts a victim
 //! in it (this binary, renamed `oomwatch-drill`) that allocates until the kernel's OOM
-//! killer takes it, reports whether the kernel killed it, and with `--exporter URL`
-//! whether that oomwatch counted it. The cgroup is removed whatever happens. Without the
-//! right to make a cgroup it refuses, saying what is missing. Exit 0 when every check
-//! passed, 1 when one failed, 2 when the drill could not run.
+//! killer takes it, reports whether the kernel killed it, and with `--exporter.url`
+//! whether that oomwatch counted it (over http or https, with basic auth: `drill_http`),
+//! then names the alert rule of `alerts/oomwatch.rules.yml` the kill fires. The cgroup is
+//! removed whatever happens. Without the right to make a cgroup, or when the exporter
+//! cannot be asked before the kill, it refuses, saying what is missing, and makes no kill.
+//! Exit 0 when every check passed, 1 when one failed, 2 when the drill could not run.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+
+use super::drill_http::{Client, ClientFlags};
+use crate::cli::DrillArgs;
 use crate::scratch_cgroup::ScratchCgroup;
 
 /// The victim's command name, as the kernel log and oomwatch's metrics show it.
@@ -29,8 +33,40 @@ pub fn victim(max_bytes: u64) -> u8 {
     3
 }
 
-/// Runs the drill; returns the exit code.
-pub fn run(limit_bytes: u64, exporter: Option<&str>, timeout: Duration) -> u8 {
+/// Runs the drill as its flags say; returns the exit code.
+pub fn run(args: &DrillArgs) -> u8 {
+    let timeout =
+        match crate::duration::parse_duration("--exporter.timeout", &args.exporter_timeout) {
+            Ok(timeout) => timeout,
+            Err(e) => {
+                eprintln!("oomwatch drill: {e}");
+                return 2;
+            }
+        };
+    let flags = ClientFlags {
+        config_file: args.http_config_file.clone(),
+        ca_file: args.tls_ca_file.clone(),
+        insecure_skip_verify: args.tls_insecure_skip_verify,
+        username: args.basic_auth_username.clone(),
+        password_file: args.basic_auth_password_file.clone(),
+    };
+    let client = match args
+        .exporter_url
+        .as_deref()
+        .map(|url| Client::new(url, &flags))
+    {
+        None => None,
+        Some(Ok(client)) => Some(client),
+        Some(Err(e)) => {
+            eprintln!("oomwatch drill: {e}");
+            return 2;
+        }
+    };
+    drill(args.limit_mib << 20, client.as_ref(), timeout)
+}
+
+/// The drill itself: the kill, then the exporter's count of it.
+fn drill(limit_bytes: u64, exporter: Option<&Client>, timeout: Duration) -> u8 {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
@@ -38,10 +74,11 @@ pub fn run(limit_bytes: u64, exporter: Option<&str>, timeout: Duration) -> u8 {
             return 2;
         }
     };
+    // Asked before the kill: an exporter that cannot be reached gets no kill to miss.
     let before = match exporter.map(counted_kills).transpose() {
         Ok(before) => before,
         Err(e) => {
-            eprintln!("oomwatch drill: --exporter: {e}");
+            eprintln!("oomwatch drill: --exporter.url: {e} (no kill was made)");
             return 2;
         }
     };
@@ -94,12 +131,14 @@ pub fn run(limit_bytes: u64, exporter: Option<&str>, timeout: Duration) -> u8 {
             return 1;
         }
     }
-    let (Some(url), Some(before)) = (exporter, before) else {
+    print_expected_alert();
+    let (Some(client), Some(before)) = (exporter, before) else {
         return 0;
     };
+    let url = client.url();
     let deadline = Instant::now() + timeout;
     loop {
-        match counted_kills(url) {
+        match counted_kills(client) {
             Ok(now) if now > before => {
                 println!(
                     "ok: oomwatch at {url} counted it (oomwatch_oom_kills_total{{comm=\"{VICTIM_COMM}\"}} {before} -> {now})"
@@ -114,16 +153,16 @@ pub fn run(limit_bytes: u64, exporter: Option<&str>, timeout: Duration) -> u8 {
                 return 1;
             }
             Err(e) => {
-                println!("FAILED: oomwatch at {url}: {e}");
+                println!("FAILED: {e}");
                 return 1;
             }
         }
     }
 }
 
-/// The drill victim's kills counted by the exporter at `url` (summed over labels).
-fn counted_kills(url: &str) -> Result<f64, String> {
-    let body = http_get(url)?;
+/// The drill victim's kills counted by the exporter (summed over labels).
+fn counted_kills(client: &Client) -> Result<f64, super::drill_http::ClientError> {
+    let body = client.get()?;
     let victim = format!("comm=\"{VICTIM_COMM}\"");
     Ok(body
         .lines()
@@ -133,37 +172,74 @@ fn counted_kills(url: &str) -> Result<f64, String> {
         .sum())
 }
 
-/// A plain-HTTP GET (the drill talks to an exporter on the same host or network).
-fn http_get(url: &str) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/metrics"),
+/// The shipped alert rules, as built into this binary.
+const RULES: &str = include_str!("../../alerts/oomwatch.rules.yml");
+
+/// The alert that pages for the drill's kill (a memcg kill of a named victim), and the
+/// host-level one it fires too, which deploy/alertmanager inhibits while the first fires.
+const EXPECTED_ALERT: &str = "OOMProcessKilled";
+const ALSO_FIRING: &str = "OOMKillOnHost";
+
+#[derive(Debug, Deserialize)]
+struct RuleFile {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RuleGroup {
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Rule {
+    #[serde(default)]
+    alert: Option<String>,
+    expr: String,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+/// An alerting rule of the shipped file by name: (expression on one line, severity).
+fn shipped_rule(name: &str) -> Option<(String, String)> {
+    let file: RuleFile = serde_norway::from_str(RULES).ok()?;
+    let rule = file
+        .groups
+        .into_iter()
+        .flat_map(|g| g.rules)
+        .find(|r| r.alert.as_deref() == Some(name))?;
+    let expr = rule.expr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let severity = rule.labels.get("severity").cloned().unwrap_or_default();
+    Some((expr, severity))
+}
+
+fn print_expected_alert() {
+    let Some((expr, severity)) = shipped_rule(EXPECTED_ALERT) else {
+        return;
     };
-    let mut stream = TcpStream::connect(authority).map_err(|e| format!("{authority}: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .map_err(|e| e.to_string())?;
-    let response = String::from_utf8_lossy(&response);
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("{url}: not an HTTP response"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!(
-            "{url}: {}",
-            head.lines().next().unwrap_or_default()
-        ));
+    println!(
+        "expect: with Prometheus loading alerts/oomwatch.rules.yml, {EXPECTED_ALERT} (severity {severity}) fires for comm=\"{VICTIM_COMM}\" at its next evaluation after a scrape, and stays for 30 minutes:"
+    );
+    println!("  {EXPECTED_ALERT}: {expr}");
+    if let Some((expr, _)) = shipped_rule(ALSO_FIRING) {
+        println!(
+            "  {ALSO_FIRING}: {expr}   (also true; deploy/alertmanager/alertmanager.yml inhibits it while {EXPECTED_ALERT} fires)"
+        );
     }
-    Ok(body.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_expected_alerts_are_in_the_shipped_rules_and_watch_what_the_kill_moves() {
+        let (expr, severity) = shipped_rule(EXPECTED_ALERT).expect("OOMProcessKilled shipped");
+        assert!(
+            expr.contains("oomwatch_oom_last_kill_timestamp_seconds"),
+            "{expr}"
+        );
+        assert!(!severity.is_empty());
+        let (expr, _) = shipped_rule(ALSO_FIRING).expect("OOMKillOnHost shipped");
+        assert!(expr.contains("oomwatch_vmstat_oom_kills_total"), "{expr}");
+    }
 }
