@@ -151,15 +151,23 @@ fn start_boot(
     };
     let known = state.read(|s| s.boot_id.clone());
     let rebooted = known.as_ref().is_some_and(|known| *known != boot_id);
-    // Outside the state lock: reading pstore and wtmp is I/O.
+    // Outside the state lock: reading pstore and wtmp is I/O. At the first start the
+    // pstore records already there are read too, to be remembered as no evidence.
     let evidence = match (rebooted, started_at) {
         (true, Some(started_at)) => gather_evidence(config, started_at),
+        _ if known.is_none() => Evidence {
+            pstore: pstore_records(config),
+            wtmp: None,
+        },
         _ => Evidence::default(),
     };
     let mut reboot = None;
     state.update(|s| {
         match (&s.boot_id, started_at) {
-            (None, Some(started_at)) => s.boot.first_boot(started_at),
+            (None, Some(started_at)) => {
+                s.boot.first_boot(started_at);
+                s.boot.remember_pstore(&evidence.pstore);
+            }
             (Some(previous), Some(started_at)) if *previous != boot_id => {
                 let event = s
                     .boot
@@ -211,11 +219,15 @@ fn start_boot(
     Some(boot_id)
 }
 
-fn gather_evidence(config: &Config, started_at: f64) -> Evidence {
-    let pstore = pstore::read_records(&[
+fn pstore_records(config: &Config) -> Vec<pstore::PstoreRecord> {
+    pstore::read_records(&[
         &config.roots.sysfs().join("fs/pstore"),
         &config.roots.root_file("/var/lib/systemd/pstore"),
-    ]);
+    ])
+}
+
+fn gather_evidence(config: &Config, started_at: f64) -> Evidence {
+    let pstore = pstore_records(config);
     // wtmpdb where the distribution moved to it (Debian 13, recent Ubuntu): when its
     // database exists it alone speaks, as the legacy file there is stale or absent; a
     // database that gives no verdict (a pending WAL, a malformed file) gives none.
