@@ -65,7 +65,8 @@ pub fn systemd_verify(root: &Path, unit: &Path) -> (bool, String) {
 }
 
 /// A scratch root for `systemd_verify`: the host's /usr/lib/systemd/system (the targets a
-/// service is ordered against) and `binary` copied to `exec_path`.
+/// service is ordered against), `binary` copied to `exec_path`, and /bin/sh (the unit's
+/// ExecStartPre copies the pstore records with it).
 pub fn verify_root(binary: &Path, exec_path: &str) -> tempfile::TempDir {
     let root = tempfile::tempdir().expect("temp root");
     let units = root.path().join("usr/lib/systemd");
@@ -80,6 +81,9 @@ pub fn verify_root(binary: &Path, exec_path: &str) -> tempfile::TempDir {
     let exec = root.path().join(exec_path.trim_start_matches('/'));
     std::fs::create_dir_all(exec.parent().expect("parent")).expect("bin dir");
     std::fs::copy(binary, &exec).expect("copy the binary");
+    let shell = root.path().join("bin/sh");
+    std::fs::create_dir_all(shell.parent().expect("parent")).expect("bin dir");
+    std::fs::copy("/bin/sh", &shell).expect("copy /bin/sh");
     std::fs::create_dir_all(root.path().join("etc/systemd/system")).expect("etc dir");
     root
 }
