@@ -157,7 +157,7 @@ fn start_boot(
         (true, Some(started_at)) => gather_evidence(config, started_at),
         _ if known.is_none() => Evidence {
             pstore: pstore_records(config),
-            wtmp: None,
+            ..Evidence::default()
         },
         _ => Evidence::default(),
     };
@@ -232,8 +232,12 @@ fn gather_evidence(config: &Config, started_at: f64) -> Evidence {
     // database exists it alone speaks, as the legacy file there is stale or absent; a
     // database that gives no verdict (a pending WAL, a malformed file) gives none.
     let wtmpdb_path = config.roots.root_file(wtmpdb::PATH);
+    let mut from_wtmpdb = false;
     let wtmp = match wtmpdb::read_verdict(&wtmpdb_path, started_at) {
-        Ok(verdict) => verdict,
+        Ok(verdict) => {
+            from_wtmpdb = true;
+            verdict
+        }
         Err(e) if e.is_not_found() => {
             let wtmp_path = config.roots.root_file("/var/log/wtmp");
             match std::fs::read(&wtmp_path) {
@@ -253,7 +257,11 @@ fn gather_evidence(config: &Config, started_at: f64) -> Evidence {
             None
         }
     };
-    Evidence { pstore, wtmp }
+    Evidence {
+        pstore,
+        wtmp,
+        wtmpdb: from_wtmpdb,
+    }
 }
 
 /// Raises the soft open-file limit to the hard one (as Go programs do at start), so

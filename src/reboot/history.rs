@@ -74,6 +74,8 @@ pub struct RebootEvent {
 pub struct Evidence {
     pub pstore: Vec<PstoreRecord>,
     pub wtmp: Option<WtmpVerdict>,
+    /// `wtmp` came from wtmpdb's database, not the legacy file: the evidence says which.
+    pub wtmpdb: bool,
 }
 
 impl BootHistory {
@@ -146,6 +148,7 @@ impl BootHistory {
             );
         }
         // 2. wtmp, when it holds the previous boot.
+        let file = if evidence.wtmpdb { "wtmpdb" } else { "wtmp" };
         let wtmp_knows =
             |boot: f64| previous_start.is_none_or(|s| (boot - s).abs() <= CLOCK_SLACK_SECS);
         match evidence.wtmp {
@@ -153,14 +156,14 @@ impl BootHistory {
                 return (
                     false,
                     "clean_shutdown",
-                    format!("wtmp shutdown record at {at:.0}"),
+                    format!("{file} shutdown record at {at:.0}"),
                 );
             }
             Some(WtmpVerdict::NoShutdown { previous_boot }) if wtmp_knows(previous_boot) => {
                 return (
                     true,
                     "no_clean_shutdown",
-                    format!("wtmp: the boot at {previous_boot:.0} has no shutdown record"),
+                    format!("{file}: the boot at {previous_boot:.0} has no shutdown record"),
                 );
             }
             _ => {}
@@ -254,6 +257,7 @@ mod tests {
             &Evidence {
                 pstore: vec![panic],
                 wtmp: wtmp_clean,
+                ..Evidence::default()
             },
         );
         assert_eq!((e.unexpected, e.cause.as_str()), (true, "kernel_panic"));
@@ -268,13 +272,25 @@ mod tests {
             &Evidence {
                 pstore: vec![stale],
                 wtmp: crashed,
+                ..Evidence::default()
             },
         );
         assert_eq!(
             (e.unexpected, e.cause.as_str()),
             (true, "no_clean_shutdown")
         );
-        assert!(e.evidence.contains("wtmp"), "{}", e.evidence);
+        assert!(e.evidence.starts_with("wtmp: "), "{}", e.evidence);
+        let mut h = running(1000.0, 5000.0, Some(5000.0));
+        let e = h.new_boot(
+            None,
+            5100.0,
+            &Evidence {
+                wtmp: crashed,
+                wtmpdb: true,
+                ..Evidence::default()
+            },
+        );
+        assert!(e.evidence.starts_with("wtmpdb: "), "{}", e.evidence);
 
         // wtmp that does not hold the previous boot is not evidence.
         let mut h = running(1000.0, 5000.0, Some(5000.0));
@@ -287,6 +303,7 @@ mod tests {
             &Evidence {
                 pstore: vec![],
                 wtmp: other,
+                ..Evidence::default()
             },
         );
         assert_eq!((e.unexpected, e.cause.as_str()), (false, "clean_shutdown"));
@@ -314,6 +331,7 @@ mod tests {
             &Evidence {
                 pstore: archive.clone(),
                 wtmp: None,
+                ..Evidence::default()
             },
         );
         assert_eq!((e.unexpected, e.cause.as_str()), (true, "kernel_panic"));
@@ -326,6 +344,7 @@ mod tests {
             &Evidence {
                 pstore: archive.clone(),
                 wtmp: clean,
+                ..Evidence::default()
             },
         );
         assert_eq!((e.unexpected, e.cause.as_str()), (false, "clean_shutdown"));
@@ -341,6 +360,7 @@ mod tests {
             &Evidence {
                 pstore: archive,
                 wtmp: None,
+                ..Evidence::default()
             },
         );
         assert_eq!(e.cause, "no_clean_shutdown");
