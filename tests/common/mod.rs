@@ -9,6 +9,7 @@ pub mod dashboards;
 pub mod deploy;
 pub mod host;
 pub mod servers;
+pub mod vm;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
