@@ -44,9 +44,11 @@ fi
 # for the deploy files: systemd-analyze (systemd), setpriv (util-linux), dpkg-shlibdeps for
 # cargo-deb (dpkg-dev), a venv for the Kubernetes validator (python3-venv), the container
 # image (podman, runc); node and npm for the Prometheus Operator schemas, from Debian's
-# nodejs and npm unless a node with its own npm is already installed.
+# nodejs and npm unless a node with its own npm is already installed; the VM bench
+# (tests/vm.rs, scripts/vm.sh): mmdebstrap for the guest images, ssh into the guests, and
+# QEMU (below).
 packages=(prometheus prometheus-alertmanager python3-prometheus-client chromium systemd
-  util-linux dpkg-dev python3-venv podman runc)
+  util-linux dpkg-dev python3-venv podman runc mmdebstrap openssh-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -57,6 +59,26 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# QEMU and qemu-img for the VM bench. Where the machine's qemu-utils came from the
+# release's backports (it does on this project's machines), QEMU must come from there too:
+# apt would otherwise remove qemu-utils (it breaks qemu-system-common before 8.0). The
+# backports suite is added for this one install, on the mirror the host already uses.
+if ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-img >/dev/null; then
+  qemu=(qemu-system-x86 qemu-utils)
+  apt_options=()
+  if dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null | grep -q '~bpo'; then
+    codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    mirror=$(apt-cache policy | awk -v s="$codename/main" '$3 == s && $2 ~ /^https?:/ {print $2; exit}')
+    parts=$(mktemp -d)
+    cp -a /etc/apt/sources.list.d/. "$parts/"
+    echo "deb $mirror $codename-backports main" >"$parts/oomwatch-test-backports.list"
+    apt_options=(-o "Dir::Etc::sourceparts=$parts")
+    qemu=("qemu-system-x86/$codename-backports" "qemu-utils/$codename-backports")
+  fi
+  echo "installing: ${qemu[*]}"
+  apt-get "${apt_options[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get "${apt_options[@]}" install -y -qq --no-install-recommends "${qemu[@]}" >/dev/null
 fi
 if ! command -v cargo >/dev/null; then
   [ -x "$HOME/.cargo/bin/cargo" ] || curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt

@@ -23,7 +23,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use common::deploy::{on_path, printed as text, scrape_with_every_source};
+use common::deploy::{build_deb, on_path, printed as text, scrape_with_every_source};
 use common::{require, Exporter};
 
 const PACKAGE: &str = "oomwatch";
@@ -125,40 +125,6 @@ impl Drop for Throwaway {
         let _ = self.holder.kill();
         let _ = self.holder.wait();
     }
-}
-
-/// The .deb made from this test run's build of the binary.
-fn build_deb(out: &Path) -> PathBuf {
-    let binary = Path::new(env!("CARGO_BIN_EXE_oomwatch"));
-    let target_dir = binary
-        .parent()
-        .and_then(Path::parent)
-        .expect("the binary sits in <target>/debug");
-    let output = Command::new("cargo")
-        .args([
-            "deb",
-            "--no-build",
-            "--profile",
-            "dev",
-            "--strip",
-            "--fast",
-            "--quiet",
-        ])
-        .arg("--output")
-        .arg(out)
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo deb runs");
-    assert!(output.status.success(), "cargo deb:\n{}", text(&output));
-    let debs: Vec<PathBuf> = std::fs::read_dir(out)
-        .expect("output dir")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
-        .collect();
-    assert_eq!(debs.len(), 1, "one package: {debs:?}");
-    debs.into_iter().next().expect("a .deb")
 }
 
 /// The regular files the package holds, as absolute paths.

@@ -238,6 +238,8 @@ fn v4_19_oom_group_dedupes_the_victim_and_counts_members() {
                 ..kill(9001, "worker")
             },
             KernelKill {
+                // A member: the group line names the cgroup it is killed in.
+                task_memcg: s("/kubepods/pod-a"),
                 total_vm_kb: Some(48000),
                 anon_rss_kb: Some(20400),
                 file_rss_kb: Some(80),
@@ -245,6 +247,7 @@ fn v4_19_oom_group_dedupes_the_victim_and_counts_members() {
                 ..kill(9002, "sidecar")
             },
             KernelKill {
+                task_memcg: s("/kubepods/pod-a"),
                 total_vm_kb: Some(8000),
                 anon_rss_kb: Some(384),
                 file_rss_kb: Some(16),
@@ -378,6 +381,7 @@ fn v6_1_kmsg_oom_group_with_escaped_stats_record() {
             },
             KernelKill {
                 uid: Some(0),
+                task_memcg: s(pod),
                 total_vm_kb: Some(1_232_896),
                 anon_rss_kb: Some(7812),
                 file_rss_kb: Some(384),

@@ -63,7 +63,8 @@ pub struct KernelKill {
     pub global: Option<bool>,
     /// The memory cgroup that ran out (`oom_memcg=`, or the `limit of` path).
     pub memcg: Option<String>,
-    /// The victim's memory cgroup.
+    /// The victim's memory cgroup; for a memory.oom.group member, the cgroup the
+    /// `Tasks in <cg> are going to be killed` line names, which holds it.
     pub task_memcg: Option<String>,
     pub total_vm_kb: Option<u64>,
     pub anon_rss_kb: Option<u64>,
@@ -193,6 +194,9 @@ struct Context {
     /// The `<msg>:` memcg flag of the event's first kill line; a memory.oom.group kill
     /// of the same event repeats it.
     kill_prefix: Option<bool>,
+    /// From `Tasks in <cg> are going to be killed due to memory.oom.group set`: the
+    /// cgroup every following member of the event is killed in.
+    oom_group: Option<String>,
 }
 
 impl Context {
@@ -203,6 +207,7 @@ impl Context {
             &self.memcg,
             &self.summary_task_memcg,
             &self.task_in_memcg,
+            &self.oom_group,
         ]
         .iter()
         .map(|s| s.as_ref().map_or(0, String::capacity))
@@ -346,9 +351,10 @@ impl OomAssembler {
                 }
                 None
             }
-            KernelLine::Group { .. } => {
+            KernelLine::Group { cgroup } => {
                 if self.phase != Phase::Idle {
                     self.phase = Phase::Group;
+                    self.ctx.oom_group = Some(bounded(cgroup, MAX_PATH));
                 }
                 None
             }
@@ -414,7 +420,9 @@ impl OomAssembler {
         let selection_matches = ctx.selected_pid.is_none_or(|p| p == k.pid);
         let in_group = self.phase == Phase::Group;
         let task_memcg = if in_group {
-            None
+            // The group line names the members' cgroup; without it, a member that no scan
+            // saw alive would be named by its comm alone.
+            ctx.oom_group.clone()
         } else if summary_matches {
             ctx.summary_task_memcg.clone()
         } else if selection_matches && ctx.summary_pid.is_none() {
@@ -541,7 +549,7 @@ mod tests {
         assert_eq!(k.iter().map(|k| k.pid).collect::<Vec<_>>(), vec![10, 11]);
         assert_eq!(k[1].memcg.as_deref(), Some("/pod"));
         assert_eq!(k[1].global, Some(false));
-        assert_eq!(k[1].task_memcg, None);
+        assert_eq!(k[1].task_memcg.as_deref(), Some("/pod"));
         assert_eq!(k[1].uid, Some(0));
     }
 

@@ -3,6 +3,12 @@
 //! stopped by SIGTERM or SIGINT, a clean-stop marker. On the first start in a new boot the previous
 //! boot's end is classified from the strongest evidence: a pstore crash record, then
 //! wtmpdb or wtmp, then the marker and heartbeat. Pure: the evidence is read by the caller.
+//!
+//! A pstore record decides one reboot only. systemd-pstore moves the kernel's records into
+//! its archive (`/var/lib/systemd/pstore`) at boot and keeps them there, with a reassembled
+//! `dmesg.txt` dated in the boot that archived it: by time alone, a panic that ended boot A
+//! would also seem to end boot B. The records present at each judgement (and at the first
+//! start) are remembered, and only records not seen before are evidence.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +20,8 @@ pub const MAX_REBOOT_EVENTS: usize = 64;
 /// A clean-stop marker this close before the next boot started belongs to that shutdown;
 /// an older one only says the exporter was stopped, not how the host went down.
 pub const CLEAN_STOP_WINDOW_SECS: f64 = 600.0;
+/// pstore records remembered as already judged (far more than a backend holds).
+pub const MAX_PSTORE_SEEN: usize = 256;
 /// Slack for clocks when matching records of the previous boot to its start.
 const CLOCK_SLACK_SECS: f64 = 120.0;
 
@@ -35,6 +43,15 @@ pub struct BootHistory {
     pub clean_stop: Option<f64>,
     #[serde(default)]
     pub events: Vec<RebootEvent>,
+    /// The pstore records present when the last reboot was judged (name and time), so
+    /// that the same records never decide a later one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pstore_seen: Vec<String>,
+}
+
+/// How a pstore record is remembered: its name and its time, to the millisecond.
+fn record_id(record: &PstoreRecord) -> String {
+    format!("{}@{:.3}", record.name, record.written_at)
 }
 
 /// One reboot, as the event log and the metrics show it.
@@ -57,6 +74,8 @@ pub struct RebootEvent {
 pub struct Evidence {
     pub pstore: Vec<PstoreRecord>,
     pub wtmp: Option<WtmpVerdict>,
+    /// `wtmp` came from wtmpdb's database, not the legacy file: the evidence says which.
+    pub wtmpdb: bool,
 }
 
 impl BootHistory {
@@ -77,7 +96,9 @@ impl BootHistory {
             (Some(h), Some(c)) => Some(h.max(c)),
             (h, c) => h.or(c),
         };
-        let (unexpected, cause, evidence) = self.decide(started_at, evidence);
+        let (unexpected, cause, evidence_text) = self.decide(started_at, evidence);
+        self.remember_pstore(&evidence.pstore);
+        let evidence = evidence_text;
         let event = RebootEvent {
             at: started_at,
             previous_boot_id,
@@ -98,11 +119,23 @@ impl BootHistory {
         event
     }
 
+    /// Remembers the pstore records present now as judged: they are no evidence for a
+    /// later reboot. Called at each judgement and at the first start.
+    pub fn remember_pstore(&mut self, records: &[PstoreRecord]) {
+        self.pstore_seen = records
+            .iter()
+            .rev()
+            .take(MAX_PSTORE_SEEN)
+            .map(record_id)
+            .collect();
+    }
+
     fn decide(&self, started_at: f64, evidence: &Evidence) -> (bool, &'static str, String) {
         let previous_start = self.boot_started_at;
         // 1. A crash record written during the previous boot.
         let crash = evidence.pstore.iter().rev().find(|r| {
             r.crash.is_some()
+                && !self.pstore_seen.contains(&record_id(r))
                 && r.written_at <= started_at + CLOCK_SLACK_SECS
                 && previous_start.is_none_or(|s| r.written_at >= s - CLOCK_SLACK_SECS)
         });
@@ -115,6 +148,7 @@ impl BootHistory {
             );
         }
         // 2. wtmp, when it holds the previous boot.
+        let file = if evidence.wtmpdb { "wtmpdb" } else { "wtmp" };
         let wtmp_knows =
             |boot: f64| previous_start.is_none_or(|s| (boot - s).abs() <= CLOCK_SLACK_SECS);
         match evidence.wtmp {
@@ -122,14 +156,14 @@ impl BootHistory {
                 return (
                     false,
                     "clean_shutdown",
-                    format!("wtmp shutdown record at {at:.0}"),
+                    format!("{file} shutdown record at {at:.0}"),
                 );
             }
             Some(WtmpVerdict::NoShutdown { previous_boot }) if wtmp_knows(previous_boot) => {
                 return (
                     true,
                     "no_clean_shutdown",
-                    format!("wtmp: the boot at {previous_boot:.0} has no shutdown record"),
+                    format!("{file}: the boot at {previous_boot:.0} has no shutdown record"),
                 );
             }
             _ => {}
@@ -223,6 +257,7 @@ mod tests {
             &Evidence {
                 pstore: vec![panic],
                 wtmp: wtmp_clean,
+                ..Evidence::default()
             },
         );
         assert_eq!((e.unexpected, e.cause.as_str()), (true, "kernel_panic"));
@@ -237,13 +272,25 @@ mod tests {
             &Evidence {
                 pstore: vec![stale],
                 wtmp: crashed,
+                ..Evidence::default()
             },
         );
         assert_eq!(
             (e.unexpected, e.cause.as_str()),
             (true, "no_clean_shutdown")
         );
-        assert!(e.evidence.contains("wtmp"), "{}", e.evidence);
+        assert!(e.evidence.starts_with("wtmp: "), "{}", e.evidence);
+        let mut h = running(1000.0, 5000.0, Some(5000.0));
+        let e = h.new_boot(
+            None,
+            5100.0,
+            &Evidence {
+                wtmp: crashed,
+                wtmpdb: true,
+                ..Evidence::default()
+            },
+        );
+        assert!(e.evidence.starts_with("wtmpdb: "), "{}", e.evidence);
 
         // wtmp that does not hold the previous boot is not evidence.
         let mut h = running(1000.0, 5000.0, Some(5000.0));
@@ -256,9 +303,81 @@ mod tests {
             &Evidence {
                 pstore: vec![],
                 wtmp: other,
+                ..Evidence::default()
             },
         );
         assert_eq!((e.unexpected, e.cause.as_str()), (false, "clean_shutdown"));
+    }
+
+    #[test]
+    fn a_pstore_record_decides_one_reboot_only() {
+        // Boot A panics; boot B starts at 5100 and systemd-pstore archives the record,
+        // reassembling dmesg.txt dated in boot B; B is rebooted cleanly at 9000.
+        let ramoops = PstoreRecord {
+            name: "dmesg-ramoops-0".into(),
+            written_at: 5090.0,
+            crash: Some(CrashKind::Panic),
+        };
+        let reassembled = PstoreRecord {
+            name: "dmesg.txt".into(),
+            written_at: 5110.0,
+            ..ramoops.clone()
+        };
+        let archive = vec![ramoops, reassembled];
+        let mut h = running(1000.0, 5080.0, None);
+        let e = h.new_boot(
+            None,
+            5100.0,
+            &Evidence {
+                pstore: archive.clone(),
+                wtmp: None,
+                ..Evidence::default()
+            },
+        );
+        assert_eq!((e.unexpected, e.cause.as_str()), (true, "kernel_panic"));
+        h.last_heartbeat = Some(8990.0);
+        h.clean_stop = Some(8995.0);
+        let clean = Some(WtmpVerdict::CleanShutdown { at: 8996.0 });
+        let e = h.new_boot(
+            None,
+            9000.0,
+            &Evidence {
+                pstore: archive.clone(),
+                wtmp: clean,
+                ..Evidence::default()
+            },
+        );
+        assert_eq!((e.unexpected, e.cause.as_str()), (false, "clean_shutdown"));
+
+        // Records present at the first start are not evidence later either.
+        let mut h = BootHistory::default();
+        h.first_boot(5100.0);
+        h.remember_pstore(&archive);
+        h.last_heartbeat = Some(5200.0);
+        let e = h.new_boot(
+            None,
+            5300.0,
+            &Evidence {
+                pstore: archive,
+                wtmp: None,
+                ..Evidence::default()
+            },
+        );
+        assert_eq!(e.cause, "no_clean_shutdown");
+
+        // Bounded, and survives the state file.
+        let many: Vec<PstoreRecord> = (0..MAX_PSTORE_SEEN + 10)
+            .map(|i| PstoreRecord {
+                name: format!("dmesg-efi-{i}"),
+                written_at: i as f64,
+                crash: None,
+            })
+            .collect();
+        h.remember_pstore(&many);
+        assert_eq!(h.pstore_seen.len(), MAX_PSTORE_SEEN);
+        let json = serde_json::to_string(&h).expect("json");
+        let back: BootHistory = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, h);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Helpers for the tests of the shipped deployment files (deploy/, the Debian package, the
 //! container image): where the repository's files are, what a systemd unit file says, and
 //! `systemd-analyze verify` run offline against a scratch root that holds the unit, the
-//! binary at the path its ExecStart names, and the distribution's own units.
+//! binary at the path its ExecStart names, and the distribution's own units; and the .deb
+//! that cargo-deb makes from this test run's binary (installed on this host and in the VM
+//! bench's guests).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -42,6 +44,40 @@ pub fn on_path(program: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The .deb made from this test run's build of the binary.
+pub fn build_deb(out: &Path) -> PathBuf {
+    let binary = Path::new(env!("CARGO_BIN_EXE_oomwatch"));
+    let target_dir = binary
+        .parent()
+        .and_then(Path::parent)
+        .expect("the binary sits in <target>/debug");
+    let output = Command::new("cargo")
+        .args([
+            "deb",
+            "--no-build",
+            "--profile",
+            "dev",
+            "--strip",
+            "--fast",
+            "--quiet",
+        ])
+        .arg("--output")
+        .arg(out)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo deb runs");
+    assert!(output.status.success(), "cargo deb:\n{}", printed(&output));
+    let debs: Vec<PathBuf> = std::fs::read_dir(out)
+        .expect("output dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    assert_eq!(debs.len(), 1, "one package: {debs:?}");
+    debs.into_iter().next().expect("a .deb")
+}
+
 /// What a finished command printed, stdout then stderr.
 pub fn printed(output: &Output) -> String {
     format!(
@@ -65,7 +101,8 @@ pub fn systemd_verify(root: &Path, unit: &Path) -> (bool, String) {
 }
 
 /// A scratch root for `systemd_verify`: the host's /usr/lib/systemd/system (the targets a
-/// service is ordered against) and `binary` copied to `exec_path`.
+/// service is ordered against), `binary` copied to `exec_path`, and /bin/sh (the unit's
+/// ExecStartPre copies the pstore records with it).
 pub fn verify_root(binary: &Path, exec_path: &str) -> tempfile::TempDir {
     let root = tempfile::tempdir().expect("temp root");
     let units = root.path().join("usr/lib/systemd");
@@ -80,6 +117,9 @@ pub fn verify_root(binary: &Path, exec_path: &str) -> tempfile::TempDir {
     let exec = root.path().join(exec_path.trim_start_matches('/'));
     std::fs::create_dir_all(exec.parent().expect("parent")).expect("bin dir");
     std::fs::copy(binary, &exec).expect("copy the binary");
+    let shell = root.path().join("bin/sh");
+    std::fs::create_dir_all(shell.parent().expect("parent")).expect("bin dir");
+    std::fs::copy("/bin/sh", &shell).expect("copy /bin/sh");
     std::fs::create_dir_all(root.path().join("etc/systemd/system")).expect("etc dir");
     root
 }

@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod host;
 pub mod servers;
 pub mod tls;
+pub mod vm;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -102,17 +102,21 @@ pub fn prometheus(
     rules: &Path,
     alertmanager: SocketAddr,
 ) -> Server {
-    let config = dir.join("prometheus.yml");
     let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-    std::fs::write(
-        &config,
-        format!(
+    prometheus_with_config(
+        dir,
+        &format!(
             "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\nrule_files:\n  - '{}'\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{alertmanager}']\nscrape_configs:\n  - job_name: oomwatch\n    static_configs:\n      - targets: [{}]\n",
             rules.display(),
             targets.join(", ")
         ),
     )
-    .expect("config");
+}
+
+/// Prometheus with the given configuration (its file paths as the caller wrote them).
+pub fn prometheus_with_config(dir: &Path, config_text: &str) -> Server {
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, config_text).expect("config");
     let addr = free_port();
     let args = [
         format!("--config.file={}", config.display()),

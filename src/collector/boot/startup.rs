@@ -35,9 +35,14 @@ pub fn record_boot(
     };
     let known = state.read(|s| s.boot_id.clone());
     let rebooted = known.as_ref().is_some_and(|known| *known != boot_id);
-    // Outside the state lock: reading pstore and wtmp is I/O.
+    // Outside the state lock: reading pstore and wtmp is I/O. At the first start the
+    // pstore records already there are read too, to be remembered as no evidence.
     let evidence = match (rebooted, started_at) {
         (true, Some(started_at)) => gather_evidence(roots, started_at),
+        _ if known.is_none() => Evidence {
+            pstore: pstore_records(roots),
+            ..Evidence::default()
+        },
         _ => Evidence::default(),
     };
     let reboot = state.update(|s| enter_boot(s, &boot_id, started_at, &evidence));
@@ -68,7 +73,10 @@ fn enter_boot(
 ) -> Option<RebootEvent> {
     let mut reboot = None;
     match (&s.boot_id, started_at) {
-        (None, Some(started_at)) => s.boot.first_boot(started_at),
+        (None, Some(started_at)) => {
+            s.boot.first_boot(started_at);
+            s.boot.remember_pstore(&evidence.pstore);
+        }
         (Some(previous), Some(started_at)) if previous != boot_id => {
             let event = s
                 .boot
@@ -113,23 +121,31 @@ fn log_reboot(previous: &str, event: &RebootEvent) {
 /// What the host kept of how the previous boot ended: pstore records, and the wtmp (or
 /// wtmpdb) verdict.
 fn gather_evidence(roots: &Roots, started_at: f64) -> Evidence {
-    let pstore = pstore::read_records(&[
+    let (wtmp, wtmpdb) = wtmp_verdict(roots, started_at);
+    Evidence {
+        pstore: pstore_records(roots),
+        wtmp,
+        wtmpdb,
+    }
+}
+
+/// The pstore records the host keeps: the kernel's own (`/sys/fs/pstore`) and
+/// systemd-pstore's archive.
+fn pstore_records(roots: &Roots) -> Vec<pstore::PstoreRecord> {
+    pstore::read_records(&[
         &roots.sysfs().join("fs/pstore"),
         &roots.root_file("/var/lib/systemd/pstore"),
-    ]);
-    Evidence {
-        pstore,
-        wtmp: wtmp_verdict(roots, started_at),
-    }
+    ])
 }
 
 /// wtmpdb where the distribution moved to it (Debian 13, recent Ubuntu): when its
 /// database exists it alone speaks, as the legacy file there is stale or absent; a
-/// database that gives no verdict (a pending WAL, a malformed file) gives none.
-fn wtmp_verdict(roots: &Roots, started_at: f64) -> Option<wtmp::WtmpVerdict> {
+/// database that gives no verdict (a pending WAL, a malformed file) gives none. Also
+/// whether the verdict came from wtmpdb (for the evidence's words).
+fn wtmp_verdict(roots: &Roots, started_at: f64) -> (Option<wtmp::WtmpVerdict>, bool) {
     let wtmpdb_path = roots.root_file(wtmpdb::PATH);
-    match wtmpdb::read_verdict(&wtmpdb_path, started_at) {
-        Ok(verdict) => verdict,
+    let verdict = match wtmpdb::read_verdict(&wtmpdb_path, started_at) {
+        Ok(verdict) => return (verdict, true),
         Err(e) if e.is_not_found() => {
             let wtmp_path = roots.root_file("/var/log/wtmp");
             match std::fs::read(&wtmp_path) {
@@ -148,7 +164,8 @@ fn wtmp_verdict(roots: &Roots, started_at: f64) -> Option<wtmp::WtmpVerdict> {
             tracing::warn!(error = %e, "no wtmpdb evidence");
             None
         }
-    }
+    };
+    (verdict, false)
 }
 
 /// Records the exporter's last sign of life every `interval`, on its own thread.
