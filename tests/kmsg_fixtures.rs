@@ -8,7 +8,7 @@
 mod kmsg_support;
 
 use kmsg_support::{events, kills, without_position};
-use oomwatch::kmsg::{KernelKill, NoKillable, OomEvent, OomPanic, UserspaceKill};
+use oomwatch::kmsg::{KernelKill, KillKind, NoKillable, OomEvent, OomPanic, UserspaceKill};
 
 fn kill(pid: u32, comm: &str) -> KernelKill {
     KernelKill {
@@ -28,6 +28,7 @@ fn kill(pid: u32, comm: &str) -> KernelKill {
         invoker: None,
         at: 0,
         time: None,
+        kind: KillKind::Victim,
     }
 }
 
@@ -242,6 +243,7 @@ fn v4_19_oom_group_dedupes_the_victim_and_counts_members() {
                 anon_rss_kb: Some(20400),
                 file_rss_kb: Some(80),
                 shmem_rss_kb: Some(0),
+                kind: KillKind::GroupMember,
                 ..kill(9002, "sidecar")
             },
             KernelKill {
@@ -249,6 +251,7 @@ fn v4_19_oom_group_dedupes_the_victim_and_counts_members() {
                 anon_rss_kb: Some(384),
                 file_rss_kb: Some(16),
                 shmem_rss_kb: Some(0),
+                kind: KillKind::GroupMember,
                 ..kill(9003, "runc:[2:INIT]")
             },
         ]
@@ -382,6 +385,7 @@ fn v6_1_kmsg_oom_group_with_escaped_stats_record() {
                 anon_rss_kb: Some(7812),
                 file_rss_kb: Some(384),
                 pgtables_kb: Some(140),
+                kind: KillKind::GroupMember,
                 ..kill(12010, "runc:[2:INIT]")
             },
         ]
@@ -438,6 +442,8 @@ fn us(killer: &str, pid: Option<u32>, comm: Option<&str>, cg: Option<&str>, at: 
         killer: killer.into(),
         pid,
         comm: comm.map(Into::into),
+        // earlyoom 1.6+ names the victim's uid; the fixture's victims run as 1000.
+        uid: (killer == "earlyoom").then_some(1000),
         unit_or_cgroup: cg.map(Into::into),
         at,
         time: None,

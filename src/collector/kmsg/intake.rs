@@ -88,17 +88,25 @@ impl<'l> Intake<'l> {
             }
         };
         let (source, message) = record.source();
-        let event = self.assembler.push(source, message, record.seq, None);
         let printk_uptime = record.ts_usec as f64 / 1e6;
-        let kill_uptime = self.kill_uptime(&event, printk_uptime);
-        let attributed = match &event {
-            Some(OomEvent::Kill(kill)) => {
-                Some(self.attribute(kill, kill_uptime, printk_uptime, record.seq))
-            }
-            _ => None,
-        };
+        // A record may complete two events: a summary-only kill whose report it ended,
+        // then its own.
+        let mut handled = Vec::new();
+        for event in self.assembler.push(source, message, record.seq, None) {
+            let event = Some(event);
+            let kill_uptime = self.kill_uptime(&event, printk_uptime);
+            let attributed = match &event {
+                Some(OomEvent::Kill(kill)) => {
+                    Some(self.attribute(kill, kill_uptime, printk_uptime, record.seq))
+                }
+                _ => None,
+            };
+            handled.push((event, attributed));
+        }
         if self.advance(record.seq) {
-            self.count(event, attributed);
+            for (event, attributed) in handled {
+                self.count(event, attributed);
+            }
         }
     }
 
