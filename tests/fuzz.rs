@@ -318,6 +318,7 @@ fn fuzz_kernel_log_text_through_the_assembler() {
     });
     fuzz("log_text", seeds, |bytes| {
         let mut assembler = OomAssembler::new();
+        let mut reader = oomwatch::kmsg::reader::TextReader::new();
         let text = text(bytes);
         for (at, line) in text.lines().enumerate() {
             let parsed = oomwatch::kmsg::text::parse_text_line(line);
@@ -325,10 +326,13 @@ fn fuzz_kernel_log_text_through_the_assembler() {
             let _ = oomwatch::kmsg::kernel_lines::classify(line);
             let _ = oomwatch::kmsg::kernel_lines::form_quality(line);
             let _ = oomwatch::kmsg::kernel_lines::glued_at(line);
-            let _ = assembler
-                .push(parsed.source, parsed.message, at as u64, parsed.time)
-                .count();
+            reader.push_line(line, at as u64, &mut |m| {
+                let _ = assembler.push(m.source, m.text, m.at, m.time).count();
+            });
         }
+        reader.finish(&mut |m| {
+            let _ = assembler.push(m.source, m.text, m.at, m.time).count();
+        });
         let _ = assembler.finish();
     });
 }

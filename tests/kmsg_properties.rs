@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use oomwatch::kmsg::{
-    parse_record, parse_text_line, split_records, OomAssembler, OomEvent, Source, MAX_COMM,
-    MAX_PATH, MAX_TIME, MAX_WORD,
+    parse_record, parse_text_line, split_records, OomAssembler, OomEvent, Source, TextReader,
+    MAX_COMM, MAX_PATH, MAX_TIME, MAX_WORD,
 };
 use proptest::prelude::*;
 
@@ -94,6 +94,10 @@ fn source() -> impl Strategy<Value = Source<'static>> {
 const HEAP_BOUND: usize =
     MAX_COMM + MAX_WORD + 2 * MAX_PATH + (MAX_COMM + MAX_PATH + MAX_TIME) + MAX_COMM;
 
+/// Upper bound of `TextReader::heap_bytes`: one held record (a failed join may double its
+/// buffer once) and its time.
+const READER_BOUND: usize = 2 * oomwatch::kmsg::reader::MAX_RECORD + MAX_TIME;
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -175,6 +179,7 @@ proptest! {
         lines in prop::collection::vec((source(), fragment_line()), 0..200),
     ) {
         let mut a = OomAssembler::new();
+        let mut reader = TextReader::new();
         for (i, (src, line)) in lines.iter().enumerate() {
             for event in a.push(*src, line, i as u64, Some(line)) {
                 if let OomEvent::Kill(k) = event {
@@ -183,10 +188,15 @@ proptest! {
                 }
             }
             prop_assert!(a.heap_bytes() <= HEAP_BOUND);
-            // The same line as text, through the text splitter.
-            let t = parse_text_line(line);
-            let _ = a.push(t.source, t.message, i as u64, t.time);
+            // The same line as text, through the text reader.
+            reader.push_line(line, i as u64, &mut |m| {
+                let _ = a.push(m.source, m.text, m.at, m.time);
+            });
+            prop_assert!(reader.heap_bytes() <= READER_BOUND);
         }
+        reader.finish(&mut |m| {
+            let _ = a.push(m.source, m.text, m.at, m.time);
+        });
         let _ = a.finish();
     }
 
@@ -281,6 +291,18 @@ fn very_long_lines_do_not_panic_nor_take_long() {
     }
     let t = parse_text_line(&long);
     assert_eq!(t.source, Source::Unknown);
+    // Many forms glued on one long line, and a long line of fragments, through the
+    // text reader: linear work.
+    let glued = "Out of memory: Killed process 1 (a) total-vm:1kB ".repeat(1_300);
+    let fragments = FRAGMENTS.concat().repeat(100);
+    let mut reader = TextReader::new();
+    let mut kills = 0;
+    for line in [glued.as_str(), fragments.as_str(), &long] {
+        reader.push_line(line, 1, &mut |m| {
+            kills += a.push(m.source, m.text, m.at, m.time).count();
+        });
+    }
+    assert!(kills >= 1_300, "{kills}");
     let mut rec = b"6,1,2,-;".to_vec();
     rec.extend(std::iter::repeat_n(b'\\', 1_000_000));
     assert_eq!(parse_record(&rec).unwrap().message.len(), 1_000_000);

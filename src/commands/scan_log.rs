@@ -8,7 +8,7 @@
 //! kills).
 //!
 //! This file owns reading the inputs and printing the rows; the parsing is `kmsg`'s
-//! (`text` finds each line's message, `oom` assembles the reports). It streams: each line is
+//! (`reader` rejoins the text, `oom` assembles the reports). It streams: each line is
 //! bounded, each row is printed as soon as its report ends, and memory does not grow
 //! with the number of kills or the size of the log.
 
@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::cli::ScanFormat;
 use crate::kmsg::oom::{KernelKill, OomAssembler, OomEvent, OomPanic};
-use crate::kmsg::text::parse_text_line;
+use crate::kmsg::reader::TextReader;
 use crate::kmsg::userspace::UserspaceKill;
 
 /// Longest line read whole; longer lines are cut (no kernel line comes near it).
@@ -125,6 +125,7 @@ pub fn scan_stream(
         sink,
         count: 0,
         failed: None,
+        text: TextReader::new(),
         assembler: OomAssembler::new(),
     };
     let mut buf = Vec::new();
@@ -162,23 +163,30 @@ struct Rows<'s, S> {
     sink: &'s mut S,
     count: usize,
     failed: Option<std::io::Error>,
+    text: TextReader,
     assembler: OomAssembler,
 }
 
 impl<S: FnMut(KillRow) -> std::io::Result<()>> Rows<'_, S> {
     fn line(&mut self, line: &str, number: u64) {
-        let t = parse_text_line(line.trim_end_matches(['\n', '\r']));
-        let events: Vec<OomEvent> = self
-            .assembler
-            .push(t.source, t.message, number, t.time)
-            .collect();
+        let Rows {
+            text, assembler, ..
+        } = self;
+        let mut events = Vec::new();
+        text.push_line(line, number, &mut |m| {
+            events.extend(assembler.push(m.source, m.text, m.at, m.time));
+        });
         events.into_iter().for_each(|e| self.event(e));
     }
 
     fn finish(&mut self) {
-        if let Some(event) = self.assembler.finish() {
-            self.event(event);
-        }
+        let Rows {
+            text, assembler, ..
+        } = self;
+        let mut events = Vec::new();
+        text.finish(&mut |m| events.extend(assembler.push(m.source, m.text, m.at, m.time)));
+        events.extend(assembler.finish());
+        events.into_iter().for_each(|e| self.event(e));
     }
 
     fn event(&mut self, event: OomEvent) {

@@ -3,6 +3,7 @@
 //!
 //! The parsers: `record` (kmsg records), `text` (one dmesg, syslog or journal line:
 //! where its message starts, its time and writer; `stamps` for the time stamps),
+//! `reader` (text as people paste it: broken lines rejoined, glued records split),
 //! `kernel_lines` (the kernel's own OOM messages, anchored at the start of a message;
 //! `kill_line` for the kill line, `anchors` for what the forms share), `userspace`
 //! (systemd-oomd, earlyoom, oomd, nohang) and `oom` (the assembler that joins a report's
@@ -18,6 +19,7 @@ pub mod kernel_lines;
 pub mod kill_line;
 pub mod oom;
 pub mod outcome;
+pub mod reader;
 pub mod record;
 mod report;
 mod stamps;
@@ -27,6 +29,7 @@ pub mod userspace;
 pub use bounds::{MAX_COMM, MAX_PATH, MAX_TIME, MAX_WORD};
 pub use oom::OomAssembler;
 pub use outcome::{KernelKill, KillKind, NoKillable, OomEvent, OomPanic, Pushed};
+pub use reader::{Message, TextReader};
 pub use record::{parse_record, split_records, Record, RecordError, SplitRecords};
 pub use text::{parse_text_line, split_program, LineKind, Source, TextLine};
 pub use userspace::UserspaceKill;

@@ -6,9 +6,7 @@
 
 use std::path::PathBuf;
 
-use oomwatch::kmsg::{
-    parse_record, parse_text_line, split_records, KernelKill, OomAssembler, OomEvent,
-};
+use oomwatch::kmsg::{parse_record, split_records, KernelKill, OomAssembler, OomEvent, TextReader};
 
 pub fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -22,7 +20,7 @@ pub fn read_fixture(name: &str) -> Vec<u8> {
 
 /// All events of a fixture, read the way the exporter and `oomwatch scan` read them:
 /// `.kmsg` files as records (`at` = seq, `time` = ts_usec), anything else as text through
-/// `parse_text_line` (`at` = 1-based line number); the end of the input ends the last
+/// the text reader (`at` = 1-based line number); the end of the input ends the last
 /// report.
 pub fn events(name: &str) -> Vec<OomEvent> {
     let bytes = read_fixture(name);
@@ -49,11 +47,14 @@ pub fn record_events(bytes: &[u8]) -> Vec<OomEvent> {
 /// The events of log text.
 pub fn text_events(text: &str) -> Vec<OomEvent> {
     let mut asm = OomAssembler::new();
+    let mut reader = TextReader::new();
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let t = parse_text_line(line);
-        out.extend(asm.push(t.source, t.message, i as u64 + 1, t.time));
+        reader.push_line(line, i as u64 + 1, &mut |m| {
+            out.extend(asm.push(m.source, m.text, m.at, m.time));
+        });
     }
+    reader.finish(&mut |m| out.extend(asm.push(m.source, m.text, m.at, m.time)));
     out.extend(asm.finish());
     out
 }
