@@ -56,7 +56,7 @@ impl KillKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelKill {
     pub pid: u32,
-    /// The victim's command name as printed (at most [`MAX_COMM`] bytes; empty when a
+    /// The victim's command name as printed (at most [`MAX_COMM`](super::bounds::MAX_COMM) bytes; empty when a
     /// summary names only the pid).
     pub comm: String,
     pub uid: Option<u32>,
