@@ -5,7 +5,8 @@
 //! `oomwatch_runbook_base` or the project's docs/runbook.md, then an anchor that is a
 //! section of docs/runbook.md), and that every runbook section belongs to an alert. The shipped
 //! Alertmanager example is also run for real: alerts posted to it reach the receiver of
-//! their severity, and the host-level OOM alert is inhibited by the per-victim one.
+//! their severity, and the inhibitions hold: the host-level OOM alert under the per-group one
+//! and the host out of memory, a storm under the host out of memory.
 
 mod common;
 
@@ -171,6 +172,9 @@ fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
             alert("UnexpectedReboot", "host-c", "critical"),
             alert("HostRebooted", "host-c", "info"),
             alert("OOMKillsUnexplained", "host-d", "info"),
+            alert("HostOutOfMemory", "host-e", "critical"),
+            alert("OOMKillStorm", "host-e", "critical"),
+            alert("OOMKillOnHost", "host-e", "warning"),
         ]),
     );
     let names = |path: &str| -> Vec<(String, String)> {
@@ -199,7 +203,10 @@ fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
         pair("OOMKillOnHost", "host-b"),
         pair("OOMProcessKilled", "host-a"),
     ];
-    let expected_pager = vec![pair("UnexpectedReboot", "host-c")];
+    let expected_pager = vec![
+        pair("HostOutOfMemory", "host-e"),
+        pair("UnexpectedReboot", "host-c"),
+    ];
     let expected_ticket = vec![pair("OOMKillsUnexplained", "host-d")];
     let arrived = common::eventually(Duration::from_secs(30), || {
         (names("/chat") == expected_chat
@@ -221,7 +228,11 @@ fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
         expected_chat,
         "host-a's OOMKillOnHost is inhibited"
     );
-    assert_eq!(names("/pager"), expected_pager);
+    assert_eq!(
+        names("/pager"),
+        expected_pager,
+        "host-e's OOMKillStorm is inhibited by HostOutOfMemory"
+    );
     assert_eq!(
         names("/ticket"),
         expected_ticket,
@@ -240,5 +251,16 @@ fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
         })
         .filter_map(|a| a["labels"]["alertname"].as_str())
         .collect();
-    assert_eq!(inhibited.len(), 2, "{inhibited:?}");
+    let mut inhibited = inhibited;
+    inhibited.sort_unstable();
+    assert_eq!(
+        inhibited,
+        [
+            "HostRebooted",
+            "OOMKillOnHost",
+            "OOMKillOnHost",
+            "OOMKillStorm"
+        ],
+        "{inhibited:?}"
+    );
 }
