@@ -6,7 +6,8 @@
 //! section of docs/runbook.md), and that every runbook section belongs to an alert. The shipped
 //! Alertmanager example is also run for real: alerts posted to it reach the receiver of
 //! their severity, and the inhibitions hold: the host-level OOM alert under the per-group one
-//! and the host out of memory, a storm under the host out of memory.
+//! and the host out of memory, a storm under the host out of memory, a group's restart loop
+//! and crashes under its crash loop.
 
 mod common;
 
@@ -162,7 +163,8 @@ fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
         .replace("group_interval: 5m", "group_interval: 1s");
     assert_ne!(config, shipped);
     let am = common::servers::alertmanager_with_config(dir.path(), &config);
-    let alert = |name: &str, instance: &str, severity: &str| serde_json::json!({"labels": {"alertname": name, "instance": instance, "severity": severity, "comm": "java"}});
+    let alert = |name: &str, instance: &str, severity: &str| serde_json::json!({"labels": {"alertname": name, "instance": instance, "severity": severity, "group": "cms"}});
+    let other_group = |name: &str, instance: &str| serde_json::json!({"labels": {"alertname": name, "instance": instance, "severity": "warning", "group": "api"}});
     post_alerts(
         am.addr,
         &serde_json::json!([
@@ -175,6 +177,10 @@ fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
             alert("HostOutOfMemory", "host-e", "critical"),
             alert("OOMKillStorm", "host-e", "critical"),
             alert("OOMKillOnHost", "host-e", "warning"),
+            alert("ServiceCrashLoop", "host-f", "warning"),
+            alert("ServiceRestartLoop", "host-f", "warning"),
+            alert("ServiceCrashed", "host-f", "warning"),
+            other_group("ServiceRestartLoop", "host-f"),
         ]),
     );
     let names = |path: &str| -> Vec<(String, String)> {
@@ -202,6 +208,9 @@ fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
     let expected_chat = vec![
         pair("OOMKillOnHost", "host-b"),
         pair("OOMProcessKilled", "host-a"),
+        pair("ServiceCrashLoop", "host-f"),
+        // The other group's restart loop on the same host is not inhibited.
+        pair("ServiceRestartLoop", "host-f"),
     ];
     let expected_pager = vec![
         pair("HostOutOfMemory", "host-e"),
@@ -259,7 +268,9 @@ fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
             "HostRebooted",
             "OOMKillOnHost",
             "OOMKillOnHost",
-            "OOMKillStorm"
+            "OOMKillStorm",
+            "ServiceCrashed",
+            "ServiceRestartLoop"
         ],
         "{inhibited:?}"
     );
