@@ -168,12 +168,7 @@ fn a_real_oom_kill_and_an_unexpected_reboot_page_and_every_dashboard_query_answe
     drop(cgroup);
 
     let page = eventually(Duration::from_secs(60), || {
-        find_alert(
-            &webhook.alerts(),
-            "OOMProcessKilled",
-            &[("group", &comm)],
-        )
-        .cloned()
+        find_alert(&webhook.alerts(), "OOMProcessKilled", &[("group", &comm)]).cloned()
     })
     .unwrap_or_else(|| {
         panic!(
@@ -199,7 +194,10 @@ fn a_real_oom_kill_and_an_unexpected_reboot_page_and_every_dashboard_query_answe
         format!("{memcg})."),
         format!("{comm} is not running now."),
     ] {
-        assert!(description.contains(&expected), "{expected:?} in {description}");
+        assert!(
+            description.contains(&expected),
+            "{expected:?} in {description}"
+        );
     }
     assert!(page["labels"]["comm"].is_null(), "{page}");
     assert!(page["annotations"]["runbook_url"]
