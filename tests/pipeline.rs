@@ -14,6 +14,10 @@
 //!   saw it (annotations compare with one minute before). The fixture host has a memory
 //!   hog protected with oom_score_adj -1000 and cgroup limits (this sandbox can neither
 //!   lower oom_score_adj nor has a limit on its own cgroup).
+//! - Every dashboard variable (`label_values(selector, label)`) has values, and the group
+//!   picker's selector matches a group that only has kills: the OOM victim's group, once
+//!   its own series are gone (the live exporter keeps an empty automatic group's series for
+//!   1 s, not 1 h).
 //!
 //! Servers are stopped by PID and the cgroup removed even when the test fails (on drop).
 //! Needs root: fails, never skips, without it.
@@ -24,9 +28,9 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::dashboards::dashboard_queries;
+use common::dashboards::{dashboard_queries, dashboard_variables};
 use common::host::Host;
-use common::servers::{alertmanager, free_port, prometheus, query, Webhook};
+use common::servers::{alertmanager, free_port, label_values, prometheus, query, Webhook};
 use common::{eventually, require, Exporter};
 use oomwatch::scratch_cgroup::ScratchCgroup;
 
@@ -87,6 +91,10 @@ fn a_real_oom_kill_and_an_unexpected_reboot_page_and_every_dashboard_query_answe
         "--config.file",
         config.to_str().expect("utf-8"),
         "--restarts.min-age",
+        "1s",
+        // An empty automatic group keeps its series 1 s, so that the OOM victim's group soon
+        // has kills only (the group picker must list it).
+        "--groups.retention",
         "1s",
     ]);
 
@@ -232,5 +240,38 @@ fn a_real_oom_kill_and_an_unexpected_reboot_page_and_every_dashboard_query_answe
         "dashboard queries with no series:\n{}",
         empty.join("\n")
     );
+
+    // Every dashboard variable has values over the last hour, as Grafana asks for them.
+    let variables = dashboard_variables();
+    assert!(variables.len() >= 6, "{variables:?}");
+    for (file, name, label, selector) in &variables {
+        let values = label_values(prom.addr, label, selector, now() - 3600.0, now());
+        assert!(!values.is_empty(), "{file}: variable {name}: {selector}");
+    }
+    // The group picker lists the OOM victim's group when only its kills remain. (The label
+    // API answers from whole blocks, so an hour's range still holds its ended series: the
+    // selector itself is asked, at this instant, once they are gone.)
+    let gone = format!("oomwatch_group_processes{{group=\"{comm}\"}}");
+    eventually(Duration::from_secs(30), || {
+        query(prom.addr, &gone).is_empty().then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{comm}'s group series are still there: {:?}",
+            query(prom.addr, &gone)
+        )
+    });
+    for (file, _, label, selector) in variables.iter().filter(|v| v.1 == "group") {
+        let values = label_values(prom.addr, label, selector, now() - 3600.0, now());
+        assert!(values.contains(&comm), "{file}: {comm} not in {values:?}");
+        let now_matched: Vec<String> = query(prom.addr, selector)
+            .iter()
+            .filter_map(|s| s["metric"][label.as_str()].as_str().map(str::to_owned))
+            .collect();
+        assert!(
+            now_matched.contains(&comm),
+            "{file}: the group picker's {selector} does not match {comm}, which has kills only: {now_matched:?}"
+        );
+    }
     drop(svc);
 }
