@@ -200,9 +200,7 @@ fn a_forged_kill_of_a_live_service_changes_nothing_but_the_unverified_count() {
     );
     assert!(!logged_kill_pids(&exporter).contains(&u64::from(pid)));
     assert!(
-        exporter
-            .log()
-            .contains("is not backed by the kernel"),
+        exporter.log().contains("is not backed by the kernel"),
         "the forgery is logged:\n{}",
         exporter.log()
     );
