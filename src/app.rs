@@ -25,6 +25,7 @@ use crate::server::handlers::Handler;
 use crate::server::scrape::SharedScrape;
 use crate::server::{self, ServeError};
 use crate::state::{LoadOutcome, StateStore};
+use crate::state_dir::StateDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -32,13 +33,29 @@ pub enum RunError {
     Serve(#[from] ServeError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    StateDir(#[from] crate::state_dir::StateDirError),
+}
+
+impl RunError {
+    /// The process's exit code: 2 for what the operator must fix in the flags, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::StateDir(_) => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// Runs the exporter until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), RunError> {
     raise_open_file_limit();
-    let state = Arc::new(open_state(&config));
-    let events = Arc::new(EventLog::open(&config.state_dir, config.events_max));
+    let dir = Arc::new(StateDir::open(
+        &config.state_dir,
+        config.state_dir_strictness,
+    )?);
+    let state = Arc::new(open_state(&config, dir.clone()));
+    let events = Arc::new(EventLog::open(dir, config.events_max));
     // The boot's start (btime), read once: it dates the boot and the kernel log's kills.
     let btime = std::fs::read(config.roots.proc_file("stat"))
         .ok()
@@ -57,17 +74,20 @@ pub fn run(config: Config) -> Result<(), RunError> {
             SharedScrape::new(scanner),
             &config.web,
         )
-        .with_event_log(events),
+        .with_event_log(events.clone()),
     );
     serve(&config, handler)?;
+    if let Err(e) = events.close() {
+        tracing::warn!(error = %e, pending = events.pending(), "cannot write the last events at stop; a restart re-reads the kernel log's kills");
+    }
     record_clean_stop(&state);
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Opens the state directory, saying what was found there.
-fn open_state(config: &Config) -> StateStore {
-    let (state, outcome) = StateStore::open(&config.state_dir);
+fn open_state(config: &Config, dir: Arc<StateDir>) -> StateStore {
+    let (state, outcome) = StateStore::open(dir);
     match &outcome {
         LoadOutcome::Recovered { moved_to, reason } => tracing::warn!(
             moved_to = %moved_to.display(), reason = %reason,

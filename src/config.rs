@@ -30,6 +30,8 @@ pub struct Config {
     /// `--path.kmsg`.
     pub kmsg_path: PathBuf,
     pub state_dir: PathBuf,
+    /// `--state.dir.allow-insecure`.
+    pub state_dir_strictness: crate::state_dir::Strictness,
     /// `--state.heartbeat-interval`.
     pub heartbeat_interval: Duration,
     /// `--events.max`.
@@ -129,6 +131,10 @@ impl Config {
             roots,
             kmsg_path: args.path_kmsg.clone(),
             state_dir,
+            state_dir_strictness: match args.state_dir_allow_insecure {
+                true => crate::state_dir::Strictness::AllowInsecure,
+                false => crate::state_dir::Strictness::Strict,
+            },
             heartbeat_interval,
             events_max: args.events_max,
             victims_retention,

@@ -39,5 +39,6 @@ pub mod scratch_cgroup;
 pub mod server;
 pub mod snapshot;
 pub mod state;
+pub mod state_dir;
 pub mod sync;
 pub mod units;

@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "oomwatch stopped");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "capacity.rs",
             "sync.rs",
             "atomic_file.rs",
+            "state_dir.rs",
             "duration.rs",
             "exit_reason.rs",
             "logging.rs",

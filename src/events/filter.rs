@@ -2,7 +2,10 @@
 //! parsing of those choices from flags and query parameters, each error naming the flag or
 //! parameter. Pure; must not read the log.
 
-use super::model::{Event, EVENT_TYPES};
+use std::collections::VecDeque;
+
+use super::lines::LogLine;
+use super::model::{Event, EventHead, EVENT_TYPES};
 
 /// Which events a reader wants: by type, group and time; the newest `limit`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -31,6 +34,17 @@ impl EventFilter {
             && self.until.is_none_or(|until| event.time <= until)
     }
 
+    /// `matches` on a line's head, before the event is built.
+    pub fn matches_head(&self, head: &EventHead<'_>) -> bool {
+        (self.types.is_empty() || self.types.iter().any(|t| *t == head.kind))
+            && self
+                .group
+                .as_deref()
+                .is_none_or(|group| head.group.as_deref() == Some(group))
+            && self.since.is_none_or(|since| head.time >= since)
+            && self.until.is_none_or(|until| head.time <= until)
+    }
+
     /// The matching events, oldest first, the newest `limit` of them.
     pub fn apply(&self, events: Vec<Event>) -> Vec<Event> {
         let mut kept: Vec<Event> = events.into_iter().filter(|e| self.matches(e)).collect();
@@ -41,10 +55,58 @@ impl EventFilter {
     }
 }
 
+/// The newest `limit` events a filter keeps, gathered from lines given oldest first:
+/// memory is bounded by `limit` (or `cap` without one), whatever the log's size.
+#[derive(Debug)]
+pub struct Newest<'f> {
+    filter: &'f EventFilter,
+    keep: usize,
+    kept: VecDeque<Event>,
+    /// Lines that matched, before `limit`.
+    pub matched: usize,
+}
+
+impl<'f> Newest<'f> {
+    /// Gathers for `filter`, keeping at most `cap` events when it sets no limit.
+    pub fn new(filter: &'f EventFilter, cap: usize) -> Self {
+        Self {
+            filter,
+            keep: filter.limit.unwrap_or(cap).min(cap),
+            kept: VecDeque::new(),
+            matched: 0,
+        }
+    }
+
+    /// Offers the next line; returns false when its event does not parse.
+    pub fn offer(&mut self, line: &LogLine<'_>) -> bool {
+        if !self.filter.matches_head(&line.head) {
+            return true;
+        }
+        self.matched += 1;
+        if self.keep == 0 {
+            return true;
+        }
+        let Some(event) = line.event() else {
+            self.matched -= 1;
+            return false;
+        };
+        if self.kept.len() == self.keep {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(event);
+        true
+    }
+
+    /// The events kept, oldest first.
+    pub fn into_events(self) -> Vec<Event> {
+        self.kept.into()
+    }
+}
+
 /// Why a filter's value was refused; names the parameter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
-    #[error("{name} {value:?}: unknown event type; use oom_kill, restart, exit or reboot")]
+    #[error("{name} {value:?}: unknown event type; use oom_kill, restart, exit, reboot or burst")]
     Type { name: &'static str, value: String },
     #[error("{name} {value:?}: use a duration back from now (90s, 15m, 1h, 7d) or seconds since the epoch")]
     Time { name: &'static str, value: String },

@@ -82,7 +82,7 @@ pub fn explain<'a>(
         .filter(|e| match &e.kind {
             EventKind::OomKill(_) | EventKind::Exit { .. } => ours(e) && !repeats_a_kill(e, events),
             EventKind::Reboot { .. } => !groups.is_empty(),
-            EventKind::Restart { .. } => false,
+            EventKind::Restart { .. } | EventKind::Burst { .. } => false,
         })
         .take(max_deaths)
         .collect();
@@ -115,7 +115,7 @@ pub fn explain<'a>(
 /// The groups a target means: the groups a pid was seen in (in the log or alive), or the
 /// groups and commands a name matches (`nginx` for `nginx.service`) in the log, among the
 /// live processes, the state file's groups and its kernel-log victims.
-fn named_groups(
+pub fn named_groups(
     target: &Target,
     events: &[Event],
     state: &PersistedState,
@@ -124,10 +124,7 @@ fn named_groups(
     let mut groups = BTreeSet::new();
     match target {
         Target::Pid(pid) => {
-            let events_of_pid = events
-                .iter()
-                .filter(|e| e.kind.process().is_some_and(|(p, _)| p == *pid));
-            groups.extend(events_of_pid.filter_map(|e| e.kind.group().map(str::to_owned)));
+            groups.extend(events.iter().filter_map(|e| target.group_named_by(e)));
             groups.extend(
                 live.iter()
                     .filter(|l| l.pid == *pid)
@@ -135,16 +132,8 @@ fn named_groups(
             );
         }
         Target::Name(name) => {
-            let names = |group: &str, comm: &str| {
-                group == name || group.strip_suffix(".service") == Some(name) || comm == name
-            };
-            for event in events {
-                if let (Some(group), Some((_, comm))) = (event.kind.group(), event.kind.process()) {
-                    if names(group, comm) {
-                        groups.insert(group.to_owned());
-                    }
-                }
-            }
+            let names = |group: &str, comm: &str| names_service(name, group, comm);
+            groups.extend(events.iter().filter_map(|e| target.group_named_by(e)));
             groups.extend(
                 live.iter()
                     .filter(|l| names(&l.group, &l.comm))
@@ -162,6 +151,26 @@ fn named_groups(
         }
     }
     groups
+}
+
+/// A name means a group of that name, a unit of that name (`nginx` for `nginx.service`),
+/// or the group of a command of that name.
+fn names_service(name: &str, group: &str, comm: &str) -> bool {
+    group == name || group.strip_suffix(".service") == Some(name) || comm == name
+}
+
+impl Target {
+    /// The group of `event` when the event is about this target (its pid, or a group or
+    /// command of its name): how the log itself tells which groups a target means.
+    pub fn group_named_by(&self, event: &Event) -> Option<String> {
+        let group = event.kind.group()?;
+        let (pid, comm) = event.kind.process()?;
+        let named = match self {
+            Target::Pid(wanted) => pid == *wanted,
+            Target::Name(name) => names_service(name, group, comm),
+        };
+        named.then(|| group.to_owned())
+    }
 }
 
 /// An `oom_killed` exit of a process whose OOM kill is in the log (within 5 minutes): the

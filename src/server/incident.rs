@@ -14,8 +14,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::scrape::SharedScrape;
-use crate::events::{parse_time, parse_types, Event, EventFilter, EventLog, ReadEvents};
+use crate::events::{parse_time, parse_types, Event, EventFilter, EventLog, Selected};
 use crate::incident::page::{render, PageInput};
+use crate::incident::page_events::{Gatherer, PageEvents};
 
 /// A page view reuses a scan this recent instead of scanning again.
 pub const PAGE_MAX_SCAN_AGE: Duration = Duration::from_secs(15);
@@ -93,35 +94,44 @@ struct EventsBody<'a> {
     skipped_lines: usize,
 }
 
-/// The API's JSON body for the events in `read` that pass `filter`.
-pub fn events_json(read: ReadEvents, filter: &EventFilter) -> Vec<u8> {
-    let unlimited = EventFilter {
-        limit: None,
-        ..filter.clone()
-    };
-    let mut events = unlimited.apply(read.events);
-    let matched = events.len();
-    if let Some(limit) = filter.limit {
-        events.drain(..matched.saturating_sub(limit));
-    }
+/// The API's JSON body for a query's answer.
+pub fn events_json(selected: &Selected) -> Vec<u8> {
     let body = EventsBody {
-        events: &events,
-        matched,
-        skipped_lines: read.skipped,
+        events: &selected.events,
+        matched: selected.matched,
+        skipped_lines: selected.skipped,
     };
     let mut json = serde_json::to_vec(&body).unwrap_or_default();
     json.push(b'\n');
     json
 }
 
-/// Reads the event log on a blocking thread; no log configured is an empty one.
-pub async fn read_log(events: Option<Arc<EventLog>>) -> std::io::Result<ReadEvents> {
+/// Answers an API query from the log, on a blocking thread: the log is streamed and only
+/// the newest `limit` kept (`EventLog::query`); no log configured is an empty one.
+pub async fn query_log(
+    events: Option<Arc<EventLog>>,
+    filter: EventFilter,
+) -> std::io::Result<Arc<Selected>> {
     let Some(events) = events else {
-        return Ok(ReadEvents::default());
+        return Ok(Arc::default());
     };
-    tokio::task::spawn_blocking(move || events.read())
+    tokio::task::spawn_blocking(move || events.query(&filter))
         .await
         .map_err(std::io::Error::other)?
+}
+
+/// What the page shows of the log, gathered in one streamed pass on a blocking thread.
+async fn page_events(events: Option<Arc<EventLog>>, now: f64) -> std::io::Result<PageEvents> {
+    let Some(events) = events else {
+        return Ok(PageEvents::default());
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut gatherer = Gatherer::new(now);
+        let skipped = events.visit(|line| gatherer.offer(line))?;
+        Ok(gatherer.finish(skipped, &events.trimmed()))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Renders the page from the latest scan (or a new one when it is stale) and the log.
@@ -131,17 +141,16 @@ pub async fn page(
     telemetry_path: &str,
 ) -> Result<String, String> {
     let exposition = scrape.recent(PAGE_MAX_SCAN_AGE).await?;
-    let read = read_log(events).await.unwrap_or_else(|e| {
+    let now = crate::clock::unix_now();
+    let shown = page_events(events, now).await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read the event log for the incident page");
-        ReadEvents::default()
+        PageEvents::default()
     });
     let telemetry_path = telemetry_path.to_owned();
     tokio::task::spawn_blocking(move || {
-        let now = crate::clock::unix_now();
         render(&PageInput {
             snapshot: exposition.snapshot(),
-            events: &read.events,
-            skipped_events: read.skipped,
+            events: &shown,
             now,
             scanned_at: exposition.scanned_at(),
             telemetry_path: &telemetry_path,
@@ -188,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn the_body_counts_matches_and_keeps_the_newest() {
+    fn the_body_says_what_matched_and_what_was_skipped() {
         let kill = |pid: u32| Event {
             time: f64::from(pid),
             kind: EventKind::OomKill(Box::new(OomKillEvent {
@@ -197,16 +206,13 @@ mod tests {
                 ..OomKillEvent::default()
             })),
         };
-        let read = ReadEvents {
-            events: vec![kill(1), kill(2), kill(3)],
+        let selected = Selected {
+            events: vec![kill(2), kill(3)],
+            matched: 3,
             skipped: 1,
         };
-        let filter = EventFilter {
-            limit: Some(2),
-            ..EventFilter::default()
-        };
         let body: serde_json::Value =
-            serde_json::from_slice(&events_json(read, &filter)).expect("json");
+            serde_json::from_slice(&events_json(&selected)).expect("json");
         assert_eq!(body["matched"], 3);
         assert_eq!(body["skipped_lines"], 1);
         assert_eq!(body["events"][0]["pid"], 2);
