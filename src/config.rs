@@ -19,6 +19,7 @@ use crate::logging::{LogFormat, LogLevel};
 use crate::roots::Roots;
 use crate::server::listen::ListenAddress;
 use crate::server::security::{WebConfigError, WebSecurity};
+use crate::yaml_nesting::{check_nesting, MAX_YAML_NESTING};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -43,6 +44,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `--web.config.file`: TLS, basic auth, response headers.
     pub web: WebSecurity,
+    /// Found while loading, for `main` to log once logging is up; each names its flag or
+    /// file and field.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,9 +118,9 @@ impl Config {
             None => GroupRules::default(),
         }
         .with_pod_names(Arc::new(PodNames::new(&roots)));
-        let web = match &args.web_config_file {
+        let (web, warnings) = match &args.web_config_file {
             Some(path) => WebSecurity::load(path)?,
-            None => WebSecurity::default(),
+            None => (WebSecurity::default(), Vec::new()),
         };
         let state_dir = match &args.state_dir {
             Some(dir) => dir.clone(),
@@ -149,6 +153,7 @@ impl Config {
             log_level: args.log_level,
             log_format: args.log_format,
             web,
+            warnings,
         })
     }
 }
@@ -229,6 +234,10 @@ pub fn load_group_rules(path: &Path) -> Result<GroupRules, ConfigError> {
 
 /// Compiles the named groups of a config file's text; the error names the entry.
 pub fn parse_group_rules(text: &str) -> Result<GroupRules, String> {
+    check_nesting(text, MAX_YAML_NESTING).map_err(|e| match &e.field {
+        Some(field) => format!("{field}: {e}"),
+        None => e.to_string(),
+    })?;
     let file: ConfigFile = serde_norway::from_str(text).map_err(|e| e.to_string())?;
     let mut rules = Vec::with_capacity(file.groups.len());
     for (index, entry) in file.groups.into_iter().enumerate() {
@@ -344,6 +353,10 @@ mod tests {
             ("groups:\n  - name: x\n    comm: '('\n", "bad regex"),
             ("groups:\n  - nme: x\n", "unknown field"),
             ("groups: [", "line 2"),
+            (
+                "groups:\n  - name: x\n    comm: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n",
+                "groups: nested deeper than 64 levels at line 3",
+            ),
         ] {
             std::fs::write(&path, content).expect("write");
             let err = load_group_rules(&path).expect_err(content).to_string();

@@ -41,3 +41,4 @@ pub mod snapshot;
 pub mod state;
 pub mod sync;
 pub mod units;
+pub mod yaml_nesting;

@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "duration.rs",
             "exit_reason.rs",
             "logging.rs",
+            "yaml_nesting.rs",
         ],
     ),
     (

@@ -165,6 +165,10 @@ fn bad_flags_and_config_exit_2_naming_what_to_fix() {
     let bad_yaml = dir.path().join("bad.yml");
     std::fs::write(&bad_yaml, "groups:\n  - name: x\n    comm: '('\n").expect("write");
     let bad_yaml = bad_yaml.to_str().expect("utf-8");
+    let deep_yaml = dir.path().join("deep.yml");
+    let deep = format!("groups: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    std::fs::write(&deep_yaml, deep).expect("write");
+    let deep_yaml = deep_yaml.to_str().expect("utf-8");
     for (args, expected) in [
         (
             vec!["--web.listen-address", "nowhere"],
@@ -176,6 +180,14 @@ fn bad_flags_and_config_exit_2_naming_what_to_fix() {
             "--config.file",
         ),
         (vec!["--config.file", bad_yaml], "bad regex"),
+        (
+            vec!["--config.file", deep_yaml],
+            "groups: nested deeper than 64 levels at line 1",
+        ),
+        (
+            vec!["--web.listen-address", "::1:9721"],
+            "needs brackets around it before the port, as in [::1]:9721",
+        ),
         (vec!["--collector.nosuch"], "--collector.nosuch"),
         (vec!["--processes.top", "many"], "--processes.top"),
     ] {

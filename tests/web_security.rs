@@ -2,7 +2,9 @@
 //! TLS with a required and verified client certificate, basic auth (401 with
 //! `WWW-Authenticate` for missing, wrong or unknown credentials), configured headers on
 //! every response, plain HTTP to the TLS port answered 400, a rotated certificate served
-//! without a restart, and bad web-config files refused at start with the field named.
+//! without a restart, bad web-config files (a user listed twice, nesting 100,000 levels
+//! deep among them) refused at start with the field named, and the warnings found while
+//! reading the file printed once logging is up.
 
 mod common;
 
@@ -330,6 +332,14 @@ fn basic_auth_over_plain_http() {
     let web_config = dir.path().join("web.yml");
     std::fs::write(&web_config, format!("basic_auth_users:\n  alice: {hash}\n")).expect("write");
     let exporter = start(&web_config, dir.path());
+    // The warning found while the file was read is in the log, which did not exist yet.
+    let log = exporter.log();
+    let warning = log
+        .lines()
+        .find(|line| line.contains("basic_auth_users without tls_server_config"))
+        .unwrap_or_else(|| panic!("no warning about clear-text passwords:\n{log}"));
+    assert!(warning.contains("level=warn"), "{warning}");
+    assert!(warning.contains("--web.config.file"), "{warning}");
     // The incident page and the event API are as protected as the metrics.
     let wrong = basic("alice", "guess");
     for path in [
@@ -399,10 +409,25 @@ fn bad_web_configs_fail_the_start_naming_the_field() {
         ("tls_server_config:\n  certfile: server.crt\n", "certfile"),
         ("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: server.crt\n  client_allowed_sans: [a.example]\n", "tls_server_config.client_allowed_sans"),
         ("basic_auth_users:\n  bob: $2y$31$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG\n", "cost 31"),
+        ("basic_auth_users:\n  bob: $2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG\n  bob: $2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG\n", "basic_auth_users.bob: this user is listed more than once"),
+        ("basic_auth_users:\n  bob:\n", "basic_auth_users.bob: not a bcrypt hash"),
+        ("basic_auth_users: [bob]\n", "basic_auth_users: invalid type"),
     ];
-    for (index, (text, expected)) in cases.into_iter().enumerate() {
+    let deep = format!(
+        "basic_auth_users: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let cases = cases
+        .into_iter()
+        .map(|(text, expected)| (text.to_owned(), expected))
+        .chain([(
+            deep,
+            "basic_auth_users: nested deeper than 64 levels at line 1",
+        )]);
+    for (index, (text, expected)) in cases.enumerate() {
         let path = dir.path().join(format!("web-{index}.yml"));
-        std::fs::write(&path, text).expect("write");
+        std::fs::write(&path, &text).expect("write");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_oomwatch"))
             .args(["--web.listen-address", "127.0.0.1:0", "--state.dir"])
             .arg(dir.path().join("state"))
@@ -411,6 +436,7 @@ fn bad_web_configs_fail_the_start_naming_the_field() {
             .output()
             .expect("runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
+        let text = &text[..text.len().min(200)];
         assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
         assert!(stderr.contains("--web.config.file"), "{text}: {stderr}");
         assert!(stderr.contains(expected), "{text}: {stderr}");
