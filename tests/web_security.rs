@@ -11,7 +11,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType};
@@ -441,4 +441,82 @@ fn bad_web_configs_fail_the_start_naming_the_field() {
         assert!(stderr.contains("--web.config.file"), "{text}: {stderr}");
         assert!(stderr.contains(expected), "{text}: {stderr}");
     }
+}
+
+/// The median of `samples`, in milliseconds.
+fn median_ms(samples: &mut [Duration]) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1000.0
+}
+
+#[test]
+fn a_wrong_password_and_an_unknown_user_take_the_same_time_whatever_the_costs() {
+    // Costs far apart (4, 9, 10), so bcrypt dominates each answer: without padding a
+    // wrong password for `fast` would cost 1/64 of an unknown user's check.
+    const HIGH: u32 = 10;
+    let dir = tempfile::tempdir().expect("temp");
+    let web_config = dir.path().join("web.yml");
+    let hash = |password: &str, cost| bcrypt::hash(password, cost).expect("hash");
+    std::fs::write(
+        &web_config,
+        format!(
+            "basic_auth_users:\n  fast: '{}'\n  middle: '{}'\n  slow: '{}'\n",
+            hash("fast-secret", 4),
+            hash("middle-secret", HIGH - 1),
+            hash("slow-secret", HIGH)
+        ),
+    )
+    .expect("write");
+    let exporter = start(&web_config, dir.path());
+    let attempts = [
+        ("wrong password, cost 4", basic("fast", "guess")),
+        ("wrong password, cost 9", basic("middle", "guess")),
+        ("wrong password, cost 10", basic("slow", "guess")),
+        ("unknown user", basic("mallory", "guess")),
+    ];
+    let time = |authorization: &str| {
+        let started = Instant::now();
+        let response = common::request(
+            exporter.addr,
+            "GET",
+            "/-/healthy",
+            &[("Authorization", authorization)],
+        );
+        assert_eq!(response.status, 401);
+        started.elapsed()
+    };
+    // Warm up, then interleave the kinds so that a busy moment on the machine falls on
+    // all of them alike.
+    for (_, authorization) in &attempts {
+        time(authorization);
+    }
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); attempts.len()];
+    for _round in 0..15 {
+        for (kind, (_, authorization)) in attempts.iter().enumerate() {
+            samples[kind].push(time(authorization));
+        }
+    }
+    let medians: Vec<f64> = samples.iter_mut().map(|s| median_ms(s)).collect();
+    let no_credentials = {
+        let started = Instant::now();
+        assert_eq!(exporter.request("GET", "/-/healthy").status, 401);
+        started.elapsed().as_secs_f64() * 1000.0
+    };
+    for ((kind, _), median) in attempts.iter().zip(&medians) {
+        println!("{kind}: median {median:.1} ms");
+    }
+    println!("no credentials (no bcrypt): {no_credentials:.1} ms");
+    let fastest = medians.iter().copied().fold(f64::INFINITY, f64::min);
+    let slowest = medians.iter().copied().fold(0.0, f64::max);
+    assert!(
+        (slowest - fastest) / fastest < 0.2,
+        "medians differ by {:.0}%: {:?}",
+        (slowest - fastest) / fastest * 100.0,
+        attempts
+            .iter()
+            .map(|(k, _)| *k)
+            .zip(&medians)
+            .collect::<Vec<_>>()
+    );
+    assert!(exporter.stop().success());
 }
