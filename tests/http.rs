@@ -2,7 +2,8 @@
 //! them), methods, content negotiation, and the
 //! exposition checked by two independent parsers (the Python prometheus_client OpenMetrics
 //! parser, and `promtool check metrics` on the text format). Also the exit code and message
-//! of bad flags and config files.
+//! of bad flags and config files, and a busy port that fails the start before the state
+//! directory is created.
 
 mod common;
 
@@ -237,4 +238,33 @@ fn sigterm_stops_cleanly_and_a_busy_port_is_an_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--web.listen-address"));
     let status = exporter.stop();
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_busy_port_fails_the_start_before_the_state_dir_is_touched() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp");
+    let state = dir.path().join("state");
+    let out = oomwatch(&[
+        "--web.listen-address",
+        &address,
+        "--state.dir",
+        state.to_str().expect("utf-8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on {address} (--web.listen-address)"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("in use"), "{stderr}");
+    assert!(
+        !state.exists(),
+        "the state directory was created: {:?}",
+        std::fs::read_dir(&state).map(|d| d.count())
+    );
+    assert!(!stderr.contains("new state directory"), "{stderr}");
 }
