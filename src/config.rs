@@ -74,16 +74,7 @@ pub enum ConfigError {
 impl Config {
     /// Validates the flags and reads the config file they name.
     pub fn from_cli(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let listen = args
-            .web_listen_address
-            .iter()
-            .map(|value| {
-                ListenAddress::parse(value).map_err(|reason| ConfigError::ListenAddress {
-                    value: value.to_owned(),
-                    reason,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let listen = listen_addresses(&args.web_listen_address)?;
         let path = &args.web_telemetry_path;
         if !path.starts_with('/')
             || path == "/"
@@ -156,6 +147,19 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// Every `--web.listen-address`, parsed.
+fn listen_addresses(values: &[String]) -> Result<Vec<ListenAddress>, ConfigError> {
+    values
+        .iter()
+        .map(|value| {
+            ListenAddress::parse(value).map_err(|reason| ConfigError::ListenAddress {
+                value: value.to_owned(),
+                reason,
+            })
+        })
+        .collect()
 }
 
 fn enabled_collectors(args: &ServeArgs) -> Vec<&'static str> {

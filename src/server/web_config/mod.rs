@@ -20,6 +20,7 @@ use crate::yaml_nesting::{check_nesting, MAX_YAML_NESTING};
 use entries::Entries;
 
 mod entries;
+mod http_fields;
 mod tls_fields;
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,18 +158,6 @@ pub struct TlsSettings {
     pub curves: Option<Vec<Curve>>,
 }
 
-/// Highest bcrypt cost accepted: 2^16 rounds already take about a second a check.
-const MAX_BCRYPT_COST: u32 = 16;
-
-/// Headers a web config may set, as in the exporter toolkit: security headers only.
-const ALLOWED_HEADERS: [&str; 5] = [
-    "Strict-Transport-Security",
-    "X-Content-Type-Options",
-    "X-Frame-Options",
-    "X-XSS-Protection",
-    "Content-Security-Policy",
-];
-
 /// A web config error: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -199,7 +188,8 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
         .tls_server_config
         .map(|tls| tls_fields::tls_settings(tls, dir))
         .transpose()?;
-    let basic_auth_users = basic_auth_users(file.basic_auth_users.unwrap_or_default())?;
+    let basic_auth_users =
+        http_fields::basic_auth_users(file.basic_auth_users.unwrap_or_default())?;
     let mut warnings = Vec::new();
     let http = file.http_server_config.unwrap_or_default();
     if http.http2 == Some(true) {
@@ -209,8 +199,8 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
                 .to_owned(),
         );
     }
-    let headers = headers(http.headers.unwrap_or_default())?;
-    let rate_limit = rate_limit(file.rate_limit)?;
+    let headers = http_fields::headers(http.headers.unwrap_or_default())?;
+    let rate_limit = http_fields::rate_limit(file.rate_limit)?;
     if !basic_auth_users.is_empty() && tls.is_none() {
         warnings.push(
             "basic_auth_users without tls_server_config: passwords cross the network in \
@@ -224,102 +214,6 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
         headers,
         rate_limit,
         warnings,
-    })
-}
-
-/// `basic_auth_users`: user names and their bcrypt hashes, each checked; a user named
-/// twice is an error (which password would count?).
-fn basic_auth_users(users: Entries<String>) -> Result<BTreeMap<String, String>, FieldError> {
-    if let Some(user) = users.first_duplicate(|a, b| a == b) {
-        return Err(field_error(
-            format!("basic_auth_users.{user}"),
-            "this user is listed more than once; keep one entry",
-        ));
-    }
-    let mut basic_auth_users = BTreeMap::new();
-    for (user, hash) in users.0 {
-        let field = format!("basic_auth_users.{user}");
-        if user.is_empty() || user.contains(':') {
-            return Err(field_error(
-                field,
-                "a user name must be non-empty and have no `:`",
-            ));
-        }
-        let parts = hash.parse::<bcrypt::HashParts>().map_err(|e| {
-            field_error(
-                &field,
-                format!("not a bcrypt hash ({e}); make one with `htpasswd -nBC 10 {user}`"),
-            )
-        })?;
-        if parts.get_cost() > MAX_BCRYPT_COST {
-            return Err(field_error(
-                field,
-                format!(
-                    "bcrypt cost {} is above {MAX_BCRYPT_COST}: every check would take seconds",
-                    parts.get_cost()
-                ),
-            ));
-        }
-        basic_auth_users.insert(user, hash);
-    }
-    Ok(basic_auth_users)
-}
-
-/// `http_server_config.headers`: the security headers to add to every response, each once.
-fn headers(entries: Entries<String>) -> Result<Vec<(HeaderName, HeaderValue)>, FieldError> {
-    if let Some(name) = entries.first_duplicate(|a, b| a.eq_ignore_ascii_case(b)) {
-        return Err(field_error(
-            format!("http_server_config.headers.{name}"),
-            "this header is listed more than once (names are case-insensitive); keep one",
-        ));
-    }
-    let mut headers = Vec::new();
-    for (name, value) in entries.0 {
-        let field = format!("http_server_config.headers.{name}");
-        if !ALLOWED_HEADERS
-            .iter()
-            .any(|allowed| allowed.eq_ignore_ascii_case(&name))
-        {
-            return Err(field_error(
-                field,
-                format!(
-                    "this header cannot be configured; allowed: {}",
-                    ALLOWED_HEADERS.join(", ")
-                ),
-            ));
-        }
-        let header_name =
-            HeaderName::try_from(name.as_str()).map_err(|e| field_error(&field, e.to_string()))?;
-        let header_value = HeaderValue::try_from(value.as_str())
-            .map_err(|e| field_error(&field, e.to_string()))?;
-        headers.push((header_name, header_value));
-    }
-    Ok(headers)
-}
-
-/// `rate_limit`: one request per interval, bursts up to the count; None: unlimited.
-fn rate_limit(
-    rate_limit: Option<RateLimitFile>,
-) -> Result<Option<(std::time::Duration, u32)>, FieldError> {
-    Ok(match rate_limit {
-        Some(RateLimitFile {
-            burst: Some(burst @ 1..),
-            interval,
-        }) => {
-            let interval = match interval.as_deref() {
-                None | Some("") => std::time::Duration::ZERO,
-                Some(value) => crate::duration::parse_duration("rate_limit.interval", value)
-                    .map_err(|_| {
-                        field_error(
-                            "rate_limit.interval",
-                            format!("{value:?} is not a duration such as 1s or 500ms"),
-                        )
-                    })?,
-            };
-            // A zero interval refills without end: no limit, as in the toolkit.
-            (!interval.is_zero()).then_some((interval, burst))
-        }
-        _ => None,
     })
 }
 
