@@ -296,10 +296,24 @@ async fn accept_tls(
 }
 
 async fn reject_plaintext(mut stream: TcpStream) {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const ANSWER: &[u8] =
         b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
 Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+    /// What is read of the client's request before closing: closing with it unread would
+    /// reset the connection, and the client could lose the answer (or fail its write).
+    const DRAIN: usize = 64 * 1024;
     let _ = stream.write_all(ANSWER).await;
     let _ = stream.shutdown().await;
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        let mut read = 0;
+        while read < DRAIN {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
