@@ -337,6 +337,30 @@ mod tests {
     }
 
     #[test]
+    fn group_rules_take_the_regex_crates_unicode_syntax() {
+        use crate::groups::ProcessFields;
+        let rules = parse_group_rules(
+            "groups:\n  - name: web\n    comm: '(?i)^NGINX$'\n  \
+             - name: 'letters-$1'\n    comm: '^(\\p{L}+)-\\p{Greek}$'\n  \
+             - name: alphabetic\n    cmdline: '^\\p{Alphabetic}+ \\b{start}x'\n",
+        )
+        .expect("(?i), \\p{L}, \\p{Greek}, \\p{Alphabetic} and \\b{start} compile");
+        let group = |comm: &str, cmdline: Option<&str>| {
+            rules.classify(ProcessFields {
+                comm,
+                cmdline,
+                cgroup: None,
+            })
+        };
+        assert_eq!(group("nginx", None).as_deref(), Some("web"));
+        assert_eq!(group("NgInX", None).as_deref(), Some("web"));
+        assert_eq!(group("zürich-λ", None).as_deref(), Some("letters-zürich"));
+        assert_eq!(group("zürich-x", None), None);
+        assert_eq!(group("x9-λ", None), None);
+        assert_eq!(group("-", Some("Ärger xyz")).as_deref(), Some("alphabetic"));
+    }
+
+    #[test]
     fn config_file_rules_and_their_errors() {
         let dir = tempfile::tempdir().expect("temp");
         let path = dir.path().join("oomwatch.yml");

@@ -2,8 +2,9 @@
 //! them), methods, content negotiation, and the
 //! exposition checked by two independent parsers (the Python prometheus_client OpenMetrics
 //! parser, and `promtool check metrics` on the text format). Also the exit code and message
-//! of bad flags and config files, and a busy port that fails the start before the state
-//! directory is created.
+//! of bad flags and config files, a busy port that fails the start before the state
+//! directory is created, and group rules in the regex crate's Unicode syntax (`(?i)`,
+//! `\p{L}`).
 
 mod common;
 
@@ -267,4 +268,32 @@ fn a_busy_port_fails_the_start_before_the_state_dir_is_touched() {
         std::fs::read_dir(&state).map(|d| d.count())
     );
     assert!(!stderr.contains("new state directory"), "{stderr}");
+}
+
+#[test]
+fn group_rules_take_case_insensitive_and_unicode_class_regexes() {
+    let dir = tempfile::tempdir().expect("temp");
+    let config = dir.path().join("oomwatch.yml");
+    std::fs::write(
+        &config,
+        "groups:\n  - name: web\n    comm: '(?i)^NGINX$'\n  \
+         - name: 'letters-$1'\n    comm: '^(\\p{L}+)-server$'\n",
+    )
+    .expect("write");
+    let exporter = Exporter::start(&[
+        "--path.procfs",
+        fixture("host/proc").to_str().expect("utf-8"),
+        "--path.sysfs",
+        fixture("host/sys-v2").to_str().expect("utf-8"),
+        "--state.dir",
+        dir.path().join("state").to_str().expect("utf-8"),
+        "--config.file",
+        config.to_str().expect("utf-8"),
+    ]);
+    let body = exporter.scrape();
+    // The fixture host runs three nginx processes and one redis-server.
+    let processes = |group| common::sample(&body, "oomwatch_group_processes", &[("group", group)]);
+    assert_eq!(processes("web"), Some(3.0), "{body}");
+    assert_eq!(processes("letters-redis"), Some(1.0), "{body}");
+    assert!(exporter.stop().success());
 }
