@@ -40,5 +40,6 @@ pub mod server;
 pub mod snapshot;
 pub mod state;
 pub mod sync;
+pub mod terminal_text;
 pub mod units;
 pub mod yaml_nesting;

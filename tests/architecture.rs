@@ -31,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "exit_reason.rs",
             "logging.rs",
             "yaml_nesting.rs",
+            "terminal_text.rs",
         ],
     ),
     (

@@ -1,7 +1,8 @@
 //! `oomwatch events`: the event log in `--state.dir` (OOM kills, restarts, exits,
 //! reboots), filtered by type, group and time, read straight from the file: the exporter
-//! need not be running. A table for people, or JSON lines (the log's own form) for jq.
-//! Exit 0 after printing (none found is still 0), 2 when a flag is wrong or the log
+//! need not be running. A table for people (control characters in names escaped, so a
+//! comm cannot drive the terminal or fake a row), or JSON lines (the log's own form) for
+//! jq. Exit 0 after printing (none found is still 0), 2 when a flag is wrong or the log
 //! cannot be read.
 
 use std::io::Write;
@@ -9,8 +10,11 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{EventsArgs, ListFormat};
 use crate::clock::unix_now;
-use crate::events::{parse_time, parse_types, read_events, EventFilter, FilterError, EVENTS_FILE};
+use crate::events::{
+    parse_time, parse_types, read_events, Event, EventFilter, FilterError, EVENTS_FILE,
+};
 use crate::incident::format::{ago, describe, utc};
+use crate::terminal_text::escape_controls;
 
 /// Runs `oomwatch events`; returns the exit code.
 pub fn run(args: &EventsArgs) -> u8 {
@@ -67,6 +71,38 @@ pub fn state_dir_or_default(given: Option<&PathBuf>) -> Result<PathBuf, String> 
     }
 }
 
+/// The events as a table, one row each, every cell's control characters escaped.
+fn table(events: &[Event], path: &Path, now: f64) -> String {
+    let mut text = format!(
+        "{:<21} {:>12}  {:<34} {:<24} {:<22} {}\n",
+        "TIME (UTC)", "AGO", "EVENT", "GROUP", "PROCESS", "DETAILS"
+    );
+    for event in events {
+        let (title, details) = describe(event);
+        let process = event
+            .kind
+            .process()
+            .map_or_else(String::new, |(pid, comm)| format!("{pid} {comm}"));
+        text.push_str(&format!(
+            "{:<21} {:>12}  {:<34} {:<24} {:<22} {}\n",
+            utc(event.time),
+            ago(now, event.time),
+            escape_controls(&title),
+            escape_controls(event.kind.group().unwrap_or("(host)")),
+            escape_controls(&process),
+            escape_controls(&details),
+        ));
+    }
+    if events.is_empty() {
+        let path = path.display().to_string();
+        text.push_str(&format!(
+            "no matching events in {}\n",
+            escape_controls(&path)
+        ));
+    }
+    text
+}
+
 /// Prints the events of `state_dir` that pass `filter`; returns the exit code.
 pub fn list(state_dir: &Path, filter: &EventFilter, format: ListFormat, now: f64) -> u8 {
     let path = state_dir.join(EVENTS_FILE);
@@ -87,31 +123,7 @@ pub fn list(state_dir: &Path, filter: &EventFilter, format: ListFormat, now: f64
             serde_json::to_writer(&mut out, event).map_err(std::io::Error::from)?;
             out.write_all(b"\n")
         }),
-        ListFormat::Table => {
-            let mut text = format!(
-                "{:<21} {:>12}  {:<34} {:<24} {:<22} {}\n",
-                "TIME (UTC)", "AGO", "EVENT", "GROUP", "PROCESS", "DETAILS"
-            );
-            for event in &events {
-                let (title, details) = describe(event);
-                let process = event
-                    .kind
-                    .process()
-                    .map_or_else(String::new, |(pid, comm)| format!("{pid} {comm}"));
-                text.push_str(&format!(
-                    "{:<21} {:>12}  {:<34} {:<24} {:<22} {details}\n",
-                    utc(event.time),
-                    ago(now, event.time),
-                    title,
-                    event.kind.group().unwrap_or("(host)"),
-                    process,
-                ));
-            }
-            if events.is_empty() {
-                text.push_str(&format!("no matching events in {}\n", path.display()));
-            }
-            out.write_all(text.as_bytes())
-        }
+        ListFormat::Table => out.write_all(table(&events, &path, now).as_bytes()),
     };
     if read.skipped > 0 {
         eprintln!(
