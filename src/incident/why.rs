@@ -487,12 +487,9 @@ mod tests {
         let unknown = Target::parse("nginx");
         let text = explain(&unknown, &events, &state, &live, 10).to_text(2600.0);
         assert!(text.starts_with("nginx: no group, command or pid of that name is known (the event log holds 5 events since 1970-01-01 00:16:40Z)"), "{text}");
-        let hostile = [Event {
-            time: 2000.0,
-            kind: EventKind::exit("g\u{1b}[2J", 9, "c\r\nx\u{9b}", ExitReason::Crashed, None),
-        }];
-        let target = Target::parse("9");
-        let text = explain(&target, &hostile, &state, &[], 10).to_text(2600.0);
+        let kind = EventKind::exit("g\u{1b}[2J", 9, "c\r\nx\u{9b}", ExitReason::Crashed, None);
+        let hostile = [Event { time: 2000.0, kind }];
+        let text = explain(&Target::Pid(9), &hostile, &state, &[], 10).to_text(2600.0);
         assert!(text.starts_with("pid 9: group g\\x1b[2J\n"), "{text}");
         assert!(text.contains("pid 9 (c\\x0d\\x0ax\\x9b) ended"), "{text}");
         assert!(!text.contains(['\u{1b}', '\r', '\u{9b}']), "{text}");

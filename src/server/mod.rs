@@ -118,10 +118,12 @@ pub async fn serve(
     let mut refusals = RefusalLog::new(REPORT_INTERVAL);
     let report_timer = tokio::time::sleep(REPORT_INTERVAL);
     tokio::pin!(shutdown, report_timer);
+    let mut timer_set_for = None;
     loop {
         let due = refusals.due();
-        if let Some(due) = due {
+        if let Some(due) = due.filter(|due| timer_set_for != Some(*due)) {
             report_timer.as_mut().reset(due.into());
+            timer_set_for = Some(due);
         }
         tokio::select! {
             Some(stream) = accepted.recv() => {
