@@ -1,8 +1,9 @@
-//! `run`: wires the validated configuration into state, the event log, the threads that
-//! feed the collectors (kernel log, process events, heartbeat), the collectors, the
-//! scanner and the server; shuts down in order (stop serving, then write the clean-stop
-//! marker). Nothing here parses or decides; each step is a call into the module that owns
-//! it.
+//! `run`: wires the validated configuration into the listeners, state, the event log, the
+//! threads that feed the collectors (kernel log, process events, heartbeat), the
+//! collectors, the scanner and the server; shuts down in order (stop serving, then write
+//! the clean-stop marker). The listeners are bound first, so a start that cannot listen
+//! (a port in use) fails before the state directory is created or written. Nothing here
+//! parses or decides; each step is a call into the module that owns it.
 
 use std::sync::Arc;
 
@@ -50,6 +51,14 @@ impl RunError {
 /// Runs the exporter until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), RunError> {
     raise_open_file_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    // Before anything is written: a port in use leaves the state directory untouched.
+    let listeners = runtime.block_on(server::bind(&config.listen))?;
     let dir = Arc::new(StateDir::open(
         &config.state_dir,
         config.state_dir_strictness,
@@ -76,7 +85,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         )
         .with_event_log(events.clone()),
     );
-    serve(&config, handler)?;
+    serve(&runtime, &config, listeners, handler);
     if let Err(e) = events.close() {
         tracing::warn!(error = %e, pending = events.pending(), "cannot write the last events at stop; a restart re-reads the kernel log's kills");
     }
@@ -190,31 +199,25 @@ fn start_kmsg_follower(
     }
 }
 
-/// Serves until a shutdown signal, on a small multi-threaded runtime.
-fn serve(config: &Config, handler: Arc<Handler>) -> Result<(), RunError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(8)
-        .enable_all()
-        .build()
-        .map_err(RunError::Runtime)?;
-    runtime.block_on(async {
-        let listeners = server::bind(&config.listen).await?;
-        for listener in &listeners {
-            if let Ok(address) = listener.local_addr() {
-                tracing::info!(address = %address, telemetry_path = %config.telemetry_path, "listening");
-            }
+/// Serves on the bound listeners until a shutdown signal.
+fn serve(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    listeners: Vec<tokio::net::TcpListener>,
+    handler: Arc<Handler>,
+) {
+    for listener in &listeners {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(address = %address, telemetry_path = %config.telemetry_path, "listening");
         }
-        handler.set_ready(true);
-        server::serve(
-            listeners,
-            handler.clone(),
-            config.web.tls.clone(),
-            shutdown_signal(),
-        )
-        .await;
-        Ok::<_, RunError>(())
-    })
+    }
+    handler.set_ready(true);
+    runtime.block_on(server::serve(
+        listeners,
+        handler.clone(),
+        config.web.tls.clone(),
+        shutdown_signal(),
+    ));
 }
 
 /// Raises the soft open-file limit to the hard one (as Go programs do at start), so

@@ -41,4 +41,6 @@ pub mod snapshot;
 pub mod state;
 pub mod state_dir;
 pub mod sync;
+pub mod terminal_text;
 pub mod units;
+pub mod yaml_nesting;

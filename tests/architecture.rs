@@ -31,6 +31,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "duration.rs",
             "exit_reason.rs",
             "logging.rs",
+            "yaml_nesting.rs",
+            "terminal_text.rs",
         ],
     ),
     (

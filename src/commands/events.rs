@@ -13,6 +13,7 @@ use crate::events::{
     parse_time, parse_types, read_file_events, Event, EventFilter, FilterError, Newest, EVENTS_FILE,
 };
 use crate::incident::format::{ago, describe, utc};
+use crate::terminal_text::escape_controls;
 
 /// Runs `oomwatch events`; returns the exit code.
 pub fn run(args: &EventsArgs) -> u8 {
@@ -113,7 +114,8 @@ pub fn list(state_dir: &Path, filter: &EventFilter, format: ListFormat, now: f64
     };
     newest.into_events().iter().for_each(&mut print);
     if printed == 0 && format == ListFormat::Table && written.is_ok() {
-        written = writeln!(out, "no matching events in {}", path.display());
+        let path = path.display().to_string();
+        written = writeln!(out, "no matching events in {}", escape_controls(&path));
     }
     if skipped > 0 {
         eprintln!(
@@ -139,7 +141,8 @@ fn table_header() -> String {
     )
 }
 
-/// One event: a row of the table, or its JSON line.
+/// One event: a row of the table (every cell's control characters escaped), or its JSON
+/// line.
 fn print_event(
     out: &mut impl Write,
     event: &Event,
@@ -159,12 +162,13 @@ fn print_event(
                 .map_or_else(String::new, |(pid, comm)| format!("{pid} {comm}"));
             writeln!(
                 out,
-                "{:<21} {:>12}  {:<34} {:<24} {:<22} {details}",
+                "{:<21} {:>12}  {:<34} {:<24} {:<22} {}",
                 utc(event.time),
                 ago(now, event.time),
-                title,
-                event.kind.group().unwrap_or("(host)"),
-                process,
+                escape_controls(&title),
+                escape_controls(event.kind.group().unwrap_or("(host)")),
+                escape_controls(&process),
+                escape_controls(&details),
             )
         }
     }

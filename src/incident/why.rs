@@ -1,7 +1,8 @@
 //! `oomwatch why <name|pid>`, the answer: which groups the name or pid means, their latest
 //! deaths with the cause (OOM kill with the kernel's numbers, signal, exit code, reboot),
 //! their restarts, the counts kept in the state file, and the OOM risk of the instances
-//! alive now. Pure: the command reads the state directory and /proc and hands them in.
+//! alive now, as text for a terminal (names with their control characters escaped). Pure:
+//! the command reads the state directory and /proc and hands them in.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -11,6 +12,7 @@ use crate::events::{Event, EventKind};
 use crate::exit_reason::ExitReason;
 use crate::kills::ledger::VictimTally;
 use crate::state::PersistedState;
+use crate::terminal_text::escape_controls;
 
 /// What the operator asked about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +216,7 @@ impl Explanation<'_> {
         let mut out = String::new();
         let asked = match self.target {
             Target::Pid(pid) => format!("pid {pid}"),
-            Target::Name(name) => name.clone(),
+            Target::Name(name) => escape_controls(name).into_owned(),
         };
         if self.groups.is_empty() {
             let reach = self.log_starts.map_or_else(
@@ -233,7 +235,7 @@ impl Explanation<'_> {
             );
             return out;
         }
-        let groups: Vec<&str> = self.groups.iter().map(String::as_str).collect();
+        let groups: Vec<_> = self.groups.iter().map(|g| escape_controls(g)).collect();
         let _ = writeln!(out, "{asked}: group {}", groups.join(", "));
         out.push('\n');
         let _ = writeln!(out, "Answer: {}", self.verdict(now));
@@ -254,17 +256,18 @@ impl Explanation<'_> {
             let (title, details) = describe(event);
             let process = event.kind.process().map_or_else(
                 || "(host)".to_owned(),
-                |(pid, comm)| format!("pid {pid} {comm}"),
+                |(pid, comm)| format!("pid {pid} {}", escape_controls(comm)),
             );
             let _ = writeln!(
                 out,
-                "  {}  {:>14}  {title}: {process}{}",
+                "  {}  {:>14}  {}: {process}{}",
                 utc(event.time),
                 ago(now, event.time),
+                escape_controls(&title),
                 if details.is_empty() {
                     String::new()
                 } else {
-                    format!("; {details}")
+                    format!("; {}", escape_controls(&details))
                 }
             );
         }
@@ -280,12 +283,15 @@ impl Explanation<'_> {
             let process = event
                 .kind
                 .process()
-                .map_or_else(String::new, |(pid, comm)| format!("pid {pid} {comm}"));
+                .map_or_else(String::new, |(pid, comm)| {
+                    format!("pid {pid} {}", escape_controls(comm))
+                });
             let _ = writeln!(
                 out,
-                "  {}  {:>14}  restarted as {process}; {details}",
+                "  {}  {:>14}  restarted as {process}; {}",
                 utc(event.time),
-                ago(now, event.time)
+                ago(now, event.time),
+                escape_controls(&details)
             );
         }
     }
@@ -323,7 +329,7 @@ impl Explanation<'_> {
                     bytes(usage),
                     bytes(limit),
                     usage as f64 / limit as f64 * 100.0,
-                    l.memcg.as_deref().unwrap_or("?")
+                    escape_controls(l.memcg.as_deref().unwrap_or("?"))
                 ),
                 _ => "none (host memory)".to_owned(),
             };
@@ -331,7 +337,7 @@ impl Explanation<'_> {
                 out,
                 "  {:>7}  {:<16} {:>9} {:>13} {:>10} {:>5}  {limit}",
                 l.pid,
-                l.comm,
+                escape_controls(&l.comm),
                 l.oom_score,
                 l.oom_score_adj,
                 bytes(l.resident_bytes),
@@ -353,14 +359,17 @@ impl Explanation<'_> {
         };
         let when = format!("{} ({})", ago(now, death.time), utc(death.time));
         let (title, details) = describe(death);
+        let (title, details) = (escape_controls(&title), escape_controls(&details));
         let what = match &death.kind {
             EventKind::OomKill(kill) => format!(
                 "pid {} ({}) was killed by the kernel's OOM killer {when}: {details}.",
-                kill.pid, kill.comm
+                kill.pid,
+                escape_controls(&kill.comm)
             ),
-            EventKind::Exit { pid, comm, .. } => {
-                format!("pid {pid} ({comm}) ended {when}: {title} ({details}).")
-            }
+            EventKind::Exit { pid, comm, .. } => format!(
+                "pid {pid} ({}) ended {when}: {title} ({details}).",
+                escape_controls(comm)
+            ),
             _ => format!("the host rebooted {when}: {title} ({details})."),
         };
         let back = self
@@ -487,6 +496,12 @@ mod tests {
         let unknown = Target::parse("nginx");
         let text = explain(&unknown, &events, &state, &live, 10).to_text(2600.0);
         assert!(text.starts_with("nginx: no group, command or pid of that name is known (the event log holds 5 events since 1970-01-01 00:16:40Z)"), "{text}");
+        let kind = EventKind::exit("g\u{1b}[2J", 9, "c\r\nx\u{9b}", ExitReason::Crashed, None);
+        let hostile = [Event { time: 2000.0, kind }];
+        let text = explain(&Target::Pid(9), &hostile, &state, &[], 10).to_text(2600.0);
+        assert!(text.starts_with("pid 9: group g\\x1b[2J\n"), "{text}");
+        assert!(text.contains("pid 9 (c\\x0d\\x0ax\\x9b) ended"), "{text}");
+        assert!(!text.contains(['\u{1b}', '\r', '\u{9b}']), "{text}");
         let db = Target::parse("db");
         let text = explain(&db, &events, &state, &[], 10).to_text(2600.0);
         assert!(text.contains("Answer: pid 5 (mysqld) ended 1m 40s ago (1970-01-01 00:41:40Z): exit: crashed (no exit status (seen gone between scans)). It is not running now."), "{text}");

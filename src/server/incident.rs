@@ -59,8 +59,8 @@ pub fn parse_query(query: &str, now: f64) -> Result<EventFilter, QueryError> {
     Ok(filter)
 }
 
-/// Decodes `%XX` escapes and `+` (a space in a query); None for a broken escape or text
-/// that is not UTF-8.
+/// Decodes `%XX` escapes (exactly two hex digits) and `+` (a space in a query); None for a
+/// broken escape or text that is not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -68,8 +68,9 @@ fn percent_decode(text: &str) -> Option<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                let high = hex_digit(*bytes.get(i + 1)?)?;
+                let low = hex_digit(*bytes.get(i + 2)?)?;
+                out.push(high << 4 | low);
                 i += 3;
             }
             b'+' => {
@@ -83,6 +84,11 @@ fn percent_decode(text: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// The value of one hex digit; None for anything else (a sign is not a digit).
+fn hex_digit(byte: u8) -> Option<u8> {
+    char::from(byte).to_digit(16).map(|d| d as u8)
 }
 
 #[derive(Serialize)]
@@ -194,6 +200,15 @@ mod tests {
         assert!(err("since=soon").starts_with("since \"soon\""));
         assert!(err("limit=-1").starts_with("limit \"-1\""));
         assert!(err("group=%zz").contains("\"group\""));
+    }
+
+    #[test]
+    fn a_percent_escape_is_exactly_two_hex_digits() {
+        assert_eq!(percent_decode("%41%2e%2E").as_deref(), Some("A.."));
+        for broken in ["%+1", "%-1", "% 1", "%1", "%", "%4g", "%+f"] {
+            assert_eq!(percent_decode(broken), None, "{broken:?}");
+        }
+        assert!(parse_query("group=%+1", 0.0).is_err());
     }
 
     #[test]
