@@ -242,15 +242,18 @@ fn fuzz(target: &str, seeds: Vec<Vec<u8>>, parse: impl Fn(&[u8])) {
 /// parser that loops forever fails the suite instead of stalling it.
 const HANG: Duration = Duration::from_secs(30);
 
+/// The input being parsed and since when.
+type Running = std::sync::Arc<std::sync::Mutex<Option<(Instant, Vec<u8>)>>>;
+
 /// Watches the input being parsed from a thread of its own (a hung parser cannot check
 /// the clock itself).
 struct Watchdog {
-    current: std::sync::Arc<std::sync::Mutex<Option<(Instant, Vec<u8>)>>>,
+    current: Running,
 }
 
 impl Watchdog {
     fn start(target: &str) -> Self {
-        let current = std::sync::Arc::new(std::sync::Mutex::new(None::<(Instant, Vec<u8>)>));
+        let current: Running = Default::default();
         let watched = std::sync::Arc::clone(&current);
         let target = target.to_string();
         std::thread::spawn(move || loop {
