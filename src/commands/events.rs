@@ -87,12 +87,10 @@ pub fn list(state_dir: &Path, filter: &EventFilter, format: ListFormat, now: f64
             written = print_event(&mut out, event, format, now);
         }
     };
-    let mut newest = Newest::new(filter, filter.limit.unwrap_or(0));
+    let mut newest = Newest::new(filter.clone(), filter.limit.unwrap_or(0));
     let read = read_file_events(&path, |line| {
         match filter.limit {
-            Some(_) => {
-                newest.offer(line);
-            }
+            Some(_) => newest.offer(line),
             None if filter.matches_head(&line.head) => {
                 if let Some(event) = line.event() {
                     print(&event);
@@ -112,7 +110,9 @@ pub fn list(state_dir: &Path, filter: &EventFilter, format: ListFormat, now: f64
             return 2;
         }
     };
-    newest.into_events().iter().for_each(&mut print);
+    let (kept, unparsed) = newest.into_events();
+    kept.iter().for_each(&mut print);
+    let skipped = skipped + unparsed;
     if printed == 0 && format == ListFormat::Table && written.is_ok() {
         let path = path.display().to_string();
         written = writeln!(out, "no matching events in {}", escape_controls(&path));

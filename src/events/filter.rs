@@ -2,10 +2,9 @@
 //! parsing of those choices from flags and query parameters, each error naming the flag or
 //! parameter. Pure; must not read the log.
 
-use std::collections::VecDeque;
-
 use super::lines::LogLine;
 use super::model::{Event, EventHead, EVENT_TYPES};
+use super::recent::RecentLines;
 
 /// Which events a reader wants: by type, group and time; the newest `limit`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -56,50 +55,49 @@ impl EventFilter {
 }
 
 /// The newest `limit` events a filter keeps, gathered from lines given oldest first:
-/// memory is bounded by `limit` (or `cap` without one), whatever the log's size.
+/// memory is bounded by `limit` (or `cap` without one), whatever the log's size. Lines
+/// are kept as read and parsed at the end (`RecentLines`), so a pass parses only what is
+/// answered.
 #[derive(Debug)]
-pub struct Newest<'f> {
-    filter: &'f EventFilter,
-    keep: usize,
-    kept: VecDeque<Event>,
-    /// Lines that matched, before `limit`.
+pub struct Newest {
+    filter: EventFilter,
+    kept: RecentLines,
+    /// Lines whose head matched, before `limit`.
     pub matched: usize,
 }
 
-impl<'f> Newest<'f> {
-    /// Gathers for `filter`, keeping at most `cap` events when it sets no limit.
-    pub fn new(filter: &'f EventFilter, cap: usize) -> Self {
+impl Newest {
+    /// Gathers for `filter`, keeping at most `cap` events.
+    pub fn new(filter: EventFilter, cap: usize) -> Self {
         Self {
+            kept: RecentLines::new(filter.limit.unwrap_or(cap).min(cap)),
             filter,
-            keep: filter.limit.unwrap_or(cap).min(cap),
-            kept: VecDeque::new(),
             matched: 0,
         }
     }
 
-    /// Offers the next line; returns false when its event does not parse.
-    pub fn offer(&mut self, line: &LogLine<'_>) -> bool {
-        if !self.filter.matches_head(&line.head) {
-            return true;
+    /// Offers the next line.
+    pub fn offer(&mut self, line: &LogLine<'_>) {
+        if self.filter.matches_head(&line.head) {
+            self.matched += 1;
+            self.kept.push(line.raw);
         }
-        self.matched += 1;
-        if self.keep == 0 {
-            return true;
-        }
-        let Some(event) = line.event() else {
-            self.matched -= 1;
-            return false;
-        };
-        if self.kept.len() == self.keep {
-            self.kept.pop_front();
-        }
-        self.kept.push_back(event);
-        true
     }
 
-    /// The events kept, oldest first.
-    pub fn into_events(self) -> Vec<Event> {
-        self.kept.into()
+    /// The events kept, oldest first, and how many kept lines did not parse as a whole
+    /// (they are not counted in `matched` either).
+    pub fn into_events(self) -> (Vec<Event>, usize) {
+        self.kept.into_events()
+    }
+}
+
+impl super::shared_scan::Accumulate for Newest {
+    fn offer(&mut self, line: &LogLine<'_>) {
+        Newest::offer(self, line);
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
     }
 }
 

@@ -48,7 +48,7 @@ pub fn for_each_line(
             }
             return Ok(skipped);
         }
-        let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+        let Some(end) = memchr::memchr(b'\n', buf) else {
             if !overlong && line.len() + buf.len() <= MAX_LINE {
                 line.extend_from_slice(buf);
             } else {

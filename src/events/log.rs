@@ -26,6 +26,7 @@ use super::filter::{EventFilter, Newest};
 use super::lines::{for_each_event, for_each_line, LogLine};
 use super::model::{Event, EventHead, EventKind};
 use super::retention::{Census, Plan, Trimmed};
+use super::shared_scan::{unbox, Accumulate, Done, SharedScan};
 use super::throttle::Throttle;
 use crate::state_dir::StateDir;
 
@@ -52,8 +53,10 @@ pub struct EventLog {
     dir: Arc<StateDir>,
     max: usize,
     inner: Mutex<Inner>,
-    /// Held while the file is read: reads take turns. Keeps the last query's answer.
-    reading: Mutex<Option<Answered>>,
+    /// Readers waiting at the same time share one pass over the file.
+    scan: SharedScan,
+    /// The last query's answer.
+    answered: Arc<Mutex<Option<Answered>>>,
 }
 
 #[derive(Debug)]
@@ -105,7 +108,8 @@ impl EventLog {
                 throttle: Throttle::default(),
                 trimmed,
             }),
-            reading: Mutex::new(None),
+            scan: SharedScan::default(),
+            answered: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -284,15 +288,14 @@ impl EventLog {
     }
 
     /// Calls `each` with every event of the log, oldest first, the pending ones last;
-    /// returns how many lines are not events. Reads take turns.
+    /// returns how many lines are not events.
     pub fn visit(&self, mut each: impl FnMut(&LogLine<'_>)) -> std::io::Result<usize> {
-        let _turn = crate::sync::lock(&self.reading);
-        self.visit_in_turn(&mut each)
+        self.visit_all(&mut each)
     }
 
     /// A file that cannot be opened (the directory is gone or unwritable: the write
     /// errors say so) reads as empty, so that what is pending is still seen.
-    fn visit_in_turn(&self, each: &mut dyn FnMut(&LogLine<'_>)) -> std::io::Result<usize> {
+    fn visit_all(&self, each: &mut dyn FnMut(&LogLine<'_>)) -> std::io::Result<usize> {
         let mut skipped = match self.dir.open_read(EVENTS_FILE) {
             Ok(Some(file)) => for_each_event(file, |line| {
                 each(line);
@@ -313,32 +316,64 @@ impl EventLog {
         Ok(skipped)
     }
 
-    /// The events `filter` selects, the newest `limit` (at most `QUERY_CAP`). The same
-    /// query asked again before the log changes gets the same answer without a read.
-    pub fn query(&self, filter: &EventFilter) -> std::io::Result<Arc<Selected>> {
-        let mut turn = crate::sync::lock(&self.reading);
+    /// Feeds `gatherer` every event of the log (`visit`), in a pass shared with the
+    /// readers waiting at the same time; returns it with the lines that are not events.
+    pub fn gather<A: Accumulate>(&self, gatherer: A) -> std::io::Result<(A, usize)> {
+        self.scan.gather(gatherer, &|each| self.visit_all(each))
+    }
+
+    /// `gather` without waiting: `done` is called with the gatherer from the thread that
+    /// runs the pass (this one, when no pass is running).
+    pub fn submit(&self, gatherer: Box<dyn Accumulate>, done: Done) {
+        self.scan
+            .submit(gatherer, done, &|each| self.visit_all(each));
+    }
+
+    /// The events `filter` selects, the newest `limit` (at most `QUERY_CAP`), given to
+    /// `answer` (from the thread that ran the pass). The same query asked again before the
+    /// log changes gets the same answer without a read.
+    pub fn query_then(
+        &self,
+        filter: &EventFilter,
+        answer: impl FnOnce(std::io::Result<Arc<Selected>>) + Send + 'static,
+    ) {
         let generation = self.generation();
-        if let Some(answered) = turn.as_ref() {
+        if let Some(answered) = crate::sync::lock(&self.answered).as_ref() {
             if answered.generation == generation && answered.filter == *filter {
-                return Ok(answered.answer.clone());
+                return answer(Ok(answered.answer.clone()));
             }
         }
-        let mut newest = Newest::new(filter, QUERY_CAP);
-        let mut unparsed = 0;
-        let skipped = self.visit_in_turn(&mut |line| {
-            unparsed += usize::from(!newest.offer(line));
-        })?;
-        let answer = Arc::new(Selected {
-            matched: newest.matched,
-            events: newest.into_events(),
-            skipped: skipped + unparsed,
+        let (cache, filter_kept) = (self.answered.clone(), filter.clone());
+        let done: Done = Box::new(move |gathered| {
+            let selected = gathered.and_then(|(newest, skipped)| {
+                let newest: Newest = unbox(newest)?;
+                let matched = newest.matched;
+                let (events, unparsed) = newest.into_events();
+                Ok(Arc::new(Selected {
+                    matched: matched - unparsed,
+                    skipped: skipped + unparsed,
+                    events,
+                }))
+            });
+            if let Ok(selected) = &selected {
+                *crate::sync::lock(&cache) = Some(Answered {
+                    filter: filter_kept,
+                    generation,
+                    answer: selected.clone(),
+                });
+            }
+            answer(selected);
         });
-        *turn = Some(Answered {
-            filter: filter.clone(),
-            generation,
-            answer: answer.clone(),
+        self.submit(Box::new(Newest::new(filter.clone(), QUERY_CAP)), done);
+    }
+
+    /// `query_then`, waiting for the answer on this thread.
+    pub fn query(&self, filter: &EventFilter) -> std::io::Result<Arc<Selected>> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        self.query_then(filter, move |answer| {
+            let _ = sender.send(answer);
         });
-        Ok(answer)
+        receiver.recv().map_err(std::io::Error::other)?
     }
 
     /// Changes whenever what `visit` would see changes.

@@ -6,13 +6,16 @@
 //! `model` is the vocabulary (pure data), `lines` reads the file a line at a time,
 //! `retention` decides what a compaction keeps, `throttle` limits exits and restarts per
 //! group, `log` the file (append, compaction, streaming reads), `filter` what a reader
-//! asks for. This file only declares and re-exports.
+//! asks for, `recent` keeps a reader's newest lines unparsed until the end, `shared_scan`
+//! lets concurrent readers share one pass. This file only declares and re-exports.
 
 pub mod filter;
 pub mod lines;
 pub mod log;
 pub mod model;
+pub mod recent;
 pub mod retention;
+pub mod shared_scan;
 pub mod throttle;
 
 pub use filter::{parse_time, parse_types, EventFilter, FilterError, Newest};

@@ -5,8 +5,7 @@
 //! last 24 hours (the counts are then a floor). Owns that selection; must not read the log
 //! (`events::EventLog::visit` feeds it) or render HTML (`page`).
 
-use std::collections::VecDeque;
-
+use crate::events::recent::RecentLines;
 use crate::events::retention::Trimmed;
 use crate::events::{Event, LogLine};
 
@@ -48,10 +47,9 @@ pub struct PageEvents {
 pub struct Gatherer {
     day_ago: f64,
     day: DayCounts,
-    kills: VecDeque<Event>,
-    timeline: VecDeque<Event>,
+    kills: RecentLines,
+    timeline: RecentLines,
     total: usize,
-    unparsed: usize,
 }
 
 impl Gatherer {
@@ -59,10 +57,9 @@ impl Gatherer {
         Self {
             day_ago: now - DAY_SECONDS,
             day: DayCounts::default(),
-            kills: VecDeque::new(),
-            timeline: VecDeque::new(),
+            kills: RecentLines::new(LATEST_KILLS),
+            timeline: RecentLines::new(TIMELINE_EVENTS),
             total: 0,
-            unparsed: 0,
         }
     }
 
@@ -83,29 +80,26 @@ impl Gatherer {
             }
             self.day.clean_exits += u64::from(head.is_clean_exit());
         }
-        let is_kill = head.kind == "oom_kill";
         if head.is_clean_exit() {
             return;
         }
-        let Some(event) = line.event() else {
-            self.unparsed += 1;
-            return;
-        };
-        if is_kill {
-            push_bounded(&mut self.kills, event.clone(), LATEST_KILLS);
+        if head.kind == "oom_kill" {
+            self.kills.push(line.raw);
         }
-        push_bounded(&mut self.timeline, event, TIMELINE_EVENTS);
+        self.timeline.push(line.raw);
     }
 
     /// The page's view; `skipped` lines were not events, `trimmed` is what compactions
     /// dropped.
     pub fn finish(self, skipped: usize, trimmed: &Trimmed) -> PageEvents {
+        let (kills, _) = self.kills.into_events();
+        let (timeline, unparsed) = self.timeline.into_events();
         PageEvents {
             day: self.day,
-            latest_kills: self.kills.into_iter().rev().collect(),
-            timeline: self.timeline.into_iter().rev().collect(),
+            latest_kills: kills.into_iter().rev().collect(),
+            timeline: timeline.into_iter().rev().collect(),
             total: self.total,
-            skipped: skipped + self.unparsed,
+            skipped: skipped + unparsed,
             incomplete: trimmed
                 .incomplete_since(self.day_ago)
                 .into_iter()
@@ -115,11 +109,14 @@ impl Gatherer {
     }
 }
 
-fn push_bounded(queue: &mut VecDeque<Event>, event: Event, max: usize) {
-    if queue.len() == max {
-        queue.pop_front();
+impl crate::events::shared_scan::Accumulate for Gatherer {
+    fn offer(&mut self, line: &LogLine<'_>) {
+        Gatherer::offer(self, line);
     }
-    queue.push_back(event);
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
 }
 
 impl PageEvents {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::scrape::SharedScrape;
+use crate::events::shared_scan::{unbox, Done};
 use crate::events::{parse_time, parse_types, Event, EventFilter, EventLog, Selected};
 use crate::incident::page::{render, PageInput};
 use crate::incident::page_events::{Gatherer, PageEvents};
@@ -112,8 +113,9 @@ pub fn events_json(selected: &Selected) -> Vec<u8> {
     json
 }
 
-/// Answers an API query from the log, on a blocking thread: the log is streamed and only
-/// the newest `limit` kept (`EventLog::query`); no log configured is an empty one.
+/// Answers an API query from the log: the log is streamed and only the newest `limit`
+/// kept (`EventLog::query_then`), in a pass shared with the other readers of the moment;
+/// the request waits without holding a thread. No log configured is an empty one.
 pub async fn query_log(
     events: Option<Arc<EventLog>>,
     filter: EventFilter,
@@ -121,23 +123,31 @@ pub async fn query_log(
     let Some(events) = events else {
         return Ok(Arc::default());
     };
-    tokio::task::spawn_blocking(move || events.query(&filter))
-        .await
-        .map_err(std::io::Error::other)?
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        events.query_then(&filter, move |answer| {
+            let _ = sender.send(answer);
+        })
+    });
+    receiver.await.map_err(std::io::Error::other)?
 }
 
-/// What the page shows of the log, gathered in one streamed pass on a blocking thread.
+/// What the page shows of the log, gathered in a pass shared with the other readers.
 async fn page_events(events: Option<Arc<EventLog>>, now: f64) -> std::io::Result<PageEvents> {
     let Some(events) = events else {
         return Ok(PageEvents::default());
     };
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let trimmed = events.trimmed();
     tokio::task::spawn_blocking(move || {
-        let mut gatherer = Gatherer::new(now);
-        let skipped = events.visit(|line| gatherer.offer(line))?;
-        Ok(gatherer.finish(skipped, &events.trimmed()))
-    })
-    .await
-    .map_err(std::io::Error::other)?
+        let done: Done = Box::new(move |gathered| {
+            let _ = sender.send(gathered);
+        });
+        events.submit(Box::new(Gatherer::new(now)), done)
+    });
+    let (gathered, skipped) = receiver.await.map_err(std::io::Error::other)??;
+    let gatherer: Gatherer = unbox(gathered)?;
+    Ok(gatherer.finish(skipped, &trimmed))
 }
 
 /// Renders the page from the latest scan (or a new one when it is stale) and the log.
