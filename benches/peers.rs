@@ -3,7 +3,8 @@
 //! only vmstat, stat, pressure, meminfo and processes), process-exporter (Debian
 //! `prometheus-process-exporter`, every process grouped by comm, and a few named groups),
 //! and a raw floor (this process lists /proc and reads statm, oom_score and oom_score_adj of
-//! every pid), with 0, 1,000 and 10,000 extra idle processes.
+//! every pid with the optimized reader of `support::raw_proc`: no allocation), with 0,
+//! 1,000 and 10,000 extra idle processes.
 //!
 //! Per exporter and count: 3 warm-up scrapes, then 20 timed ones: median and p95 wall
 //! time, CPU time per scrape (the exporter's utime + stime from /proc/<pid>/stat over the
@@ -19,6 +20,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::raw_proc::RawProcReader;
 use support::{
     check_kernel_limits, counts_from_env, cpu_ticks, print_machine_facts, process_cpu_ticks,
     raise_rlimits, BenchResult, Children,
@@ -96,6 +98,8 @@ fn start_all(dir: &Path) -> BenchResult<Vec<Exporter>> {
     let mut exporters = Vec::new();
     let addr = free_addr()?;
     let state = dir.join("oomwatch-state");
+    std::fs::create_dir(&state)?;
+    write_event_log(&state.join("events.jsonl"), EVENT_LOG_BYTES)?;
     exporters.push(start(
         "oomwatch",
         env!("CARGO_BIN_EXE_oomwatch"),
@@ -106,6 +110,9 @@ fn start_all(dir: &Path) -> BenchResult<Vec<Exporter>> {
             state.display().to_string(),
             "--log.level".into(),
             "warn".into(),
+            // Above what the log holds: it stays EVENT_LOG_BYTES for the API burst.
+            "--events.max".into(),
+            "1000000".into(),
         ],
         addr,
     )?);
@@ -134,6 +141,77 @@ fn start_all(dir: &Path) -> BenchResult<Vec<Exporter>> {
     Ok(exporters)
 }
 
+/// A realistic large event log for the API burst: exits of 89 services, an OOM kill in
+/// every thousand lines.
+const EVENT_LOG_BYTES: usize = 8 << 20;
+/// Requests of the API burst, all at once: the newest event, the newest kills, a full
+/// query and the incident page, in turn.
+const API_BURST: usize = 40;
+const API_PATHS: [&str; 4] = [
+    "/api/v1/events?limit=1",
+    "/api/v1/events?type=oom_kill&limit=5",
+    "/api/v1/events",
+    "/",
+];
+
+fn write_event_log(path: &Path, bytes: usize) -> BenchResult<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let (mut written, mut lines) = (0, 0u64);
+    while written < bytes {
+        let time = 1_790_000_000 + lines;
+        let line = if lines % 1000 == 0 {
+            format!(
+                r#"{{"time":{time},"type":"oom_kill","group":"java-{g}","pid":{lines},"comm":"java","constraint":"memcg","memcg":"/kubepods/pod{g}/c","anon_rss_bytes":1073741824,"seq":{lines}}}"#,
+                g = lines % 97
+            )
+        } else {
+            format!(
+                r#"{{"time":{time},"type":"exit","group":"worker-{g}.service","pid":{lines},"comm":"worker","reason":"killed","signal":"SIGKILL"}}"#,
+                g = lines % 89
+            )
+        };
+        writeln!(out, "{line}")?;
+        written += line.len() + 1;
+        lines += 1;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// oomwatch's RSS and peak RSS (KiB) after `API_BURST` concurrent API and page requests
+/// on its `EVENT_LOG_BYTES` log, and the burst's wall time.
+fn api_burst(exporter: &Exporter) -> BenchResult<(u64, u64, Duration)> {
+    let started = Instant::now();
+    let results: Vec<Result<usize, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..API_BURST)
+            .map(|i| {
+                let path = API_PATHS[i % API_PATHS.len()];
+                scope.spawn(move || {
+                    support::get(exporter.addr, path)
+                        .map(|body| body.len())
+                        .map_err(|e| format!("{path}: {e}"))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a request thread panicked".into()))
+            })
+            .collect()
+    });
+    let wall = started.elapsed();
+    for result in results {
+        result.map_err(|e| format!("API burst: {e}"))?;
+    }
+    let pid = exporter.child.id();
+    let rss = rss_kib(pid).ok_or("oomwatch's VmRSS")?;
+    let peak = status_kib(pid, "VmHWM:").ok_or("oomwatch's VmHWM")?;
+    Ok((rss, peak, wall))
+}
+
 /// What one exporter (or the floor) cost at one process count.
 struct Row {
     extra: usize,
@@ -146,10 +224,15 @@ struct Row {
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `kB` field of /proc/<pid>/status.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
@@ -186,36 +269,23 @@ fn measure(exporter: &Exporter, extra: usize) -> BenchResult<Row> {
     })
 }
 
-/// The raw floor: list /proc, read statm, oom_score and oom_score_adj of every pid.
-fn floor_pass() -> BenchResult<usize> {
-    let mut read = 0;
-    for entry in std::fs::read_dir("/proc")? {
-        let name = entry?.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        for file in ["statm", "oom_score", "oom_score_adj"] {
-            if let Ok(bytes) = std::fs::read(format!("/proc/{pid}/{file}")) {
-                read += bytes.len();
-            }
-        }
-    }
-    Ok(read)
+/// The raw floor: the optimized reader (`support::raw_proc`) reads statm, oom_score and
+/// oom_score_adj of every pid, allocating nothing.
+fn floor_pass(reader: &mut RawProcReader) -> BenchResult<usize> {
+    Ok(reader.pass(&[c"statm", c"oom_score", c"oom_score_adj"])?.1)
 }
 
 fn measure_floor(extra: usize) -> BenchResult<Row> {
+    let mut reader = RawProcReader::new()?;
     for _ in 0..WARMUP {
-        floor_pass()?;
+        floor_pass(&mut reader)?;
     }
     let (u0, s0) = cpu_ticks()?;
     let mut walls = Vec::with_capacity(TIMED);
     let mut bytes = 0;
     for _ in 0..TIMED {
         let started = Instant::now();
-        bytes = floor_pass()?;
+        bytes = floor_pass(&mut reader)?;
         walls.push(started.elapsed());
     }
     let (u1, s1) = cpu_ticks()?;
@@ -290,6 +360,13 @@ fn main() -> BenchResult<()> {
             rows.push(measure(exporter, extra)?);
         }
     }
+    // At the largest count, after its 20 scrapes: the API burst on the large log.
+    let oomwatch = exporters
+        .iter()
+        .find(|e| e.name == "oomwatch")
+        .ok_or("oomwatch is not running")?;
+    let rss_before = rss_kib(oomwatch.child.id()).ok_or("oomwatch's VmRSS")?;
+    let (rss_after, peak, wall) = api_burst(oomwatch)?;
     drop(exporters);
     let reaped = children.kill_and_reap();
     eprintln!("peers bench: killed and reaped {reaped} children");
@@ -297,13 +374,25 @@ fn main() -> BenchResult<()> {
         "Each row: {TIMED} scrapes of `/metrics` over 127.0.0.1 after {WARMUP} warm-up \
          scrapes, with that many extra idle `sleep` processes on the host. CPU per scrape is \
          the exporter's utime + stime over the batch (10 ms ticks) divided by {TIMED}. The raw \
-         floor is a loop in the benchmark itself that lists /proc and reads statm, oom_score \
-         and oom_score_adj of every pid. node_exporter runs only its vmstat, stat, pressure, \
+         floor is the optimized reader in the benchmark itself: it lists /proc with getdents \
+         into a reused buffer and opens, reads (into a reused buffer) and closes statm, \
+         oom_score and oom_score_adj of every pid, allocating nothing. node_exporter runs only its vmstat, stat, pressure, \
          meminfo and processes collectors; process-exporter runs once with every process \
          grouped by comm and once with three named groups. oomwatch runs with its default \
          collectors (it also reads stat and cgroup of each new instance, follows the kernel \
          log and process events).\n"
     );
     println!("{}", table(&rows));
+    println!(
+        "oomwatch at {max_extra} extra processes, after its scrapes: RSS {:.1} MiB; then \
+         {API_BURST} concurrent requests ({}) on an event log of {} MiB took {:.2} s: RSS after \
+         {:.1} MiB, peak RSS (VmHWM) over the whole run {:.1} MiB.\n",
+        rss_before as f64 / 1024.0,
+        API_PATHS.join(", "),
+        EVENT_LOG_BYTES >> 20,
+        wall.as_secs_f64(),
+        rss_after as f64 / 1024.0,
+        peak as f64 / 1024.0,
+    );
     Ok(())
 }

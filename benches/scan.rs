@@ -4,8 +4,9 @@
 //! For each count it times the first (cold) scan of a fresh collector, then, after a
 //! warm-up, at least 20 scans (more while under a second of wall time), reporting median
 //! and p95 wall time and mean CPU time per scan from `/proc/self/stat`. The same run times
-//! a "raw floor": list `/proc` and `std::fs::read` statm, oom_score and oom_score_adj of
-//! every pid (and a second floor that also reads stat, the collector's fourth file).
+//! a "raw floor": the optimized raw reader of `support::raw_proc` (no allocation) reads
+//! statm, oom_score and oom_score_adj of every pid (and a second floor that also reads
+//! stat, the collector's fourth file).
 //! The collector runs as the exporter runs it: with the process-events listener (so the
 //! rename journal lets known instances skip stat) and pins within `--processes.max-pinned`.
 //! Also counted: heap allocations per steady scan (a counting global allocator), and
@@ -16,6 +17,7 @@
 //! on error or panic. Run with `cargo bench --bench scan`; `SCAN_BENCH_COUNTS=0,100`
 //! overrides the counts. It must not be part of `cargo test`: it changes the host.
 
+use std::ffi::CStr;
 use std::path::Path;
 
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use oomwatch::state::StateStore;
 
 mod support;
 
+use support::raw_proc::RawProcReader;
 use support::{
     check_kernel_limits, counts_from_env, cpu_ticks, print_machine_facts, raise_rlimits,
     BenchResult, Children,
@@ -111,7 +114,8 @@ impl Batch {
 fn time_batch(mut pass: impl FnMut() -> BenchResult<u64>) -> BenchResult<Batch> {
     let ticks = rustix::param::clock_ticks_per_second().max(1);
     let tick = |t: u64| Duration::from_nanos(t * 1_000_000_000 / ticks);
-    let mut walls = Vec::new();
+    // Reserved up front: the batch's own bookkeeping allocates nothing while it is timed.
+    let mut walls = Vec::with_capacity(MAX_TIMED_SCANS);
     let mut seen = 0;
     let (user0, sys0) = cpu_ticks()?;
     let region = stats_alloc::Region::new(ALLOCATOR);
@@ -186,25 +190,12 @@ fn scan_once(collector: &mut ProcessesCollector) -> BenchResult<u64> {
     Ok(sample.groups.iter().map(|g| g.processes).sum())
 }
 
-/// The raw floor: list /proc, `std::fs::read` each file of every pid; returns the pids
-/// whose files were all read (one that exits mid-pass is skipped, as the collector does).
-fn floor_once(files: &[&str]) -> BenchResult<u64> {
-    let mut read = 0;
-    'pids: for entry in std::fs::read_dir("/proc")? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if !name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
-            continue;
-        }
-        let dir = entry.path();
-        for file in files {
-            if std::fs::read(dir.join(file)).is_err() {
-                continue 'pids;
-            }
-        }
-        read += 1;
-    }
-    Ok(read)
+/// The raw floor: the optimized reader (`support::raw_proc`: getdents into a reused buffer,
+/// each file opened by a stack-built path, read into a reused buffer, closed; no
+/// allocation) reads each file of every pid; returns the pids whose files were all read
+/// (one that exits mid-pass is skipped, as the collector does).
+fn floor_once(reader: &mut RawProcReader, files: &[&CStr]) -> BenchResult<u64> {
+    Ok(reader.pass(files)?.0)
 }
 
 /// What a pin keeps allocated in the kernel: its `struct file`, and the dentry and procfs
@@ -238,12 +229,13 @@ fn measure(extra: usize, exits: &Arc<ExitsShared>) -> BenchResult<Row> {
     let scan = time_batch(|| scan_once(&mut collector))?;
     let (_, pins) = collector.read_counts();
 
-    let three = ["statm", "oom_score", "oom_score_adj"];
-    let four = ["stat", "statm", "oom_score", "oom_score_adj"];
-    floor_once(&three)?;
-    let floor = time_batch(|| floor_once(&three))?;
-    floor_once(&four)?;
-    let floor_with_stat = time_batch(|| floor_once(&four))?;
+    let three = [c"statm", c"oom_score", c"oom_score_adj"];
+    let four = [c"stat", c"statm", c"oom_score", c"oom_score_adj"];
+    let mut reader = RawProcReader::new()?;
+    floor_once(&mut reader, &three)?;
+    let floor = time_batch(|| floor_once(&mut reader, &three))?;
+    floor_once(&mut reader, &four)?;
+    let floor_with_stat = time_batch(|| floor_once(&mut reader, &four))?;
     Ok(Row {
         extra,
         cold_wall,
@@ -264,18 +256,19 @@ fn print_table(rows: &[Row]) {
     println!();
     println!(
         "Wall times in ms per pass; CPU is the mean per pass over the batch (user+sys from \
-         /proc/self/stat, 10 ms ticks); floor = read_dir(/proc) + std::fs::read of statm, \
-         oom_score, oom_score_adj per pid; floor+stat also reads stat. allocs = heap \
-         allocations per steady scan; pinned = processes held open, and the kernel memory \
+         /proc/self/stat, 10 ms ticks); floor = the optimized raw reader: getdents of /proc \
+         into a reused buffer, then open, read into a reused buffer and close statm, \
+         oom_score, oom_score_adj per pid (floor allocs shows it allocates nothing); \
+         floor+stat also reads stat. allocs = heap allocations per steady scan; pinned = processes held open, and the kernel memory \
          the pins hold (filp + dentry + proc inode each).\n"
     );
     println!(
         "| extra procs | procs seen | cold scan (CPU) | scans | scan median | scan p95 | \
          scan CPU (user/sys) | us/proc (median) | floor pids | floor median | floor p95 | \
          floor CPU | scan/floor | floor+stat median | scan/floor+stat | CPU scan/floor | \
-         allocs/scan | pinned (kernel memory) |"
+         allocs/scan | floor allocs | pinned (kernel memory) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         let scan_median = row.scan.percentile(50);
         let floor_median = row.floor.percentile(50);
@@ -285,7 +278,7 @@ fn print_table(rows: &[Row]) {
         let (user, system) = (row.scan.user.as_secs_f64(), row.scan.system.as_secs_f64());
         let user_pct = 100.0 * user / (user + system).max(1e-12);
         println!(
-            "| {} | {} | {} ({}) | {} | {} | {} | {} ({:.0}/{:.0}%) | {:.1} | {} | {} | {} | {} | {:.2} | {} | {:.2} | {:.2} | {:.1} | {} ({:.1} MiB) |",
+            "| {} | {} | {} ({}) | {} | {} | {} | {} ({:.0}/{:.0}%) | {:.1} | {} | {} | {} | {} | {:.2} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {} ({:.1} MiB) |",
             row.extra,
             row.scan.seen,
             ms(row.cold_wall),
@@ -306,6 +299,7 @@ fn print_table(rows: &[Row]) {
             ratio(scan_median, floor4_median),
             ratio(row.scan.cpu_per_pass(), row.floor.cpu_per_pass()),
             row.scan.allocations,
+            row.floor.allocations,
             row.pins,
             (row.pins * row.pin_bytes) as f64 / (1 << 20) as f64,
         );

@@ -1,8 +1,11 @@
 //! What the benchmarks share: the idle children that make a host of N processes (killed
 //! and reaped on drop), the kernel and rlimit checks they need, machine facts, and CPU
-//! time from /proc. Not a benchmark itself.
+//! time from /proc, and the optimized raw /proc reader (`raw_proc`) every benchmark of a
+//! /proc pass is compared against. Not a benchmark itself.
 
 #![allow(dead_code)] // each benchmark uses its own part
+
+pub mod raw_proc;
 
 use std::error::Error;
 use std::io::{Read, Write};
@@ -20,9 +23,16 @@ const HEADROOM: u64 = 2_000;
 
 /// GET /metrics over HTTP/1.0 (the server closes when done); returns the whole response.
 pub fn get_metrics(addr: SocketAddr) -> BenchResult<Vec<u8>> {
+    get(addr, "/metrics")
+}
+
+/// GET `path` over HTTP/1.0; returns the whole response, an error unless it is a 200.
+pub fn get(addr: SocketAddr, path: &str) -> BenchResult<Vec<u8>> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\nAccept: text/plain\r\n\r\n")?;
+    stream.write_all(
+        format!("GET {path} HTTP/1.0\r\nHost: bench\r\nAccept: text/plain\r\n\r\n").as_bytes(),
+    )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     if !response.starts_with(b"HTTP/1.0 200") && !response.starts_with(b"HTTP/1.1 200") {
