@@ -84,6 +84,11 @@ impl Scanner {
                     .as_ref()
                     .map_or(0, |events| events.write_errors()),
             recovered: self.state.recovered(),
+            events_pending: self
+                .events
+                .as_ref()
+                .map_or(0, |events| events.pending() as u64),
+            events_dropped: self.events.as_ref().map_or(0, |events| events.dropped()),
         };
         snapshot
     }

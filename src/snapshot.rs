@@ -126,6 +126,10 @@ pub struct KmsgSample {
 pub struct StateHealth {
     pub write_errors: u64,
     pub recovered: u64,
+    /// Events waiting in memory for the event log to be writable.
+    pub events_pending: u64,
+    /// Pending events dropped because the queue was full (`--events.max`), since start.
+    pub events_dropped: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

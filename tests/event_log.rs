@@ -255,8 +255,11 @@ fn a_kill_during_a_full_disk_is_logged_when_space_returns_and_after_a_restart() 
     })
     .unwrap_or_else(|| panic!("the pending kill is not served:\n{}", exporter.log()));
     assert_eq!(logged_kill(&state, first), 0, "written on a full disk?");
-    let errors = sample(&exporter.scrape(), "oomwatch_state_write_errors_total", &[]);
+    let body = exporter.scrape();
+    let errors = sample(&body, "oomwatch_state_write_errors_total", &[]);
     assert!(errors.unwrap_or(0.0) > 0.0, "the failed writes are counted");
+    let pending = sample(&body, "oomwatch_events_pending", &[]);
+    assert!(pending.unwrap_or(0.0) >= 1.0, "the kill waits: {pending:?}");
 
     // Space returns: the next scrape writes it.
     std::fs::remove_file(&filler).expect("free space");
@@ -265,6 +268,12 @@ fn a_kill_during_a_full_disk_is_logged_when_space_returns_and_after_a_restart() 
         (logged_kill(&state, first) == 1).then_some(())
     })
     .unwrap_or_else(|| panic!("the kill was not written:\n{}", exporter.log()));
+    let body = exporter.scrape();
+    assert_eq!(sample(&body, "oomwatch_events_pending", &[]), Some(0.0));
+    assert_eq!(
+        sample(&body, "oomwatch_events_dropped_total", &[]),
+        Some(0.0)
+    );
 
     // Full again, a kill, and the exporter dies before space returns.
     let filler = disk.fill(&state.join("events.jsonl"));

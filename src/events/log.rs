@@ -14,9 +14,10 @@
 //! The file is bounded: when one kind of event reaches twice its budget the file is
 //! rewritten atomically with the newest `--events.max` of each kind (`retention`), and
 //! what was dropped is noted in `events.trimmed.json`. Reading streams the file through a
-//! fixed buffer; reads take turns, and a query repeated before the log changes is served
-//! from the previous answer, so concurrent requests share the work and memory stays
-//! bounded by what they return.
+//! fixed buffer; readers waiting together share one pass (`shared_scan`) and keep only the
+//! newest lines they answer with, parsed at the end (`recent`); a query repeated before
+//! the log changes is served from the previous answer. Memory stays bounded by what the
+//! readers return, whatever the log's size or their number.
 
 use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;

@@ -54,6 +54,16 @@ pub(super) fn exporter(
         "Failed writes of the state file or the event log (see --state.dir).",
         Some(s.state.write_errors),
     )?;
+    f.gauge(
+        "oomwatch_events_pending",
+        "Events kept in memory because the event log cannot be written now (a full disk, a read-only --state.dir); written when it can be.",
+        Some(s.state.events_pending),
+    )?;
+    f.counter(
+        "oomwatch_events_dropped_total",
+        "Events lost because the event log could not be written and the in-memory queue was full (--events.max; exits go first, OOM kills and reboots last). Metrics are unaffected.",
+        Some(s.state.events_dropped),
+    )?;
     f.counter(
         "oomwatch_state_recovered_total",
         "Corrupt state files moved aside at start.",
