@@ -56,8 +56,8 @@ pub struct EventLog {
     inner: Mutex<Inner>,
     /// Readers waiting at the same time share one pass over the file.
     scan: SharedScan,
-    /// The last query's answer.
-    answered: Arc<Mutex<Option<Answered>>>,
+    /// The last query's answer, and the queries waiting for a pass.
+    answers: Arc<Mutex<Answers>>,
 }
 
 #[derive(Debug)]
@@ -82,6 +82,54 @@ struct Answered {
     filter: EventFilter,
     generation: u64,
     answer: Arc<Selected>,
+}
+
+/// Who gets a query's answer.
+type AnswerTo = Box<dyn FnOnce(std::io::Result<Arc<Selected>>) + Send>;
+
+/// A query waiting for a pass, with everyone who asked it meanwhile: they share one
+/// gatherer and one answer, so a burst of the same request costs one of each.
+struct Waiting {
+    filter: EventFilter,
+    generation: u64,
+    answer_to: Vec<AnswerTo>,
+}
+
+#[derive(Default)]
+struct Answers {
+    last: Option<Answered>,
+    waiting: Vec<Waiting>,
+}
+
+impl std::fmt::Debug for Answers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answers")
+            .field("last", &self.last)
+            .field("waiting", &self.waiting.len())
+            .finish()
+    }
+}
+
+impl Answers {
+    /// The answer kept for `filter` at `generation`, if that was the last query.
+    fn cached(&self, filter: &EventFilter, generation: u64) -> Option<Arc<Selected>> {
+        self.last
+            .as_ref()
+            .filter(|a| a.generation == generation && a.filter == *filter)
+            .map(|a| a.answer.clone())
+    }
+
+    /// Everyone waiting for `filter` at `generation`, no longer waiting.
+    fn take_waiting(&mut self, filter: &EventFilter, generation: u64) -> Vec<AnswerTo> {
+        match self
+            .waiting
+            .iter()
+            .position(|w| w.generation == generation && w.filter == *filter)
+        {
+            Some(at) => self.waiting.swap_remove(at).answer_to,
+            None => Vec::new(),
+        }
+    }
 }
 
 impl EventLog {
@@ -110,7 +158,7 @@ impl EventLog {
                 trimmed,
             }),
             scan: SharedScan::default(),
-            answered: Arc::new(Mutex::new(None)),
+            answers: Arc::default(),
         }
     }
 
@@ -331,21 +379,36 @@ impl EventLog {
     }
 
     /// The events `filter` selects, the newest `limit` (at most `QUERY_CAP`), given to
-    /// `answer` (from the thread that ran the pass). The same query asked again before the
-    /// log changes gets the same answer without a read.
+    /// `answer` (from the thread that ran the pass). The same query asked while it waits
+    /// for its pass shares that pass and its answer; asked again before the log changes,
+    /// it gets the same answer without a read.
     pub fn query_then(
         &self,
         filter: &EventFilter,
         answer: impl FnOnce(std::io::Result<Arc<Selected>>) + Send + 'static,
     ) {
         let generation = self.generation();
-        if let Some(answered) = crate::sync::lock(&self.answered).as_ref() {
-            if answered.generation == generation && answered.filter == *filter {
-                return answer(Ok(answered.answer.clone()));
+        {
+            let mut answers = crate::sync::lock(&self.answers);
+            if let Some(hit) = answers.cached(filter, generation) {
+                drop(answers);
+                return answer(Ok(hit));
             }
+            // The same query already waits for a pass: its answer is this one's too.
+            let same = |w: &&mut Waiting| w.generation == generation && w.filter == *filter;
+            if let Some(waiting) = answers.waiting.iter_mut().find(same) {
+                waiting.answer_to.push(Box::new(answer));
+                return;
+            }
+            answers.waiting.push(Waiting {
+                filter: filter.clone(),
+                generation,
+                answer_to: vec![Box::new(answer)],
+            });
         }
-        let (cache, filter_kept) = (self.answered.clone(), filter.clone());
+        let (answers, filter_kept) = (self.answers.clone(), filter.clone());
         let done: Done = Box::new(move |gathered| {
+            let answer_to = crate::sync::lock(&answers).take_waiting(&filter_kept, generation);
             let selected = gathered.and_then(|(newest, skipped)| {
                 let newest: Newest = unbox(newest)?;
                 let matched = newest.matched;
@@ -357,13 +420,18 @@ impl EventLog {
                 }))
             });
             if let Ok(selected) = &selected {
-                *crate::sync::lock(&cache) = Some(Answered {
+                crate::sync::lock(&answers).last = Some(Answered {
                     filter: filter_kept,
                     generation,
                     answer: selected.clone(),
                 });
             }
-            answer(selected);
+            for answer in answer_to {
+                answer(match &selected {
+                    Ok(selected) => Ok(selected.clone()),
+                    Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                });
+            }
         });
         self.submit(Box::new(Newest::new(filter.clone(), QUERY_CAP)), done);
     }
@@ -599,6 +667,53 @@ mod tests {
         log.append(&[exit(3)]).expect("append");
         let after = log.query(&filter).expect("query");
         assert_eq!(pids(&after), [3]);
+    }
+
+    /// Holds the pass it is in until the test lets it go.
+    struct Gate(std::sync::mpsc::Receiver<()>);
+
+    impl Accumulate for Gate {
+        fn offer(&mut self, _line: &LogLine<'_>) {
+            let _ = self.0.recv();
+        }
+        fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+            self
+        }
+    }
+
+    #[test]
+    fn the_same_query_asked_while_it_waits_shares_one_gatherer_and_answer() {
+        let dir = tempfile::tempdir().expect("temp");
+        let log = Arc::new(open(dir.path(), 10));
+        log.append(&[exit(1), exit(2)]).expect("append");
+        // A pass is running (held by the gate): the queries below wait for the next one.
+        let (open_gate, gate) = std::sync::mpsc::channel();
+        let holder = {
+            let log = log.clone();
+            std::thread::spawn(move || log.gather(Gate(gate)).map(|(_, skipped)| skipped))
+        };
+        while !log.scan.scanning() {
+            std::thread::yield_now();
+        }
+        let (sender, answers) = std::sync::mpsc::channel();
+        for _ in 0..5 {
+            let sender = sender.clone();
+            log.query_then(&EventFilter::default(), move |answer| {
+                let _ = sender.send(answer);
+            });
+        }
+        assert_eq!(crate::sync::lock(&log.answers).waiting.len(), 1);
+        assert_eq!(
+            crate::sync::lock(&log.answers).waiting[0].answer_to.len(),
+            5
+        );
+        drop(open_gate);
+        assert_eq!(holder.join().expect("holder").expect("pass"), 0);
+        let answers: Vec<Arc<Selected>> = (0..5)
+            .map(|_| answers.recv().expect("answer").expect("query"))
+            .collect();
+        assert!(answers.iter().all(|a| Arc::ptr_eq(a, &answers[0])));
+        assert_eq!(pids(&answers[0]), [1, 2]);
     }
 
     #[test]

@@ -81,6 +81,12 @@ impl SharedScan {
         Ok((unbox(gathered)?, skipped))
     }
 
+    /// A pass is running (for tests that must act during one).
+    #[cfg(test)]
+    pub fn scanning(&self) -> bool {
+        crate::sync::lock(&self.state).scanning
+    }
+
     /// Runs passes until no reader waits.
     fn lead(&self, pass: Pass<'_>) {
         loop {

@@ -18,7 +18,7 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::incident::{events_json, page, parse_query, query_log};
+use super::incident::{page, parse_query, query_log, ApiJson};
 use super::scrape::SharedScrape;
 use super::security::WebSecurity;
 use crate::events::EventLog;
@@ -53,6 +53,8 @@ pub struct Handler {
     ready: AtomicBool,
     /// The event log the page and the API read; None in tests that need none.
     events: Option<Arc<EventLog>>,
+    /// The last API answer's JSON, shared by the requests the same answer serves.
+    api_json: ApiJson,
     auth: Option<Arc<super::auth::BasicAuth>>,
     headers: Vec<(HeaderName, HeaderValue)>,
     rate_limit: Option<Arc<super::rate_limit::RateLimiter>>,
@@ -71,6 +73,7 @@ impl Handler {
             permits: (max_requests > 0).then(|| Semaphore::new(max_requests)),
             ready: AtomicBool::new(false),
             events: None,
+            api_json: ApiJson::default(),
             auth: security.auth.clone(),
             headers: security.headers.clone(),
             rate_limit: security.rate_limit.clone(),
@@ -180,7 +183,7 @@ impl Handler {
             }
         };
         match query_log(self.events.clone(), filter).await {
-            Ok(selected) => with_type(StatusCode::OK, JSON, Bytes::from(events_json(&selected))),
+            Ok(selected) => with_type(StatusCode::OK, JSON, self.api_json.render(&selected)),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the event log for the API");
                 let body = serde_json::json!({ "error": "cannot read the event log; see the exporter's log" });
