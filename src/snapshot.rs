@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use crate::cgroupfs::MemcgEvent;
 use crate::exit_reason::ExitReason;
 use crate::exits::ExitsStatus;
 use crate::kills::ledger::KillLedger;
@@ -110,6 +111,26 @@ pub struct GroupMemory {
     pub usage_bytes: u64,
     /// OOM kills counted by the kernel in the group's cgroup, when the group owns it.
     pub oom_kills: Option<u64>,
+    /// The early signals of the cgroup the group owns; None when it shares it.
+    pub signals: Option<GroupMemcgSignals>,
+}
+
+/// The early signals of the memory cgroup a group owns: counters carried across the
+/// cgroup's re-creations (they never go down), and gauges as read now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupMemcgSignals {
+    /// Event counters the kernel keeps for this cgroup, by event.
+    pub events: Vec<(MemcgEvent, u64)>,
+    /// `memory.high`; None when unset (`max`) or on cgroup v1.
+    pub high_bytes: Option<u64>,
+    /// Swap in use by the cgroup.
+    pub swap_bytes: Option<u64>,
+    /// Pressure stall totals, seconds: `some` (waiting) and `full` (stalled).
+    pub pressure_seconds: Option<[f64; 2]>,
+    /// Pressure averages as read now, percent over 10 s: `some` and `full` (for the page).
+    pub pressure_avg10: Option<[f64; 2]>,
+    /// v1: tasks are stopped at the limit now.
+    pub under_oom: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::write_atomically;
+use crate::groups::memcg::MemcgLedger;
 use crate::groups::table::GroupsState;
 use crate::kills::ledger::KillLedger;
 use crate::reboot::history::BootHistory;
@@ -39,6 +40,10 @@ pub struct PersistedState {
     /// Boots, reboots and the exporter's signs of life.
     #[serde(default)]
     pub boot: BootHistory,
+    /// Per group, its memory cgroup's event and pressure counters, carried across the
+    /// cgroup's re-creations.
+    #[serde(default)]
+    pub memcg: MemcgLedger,
 }
 
 /// How the state file was found at start.

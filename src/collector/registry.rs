@@ -88,8 +88,8 @@ pub const COLLECTORS: &[CollectorSpec] = &[
     CollectorSpec {
         name: "cgroups",
         enabled_by_default: true,
-        help: "memory cgroup limit, usage and OOM kills per group (v1 and v2)",
-        build: |s| Box::new(CgroupsCollector::new(s.roots.clone())),
+        help: "memory cgroup limit, usage, OOM kills and early signals (memory.events, memory.high, swap, pressure) per group (v1 and v2)",
+        build: |s| Box::new(CgroupsCollector::new(s.roots.clone(), s.links.state.clone())),
     },
     CollectorSpec {
         name: "kmsg",

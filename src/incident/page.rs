@@ -469,12 +469,14 @@ mod tests {
                     limit_bytes: Some(1 << 30),
                     usage_bytes: 990 << 20,
                     oom_kills: Some(2),
+                    signals: None,
                 },
                 GroupMemory {
                     group: "free".into(),
                     limit_bytes: None,
                     usage_bytes: 5,
                     oom_kills: None,
+                    signals: None,
                 },
             ],
             ..Snapshot::default()
