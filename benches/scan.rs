@@ -150,6 +150,7 @@ fn new_collector(state_dir: &Path, exits: &Arc<ExitsShared>) -> BenchResult<Proc
     let (state, _outcome) = StateStore::open(state_dir);
     let settings = ProcessesSettings {
         top_k: 10,
+        top_rss: 10,
         table: TableSettings {
             max_auto_groups: 200,
             retention_secs: 3600.0,

@@ -306,6 +306,11 @@ pub struct ServeArgs {
     #[arg(long = "processes.top", value_name = "K", default_value_t = 10)]
     pub processes_top: usize,
 
+    /// How many processes with the most resident memory get per-process series of their
+    /// own (what is eating memory, where oom_scores tie); 0 for none.
+    #[arg(long = "processes.top-rss", value_name = "N", default_value_t = 10)]
+    pub processes_top_rss: usize,
+
     /// Most processes held open between scans (one descriptor each, on their
     /// oom_score_adj), which makes a scan of them about 3x cheaper; never more than the
     /// open-file limit leaves after 5,120 for connections and the rest; 0 holds none.

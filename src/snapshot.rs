@@ -54,6 +54,8 @@ pub struct BootHistorySample {
 pub struct ProcessesSample {
     /// The next OOM victims: the processes with the highest oom_score, best first.
     pub top: Vec<ProcessRow>,
+    /// The largest processes by resident memory, largest first.
+    pub top_rss: Vec<ProcessRow>,
     /// Every group, configured and automatic, by name.
     pub groups: Vec<GroupRow>,
     /// Processes that exited while they were read, since the exporter started.

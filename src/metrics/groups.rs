@@ -14,6 +14,16 @@ pub(super) fn processes(
     p: &ProcessesSample,
 ) -> Result<(), std::fmt::Error> {
     next_victims(f, &p.top)?;
+    f.gauges(
+        "oomwatch_process_largest_resident_memory_bytes",
+        "Resident memory (statm) of the --processes.top-rss largest processes: what is eating memory, whatever their oom_score.",
+        p.top_rss.iter().map(|r| {
+            (
+                ([("pid", r.pid)], [("comm", &*r.comm), ("group", &*r.group)]),
+                r.resident_bytes,
+            )
+        }),
+    )?;
     groups(f, &p.groups)?;
     f.counter(
         "oomwatch_processes_vanished_total",
