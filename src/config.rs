@@ -289,6 +289,8 @@ mod tests {
                 "processes",
                 "exits",
                 "cgroups",
+                "systemd",
+                "oomd",
                 "kmsg"
             ]
         );

@@ -8,9 +8,11 @@
 use std::sync::Arc;
 
 use crate::cgroupfs::MemcgEvent;
+use crate::dbus::UnitVerdict;
 use crate::exit_reason::ExitReason;
 use crate::exits::ExitsStatus;
 use crate::kills::ledger::KillLedger;
+use crate::kills::oomd::OomdLedger;
 use crate::procfs::host::{MemInfo, MemoryPressure};
 use crate::reboot::history::RebootEvent;
 
@@ -28,6 +30,10 @@ pub struct Snapshot {
     pub kmsg: Option<KmsgSample>,
     /// The process-events listener's health.
     pub exits: Option<ExitsStatus>,
+    /// systemd-oomd's kills received on D-Bus; None while the subscription is not live.
+    pub oomd: Option<OomdLedger>,
+    /// systemd's verdict on each unit-named group (`systemd` collector).
+    pub units: Vec<UnitRow>,
     pub state: StateHealth,
     pub collectors: Vec<CollectorOutcome>,
 }
@@ -133,6 +139,13 @@ pub struct GroupMemcgSignals {
     pub pressure_avg10: Option<[f64; 2]>,
     /// v1: tasks are stopped at the limit now.
     pub under_oom: Option<bool>,
+}
+
+/// systemd's verdict on the unit a group is named after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitRow {
+    pub group: Arc<str>,
+    pub verdict: UnitVerdict,
 }
 
 #[derive(Debug, Clone, PartialEq)]

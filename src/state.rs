@@ -19,6 +19,7 @@ use crate::atomic_file::write_atomically;
 use crate::groups::memcg::MemcgLedger;
 use crate::groups::table::GroupsState;
 use crate::kills::ledger::KillLedger;
+use crate::kills::oomd::OomdLedger;
 use crate::reboot::history::BootHistory;
 
 /// The state file format; bump on an incompatible change.
@@ -44,6 +45,9 @@ pub struct PersistedState {
     /// cgroup's re-creations.
     #[serde(default)]
     pub memcg: MemcgLedger,
+    /// systemd-oomd's kills received on D-Bus.
+    #[serde(default)]
+    pub oomd: OomdLedger,
 }
 
 /// How the state file was found at start.

@@ -54,6 +54,15 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         core_dumped: bool,
     },
+    /// A userspace OOM killer killed a cgroup: systemd-oomd's `Killed` signal on D-Bus,
+    /// with the cgroup it killed and its reason (`memory-pressure`, `memory-used`).
+    UserspaceKill {
+        group: String,
+        /// `systemd-oomd`.
+        killer: String,
+        cgroup: String,
+        reason: String,
+    },
     /// The host booted again (a new boot_id); `time` is the new boot's start.
     Reboot {
         boot_id: String,
@@ -148,13 +157,14 @@ impl OomKillEvent {
 }
 
 /// The event types, as `type` spells them in the log, the API and the CLI.
-pub const EVENT_TYPES: [&str; 4] = ["oom_kill", "restart", "exit", "reboot"];
+pub const EVENT_TYPES: [&str; 5] = ["oom_kill", "userspace_kill", "restart", "exit", "reboot"];
 
 impl EventKind {
     /// The `type` field of this event.
     pub fn type_name(&self) -> &'static str {
         match self {
             EventKind::OomKill(_) => "oom_kill",
+            EventKind::UserspaceKill { .. } => "userspace_kill",
             EventKind::Restart { .. } => "restart",
             EventKind::Exit { .. } => "exit",
             EventKind::Reboot { .. } => "reboot",
@@ -165,7 +175,9 @@ impl EventKind {
     pub fn group(&self) -> Option<&str> {
         match self {
             EventKind::OomKill(kill) => Some(&kill.group),
-            EventKind::Restart { group, .. } | EventKind::Exit { group, .. } => Some(group),
+            EventKind::Restart { group, .. }
+            | EventKind::Exit { group, .. }
+            | EventKind::UserspaceKill { group, .. } => Some(group),
             EventKind::Reboot { .. } => None,
         }
     }
@@ -177,7 +189,7 @@ impl EventKind {
             EventKind::Restart { pid, comm, .. } | EventKind::Exit { pid, comm, .. } => {
                 Some((*pid, comm))
             }
-            EventKind::Reboot { .. } => None,
+            EventKind::Reboot { .. } | EventKind::UserspaceKill { .. } => None,
         }
     }
 

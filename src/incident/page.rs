@@ -288,9 +288,10 @@ fn kills_section(html: &mut String, input: &PageInput<'_>) {
     let clean = last_day.iter().filter(|e| clean_exit(e)).count();
     let _ = writeln!(
         html,
-        "<section id=\"kills\"><h2>Latest OOM kills</h2>\n<p id=\"last-day\">Last 24 h: {} OOM kills, {} restarts, \
+        "<section id=\"kills\"><h2>Latest OOM kills</h2>\n<p id=\"last-day\">Last 24 h: {} OOM kills, {} userspace OOM kills, {} restarts, \
 {} exits ({clean} of them clean, code 0), {} reboots.</p>",
         count("oom_kill"),
+        count("userspace_kill"),
         count("restart"),
         count("exit"),
         count("reboot"),
@@ -299,7 +300,12 @@ fn kills_section(html: &mut String, input: &PageInput<'_>) {
         .events
         .iter()
         .rev()
-        .filter(|e| matches!(e.kind, EventKind::OomKill(_)))
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::OomKill(_) | EventKind::UserspaceKill { .. }
+            )
+        })
         .take(LATEST_KILLS)
         .collect();
     if kills.is_empty() {
@@ -345,7 +351,7 @@ fn event_table(html: &mut String, events: &[&Event], now: f64) {
     for event in events {
         let (title, details) = describe(event);
         let class = match &event.kind {
-            EventKind::OomKill(_) => "bad",
+            EventKind::OomKill(_) | EventKind::UserspaceKill { .. } => "bad",
             EventKind::Reboot {
                 unexpected: true, ..
             } => "bad",
@@ -514,7 +520,7 @@ mod tests {
             "OOM kill</td><td>api.service</td><td class=\"p\">41 java</td><td>RSS 64 MiB"
         ));
         assert!(html.contains(
-            "Last 24 h: 1 OOM kills, 0 restarts, 1 exits (1 of them clean, code 0), 0 reboots."
+            "Last 24 h: 1 OOM kills, 0 userspace OOM kills, 0 restarts, 1 exits (1 of them clean, code 0), 0 reboots."
         ));
         assert!(
             !html.contains("exited_ok"),

@@ -80,7 +80,9 @@ pub fn explain<'a>(
         .iter()
         .rev()
         .filter(|e| match &e.kind {
-            EventKind::OomKill(_) | EventKind::Exit { .. } => ours(e) && !repeats_a_kill(e, events),
+            EventKind::OomKill(_) | EventKind::Exit { .. } | EventKind::UserspaceKill { .. } => {
+                ours(e) && !repeats_a_kill(e, events)
+            }
             EventKind::Reboot { .. } => !groups.is_empty(),
             EventKind::Restart { .. } => false,
         })
@@ -352,6 +354,14 @@ impl Explanation<'_> {
             EventKind::Exit { pid, comm, .. } => {
                 format!("pid {pid} ({comm}) ended {when}: {title} ({details}).")
             }
+            EventKind::UserspaceKill {
+                killer,
+                cgroup,
+                reason,
+                ..
+            } => format!(
+                "its cgroup {cgroup} was killed by {killer} (a userspace OOM killer, not the kernel) {when}, for {reason}."
+            ),
             _ => format!("the host rebooted {when}: {title} ({details})."),
         };
         let back = self
