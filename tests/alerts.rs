@@ -1,16 +1,23 @@
 //! The shipped alert rules and Alertmanager example, checked by the real tools:
 //! `promtool check rules` and `promtool test rules` (Debian package `prometheus`), and
 //! `amtool check-config` (`prometheus-alertmanager`). Also that every alert carries
-//! severity, summary, description and a runbook_url whose anchor is a section of
-//! docs/runbook.md, and that every runbook section belongs to an alert. The shipped
+//! severity, summary, description and a runbook_url, built one way (the external label
+//! `oomwatch_runbook_base` or the project's docs/runbook.md, then an anchor that is a
+//! section of docs/runbook.md), and that every runbook section belongs to an alert. The shipped
 //! Alertmanager example is also run for real: alerts posted to it reach the receiver of
-//! their severity, and the host-level OOM alert is inhibited by the per-victim one.
+//! their severity, and the inhibitions hold: the host-level OOM alert under the per-group one
+//! and the host out of memory, a storm under the host out of memory, a group's restart loop
+//! and crashes under its crash loop.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+
+/// Every alert's runbook link starts with this: the external label `oomwatch_runbook_base`
+/// when Prometheus sets one, else the project's own runbook (README, "Alerts and dashboards").
+const RUNBOOK_BASE: &str = r#"{{ or $externalLabels.oomwatch_runbook_base "https://github.com/oomwatch/oomwatch/blob/main/docs/runbook.md" }}"#;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -104,7 +111,11 @@ fn every_alert_is_documented_and_has_a_runbook_section() {
                 .unwrap_or_default();
             let anchor = url.rsplit_once('#').map(|(_, a)| a).unwrap_or_default();
             assert_eq!(anchor, name.to_lowercase(), "{name}: runbook anchor");
-            assert!(url.contains("docs/runbook.md#"), "{name}: {url}");
+            assert_eq!(
+                url,
+                format!("{RUNBOOK_BASE}#{anchor}"),
+                "{name}: the runbook link is the configurable base and the anchor"
+            );
             assert!(
                 sections.contains(&anchor.to_owned()),
                 "{name}: no runbook section"
@@ -152,7 +163,8 @@ fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
         .replace("group_interval: 5m", "group_interval: 1s");
     assert_ne!(config, shipped);
     let am = common::servers::alertmanager_with_config(dir.path(), &config);
-    let alert = |name: &str, instance: &str, severity: &str| serde_json::json!({"labels": {"alertname": name, "instance": instance, "severity": severity, "comm": "java"}});
+    let alert = |name: &str, instance: &str, severity: &str| serde_json::json!({"labels": {"alertname": name, "instance": instance, "severity": severity, "group": "cms"}});
+    let other_group = |name: &str, instance: &str| serde_json::json!({"labels": {"alertname": name, "instance": instance, "severity": "warning", "group": "api"}});
     post_alerts(
         am.addr,
         &serde_json::json!([
@@ -162,6 +174,13 @@ fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
             alert("UnexpectedReboot", "host-c", "critical"),
             alert("HostRebooted", "host-c", "info"),
             alert("OOMKillsUnexplained", "host-d", "info"),
+            alert("HostOutOfMemory", "host-e", "critical"),
+            alert("OOMKillStorm", "host-e", "critical"),
+            alert("OOMKillOnHost", "host-e", "warning"),
+            alert("ServiceCrashLoop", "host-f", "warning"),
+            alert("ServiceRestartLoop", "host-f", "warning"),
+            alert("ServiceCrashed", "host-f", "warning"),
+            other_group("ServiceRestartLoop", "host-f"),
         ]),
     );
     let names = |path: &str| -> Vec<(String, String)> {
@@ -189,8 +208,14 @@ fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
     let expected_chat = vec![
         pair("OOMKillOnHost", "host-b"),
         pair("OOMProcessKilled", "host-a"),
+        pair("ServiceCrashLoop", "host-f"),
+        // The other group's restart loop on the same host is not inhibited.
+        pair("ServiceRestartLoop", "host-f"),
     ];
-    let expected_pager = vec![pair("UnexpectedReboot", "host-c")];
+    let expected_pager = vec![
+        pair("HostOutOfMemory", "host-e"),
+        pair("UnexpectedReboot", "host-c"),
+    ];
     let expected_ticket = vec![pair("OOMKillsUnexplained", "host-d")];
     let arrived = common::eventually(Duration::from_secs(30), || {
         (names("/chat") == expected_chat
@@ -212,7 +237,11 @@ fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
         expected_chat,
         "host-a's OOMKillOnHost is inhibited"
     );
-    assert_eq!(names("/pager"), expected_pager);
+    assert_eq!(
+        names("/pager"),
+        expected_pager,
+        "host-e's OOMKillStorm is inhibited by HostOutOfMemory"
+    );
     assert_eq!(
         names("/ticket"),
         expected_ticket,
@@ -231,5 +260,18 @@ fn the_shipped_alertmanager_config_routes_by_severity_and_inhibits_live() {
         })
         .filter_map(|a| a["labels"]["alertname"].as_str())
         .collect();
-    assert_eq!(inhibited.len(), 2, "{inhibited:?}");
+    let mut inhibited = inhibited;
+    inhibited.sort_unstable();
+    assert_eq!(
+        inhibited,
+        [
+            "HostRebooted",
+            "OOMKillOnHost",
+            "OOMKillOnHost",
+            "OOMKillStorm",
+            "ServiceCrashed",
+            "ServiceRestartLoop"
+        ],
+        "{inhibited:?}"
+    );
 }

@@ -301,14 +301,13 @@ fn fuzz_kmsg_records_through_the_assembler() {
         let mut assembler = OomAssembler::new();
         for (at, line) in bytes.split(|&b| b == b'\n').enumerate() {
             if let Ok(record) = oomwatch::kmsg::record::parse_record(line) {
-                let _ = assembler.push(
-                    oomwatch::kmsg::text::Source::Kernel,
-                    &record.message,
-                    at as u64,
-                    None,
-                );
+                let (source, message) = record.source();
+                for event in assembler.push(source, message, at as u64, None) {
+                    let _ = format!("{event:?}");
+                }
             }
         }
+        let _ = assembler.finish();
     });
 }
 
@@ -319,12 +318,22 @@ fn fuzz_kernel_log_text_through_the_assembler() {
     });
     fuzz("log_text", seeds, |bytes| {
         let mut assembler = OomAssembler::new();
+        let mut reader = oomwatch::kmsg::reader::TextReader::new();
         let text = text(bytes);
         for (at, line) in text.lines().enumerate() {
             let parsed = oomwatch::kmsg::text::parse_text_line(line);
-            let _ = assembler.push(parsed.source, parsed.message, at as u64, parsed.time);
+            let _ = oomwatch::kmsg::text::glued_record(parsed.message);
             let _ = oomwatch::kmsg::kernel_lines::classify(line);
+            let _ = oomwatch::kmsg::kernel_lines::form_quality(line);
+            let _ = oomwatch::kmsg::kernel_lines::glued_at(line);
+            reader.push_line(line, at as u64, &mut |m| {
+                let _ = assembler.push(m.source, m.text, m.at, m.time).count();
+            });
         }
+        reader.finish(&mut |m| {
+            let _ = assembler.push(m.source, m.text, m.at, m.time).count();
+        });
+        let _ = assembler.finish();
     });
 }
 

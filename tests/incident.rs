@@ -458,6 +458,7 @@ fn stage(state: &Path, now: f64) {
         uid: Some(27),
         memcg: Some("/system.slice/mysql.service".into()),
         task_memcg: Some("/system.slice/mysql.service".into()),
+        oom_group: None,
         invoker: Some("mysqld".into()),
         total_vm_bytes: Some(5 << 30),
         anon_rss_bytes: Some(3900 << 20),

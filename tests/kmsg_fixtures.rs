@@ -8,7 +8,7 @@
 mod kmsg_support;
 
 use kmsg_support::{events, kills, without_position};
-use oomwatch::kmsg::{KernelKill, NoKillable, OomEvent, OomPanic, UserspaceKill};
+use oomwatch::kmsg::{KernelKill, KillKind, NoKillable, OomEvent, OomPanic, UserspaceKill};
 
 fn kill(pid: u32, comm: &str) -> KernelKill {
     KernelKill {
@@ -19,6 +19,7 @@ fn kill(pid: u32, comm: &str) -> KernelKill {
         global: None,
         memcg: None,
         task_memcg: None,
+        oom_group: None,
         total_vm_kb: None,
         anon_rss_kb: None,
         file_rss_kb: None,
@@ -28,6 +29,7 @@ fn kill(pid: u32, comm: &str) -> KernelKill {
         invoker: None,
         at: 0,
         time: None,
+        kind: KillKind::Victim,
     }
 }
 
@@ -238,20 +240,22 @@ fn v4_19_oom_group_dedupes_the_victim_and_counts_members() {
                 ..kill(9001, "worker")
             },
             KernelKill {
-                // A member: the group line names the cgroup it is killed in.
-                task_memcg: s("/kubepods/pod-a"),
+                // A member: the group line names the cgroup it is killed with.
+                oom_group: s("/kubepods/pod-a"),
                 total_vm_kb: Some(48000),
                 anon_rss_kb: Some(20400),
                 file_rss_kb: Some(80),
                 shmem_rss_kb: Some(0),
+                kind: KillKind::GroupMember,
                 ..kill(9002, "sidecar")
             },
             KernelKill {
-                task_memcg: s("/kubepods/pod-a"),
+                oom_group: s("/kubepods/pod-a"),
                 total_vm_kb: Some(8000),
                 anon_rss_kb: Some(384),
                 file_rss_kb: Some(16),
                 shmem_rss_kb: Some(0),
+                kind: KillKind::GroupMember,
                 ..kill(9003, "runc:[2:INIT]")
             },
         ]
@@ -381,11 +385,12 @@ fn v6_1_kmsg_oom_group_with_escaped_stats_record() {
             },
             KernelKill {
                 uid: Some(0),
-                task_memcg: s(pod),
+                oom_group: s(pod),
                 total_vm_kb: Some(1_232_896),
                 anon_rss_kb: Some(7812),
                 file_rss_kb: Some(384),
                 pgtables_kb: Some(140),
+                kind: KillKind::GroupMember,
                 ..kill(12010, "runc:[2:INIT]")
             },
         ]
@@ -442,6 +447,8 @@ fn us(killer: &str, pid: Option<u32>, comm: Option<&str>, cg: Option<&str>, at: 
         killer: killer.into(),
         pid,
         comm: comm.map(Into::into),
+        // earlyoom 1.6+ names the victim's uid; the fixture's victims run as 1000.
+        uid: (killer == "earlyoom").then_some(1000),
         unit_or_cgroup: cg.map(Into::into),
         at,
         time: None,

@@ -2,7 +2,8 @@
 //! restarts twice shows `oomwatch_group_restarts_total` 2 and processes 1; the count
 //! survives a SIGKILL of the exporter; a process given oom_score_adj 1000 comes first in
 //! the top-K. The services are links to /bin/sleep under distinctive names (so their comm
-//! is theirs alone), started and killed by the test.
+//! is theirs alone: a per-run suffix keeps a concurrent run of this file, by another user,
+//! out of this one), started by the test and killed when dropped, a failed test included.
 
 mod common;
 
@@ -14,25 +15,46 @@ use common::{eventually, sample, Exporter};
 
 struct Service {
     binary: PathBuf,
+    comm: String,
+}
+
+/// A running service instance, killed and reaped when dropped.
+struct Running(Child);
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 impl Service {
-    fn install(dir: &Path, name: &str) -> Self {
-        let binary = common::named_program(dir, "/bin/sleep", name);
-        Self { binary }
+    /// `prefix` plus this run's suffix, within the kernel's 15-byte comm.
+    fn install(dir: &Path, prefix: &str) -> Self {
+        let comm = format!("{prefix}{}", std::process::id() % 100_000);
+        assert!(comm.len() <= 15, "{comm}");
+        let binary = common::named_program(dir, "/bin/sleep", &comm);
+        Self { binary, comm }
     }
 
-    fn start(&self) -> Child {
-        Command::new(&self.binary)
-            .arg("600")
-            .spawn()
-            .expect("service starts")
+    fn start(&self) -> Running {
+        Running(
+            Command::new(&self.binary)
+                .arg("600")
+                .spawn()
+                .expect("service starts"),
+        )
     }
 }
 
-fn kill(mut child: Child) {
-    child.kill().expect("kill");
-    child.wait().expect("reap");
+fn kill(child: Running) {
+    drop(child);
 }
 
 fn processes(exposition: &str, group: &str) -> Option<f64> {
@@ -52,7 +74,8 @@ fn watchdog_restarts_are_counted_and_survive_sigkill() {
     let dir = tempfile::tempdir().expect("temp");
     let service = Service::install(dir.path(), "oomw-svc");
     let config = dir.path().join("oomwatch.yml");
-    std::fs::write(&config, "groups:\n  - name: svc\n    comm: '^oomw-svc$'\n").expect("config");
+    let rules = format!("groups:\n  - name: svc\n    comm: '^{}$'\n", service.comm);
+    std::fs::write(&config, rules).expect("config");
     let state = dir.path().join("state");
     let args = [
         "--config.file",
@@ -116,7 +139,7 @@ fn watchdog_restarts_are_counted_and_survive_sigkill() {
 #[test]
 fn oom_score_adj_1000_comes_first_in_the_top_k() {
     let dir = tempfile::tempdir().expect("temp");
-    let service = Service::install(dir.path(), "oomw-risky");
+    let service = Service::install(dir.path(), "oomw-rsk");
     let child = service.start();
     // Raising one's own oom_score_adj needs no privilege.
     std::fs::write(format!("/proc/{}/oom_score_adj", child.id()), "1000\n").expect("set adj");
@@ -132,9 +155,12 @@ fn oom_score_adj_1000_comes_first_in_the_top_k() {
         line.contains(&format!("pid=\"{pid}\"")).then_some(line)
     })
     .expect("the process with adj 1000 is the first next victim");
-    assert!(first.contains("comm=\"oomw-risky\""), "{first}");
+    assert!(
+        first.contains(&format!("comm=\"{}\"", service.comm)),
+        "{first}"
+    );
     let body = exporter.scrape();
-    let labels = [("pid", pid.as_str()), ("comm", "oomw-risky")];
+    let labels = [("pid", pid.as_str()), ("comm", service.comm.as_str())];
     assert_eq!(
         sample(&body, "oomwatch_process_oom_score_adj", &labels),
         Some(1000.0)

@@ -3,7 +3,8 @@
 //! package) sending to a webhook receiver run by this test, all on 127.0.0.1.
 //!
 //! - A real OOM kill in a scratch memory cgroup must arrive at the webhook as
-//!   OOMProcessKilled with the victim's comm and group within 60 s.
+//!   OOMProcessKilled for the victim's group within 60 s, naming the victim and the memory
+//!   cgroup whose limit it hit.
 //! - An unexpected reboot, staged with a second oomwatch on a fixture host whose state
 //!   says its previous boot never stopped cleanly, must arrive as UnexpectedReboot.
 //! - Then every query of the shipped dashboards, with its variables substituted, must
@@ -13,6 +14,10 @@
 //!   saw it (annotations compare with one minute before). The fixture host has a memory
 //!   hog protected with oom_score_adj -1000 and cgroup limits (this sandbox can neither
 //!   lower oom_score_adj nor has a limit on its own cgroup).
+//! - Every dashboard variable (`label_values(selector, label)`) has values, and the group
+//!   picker's selector matches a group that only has kills: the OOM victim's group, once
+//!   its own series are gone (the live exporter keeps an empty automatic group's series for
+//!   1 s, not 1 h).
 //!
 //! Servers are stopped by PID and the cgroup removed even when the test fails (on drop).
 //! Needs root: fails, never skips, without it.
@@ -23,9 +28,9 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::dashboards::dashboard_queries;
+use common::dashboards::{dashboard_queries, dashboard_variables};
 use common::host::Host;
-use common::servers::{alertmanager, free_port, prometheus, query, Webhook};
+use common::servers::{alertmanager, free_port, label_values, prometheus, query, Webhook};
 use common::{eventually, require, Exporter};
 use oomwatch::scratch_cgroup::ScratchCgroup;
 
@@ -86,6 +91,10 @@ fn a_real_oom_kill_and_an_unexpected_reboot_page_and_every_dashboard_query_answe
         "--config.file",
         config.to_str().expect("utf-8"),
         "--restarts.min-age",
+        "1s",
+        // An empty automatic group keeps its series 1 s, so that the OOM victim's group soon
+        // has kills only (the group picker must list it).
+        "--groups.retention",
         "1s",
     ]);
 
@@ -154,7 +163,8 @@ fn a_real_oom_kill_and_an_unexpected_reboot_page_and_every_dashboard_query_answe
     // A real OOM kill, named after this run.
     let comm = format!("oompage{run}");
     let program = common::named_program(dir.path(), "/usr/bin/tail", &comm);
-    let cgroup = ScratchCgroup::create(&format!("oomwatch-page-{}", std::process::id()), 64 << 20)
+    let memcg = format!("oomwatch-page-{}", std::process::id());
+    let cgroup = ScratchCgroup::create(&memcg, 64 << 20)
         .expect("scratch memory cgroup (root and a writable memory controller are required)");
     let killed_at = Instant::now();
     let mut child = cgroup.spawn(&program, &["/dev/zero"]).expect("hog starts");
@@ -166,12 +176,7 @@ fn a_real_oom_kill_and_an_unexpected_reboot_page_and_every_dashboard_query_answe
     drop(cgroup);
 
     let page = eventually(Duration::from_secs(60), || {
-        find_alert(
-            &webhook.alerts(),
-            "OOMProcessKilled",
-            &[("comm", &comm), ("group", &comm)],
-        )
-        .cloned()
+        find_alert(&webhook.alerts(), "OOMProcessKilled", &[("group", &comm)]).cloned()
     })
     .unwrap_or_else(|| {
         panic!(
@@ -184,6 +189,25 @@ fn a_real_oom_kill_and_an_unexpected_reboot_page_and_every_dashboard_query_answe
     assert_eq!(page["labels"]["severity"], "warning");
     let summary = page["annotations"]["summary"].as_str().unwrap_or_default();
     assert!(summary.contains(&comm), "{summary}");
+    // One alert per group: the victim, its kill and the memory cgroup whose limit it hit are
+    // in the text; the group has no process left.
+    let description = page["annotations"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    for expected in [
+        format!("killed processes of {comm} on"),
+        "1 time(s) in the last 30 minutes".to_owned(),
+        "By constraint: memcg 1".to_owned(),
+        format!("Victims: {comm} (RSS at death"),
+        format!("{memcg})."),
+        format!("{comm} is not running now."),
+    ] {
+        assert!(
+            description.contains(&expected),
+            "{expected:?} in {description}"
+        );
+    }
+    assert!(page["labels"]["comm"].is_null(), "{page}");
     assert!(page["annotations"]["runbook_url"]
         .as_str()
         .unwrap_or_default()
@@ -216,5 +240,38 @@ fn a_real_oom_kill_and_an_unexpected_reboot_page_and_every_dashboard_query_answe
         "dashboard queries with no series:\n{}",
         empty.join("\n")
     );
+
+    // Every dashboard variable has values over the last hour, as Grafana asks for them.
+    let variables = dashboard_variables();
+    assert!(variables.len() >= 6, "{variables:?}");
+    for (file, name, label, selector) in &variables {
+        let values = label_values(prom.addr, label, selector, now() - 3600.0, now());
+        assert!(!values.is_empty(), "{file}: variable {name}: {selector}");
+    }
+    // The group picker lists the OOM victim's group when only its kills remain. (The label
+    // API answers from whole blocks, so an hour's range still holds its ended series: the
+    // selector itself is asked, at this instant, once they are gone.)
+    let gone = format!("oomwatch_group_processes{{group=\"{comm}\"}}");
+    eventually(Duration::from_secs(30), || {
+        query(prom.addr, &gone).is_empty().then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{comm}'s group series are still there: {:?}",
+            query(prom.addr, &gone)
+        )
+    });
+    for (file, _, label, selector) in variables.iter().filter(|v| v.1 == "group") {
+        let values = label_values(prom.addr, label, selector, now() - 3600.0, now());
+        assert!(values.contains(&comm), "{file}: {comm} not in {values:?}");
+        let now_matched: Vec<String> = query(prom.addr, selector)
+            .iter()
+            .filter_map(|s| s["metric"][label.as_str()].as_str().map(str::to_owned))
+            .collect();
+        assert!(
+            now_matched.contains(&comm),
+            "{file}: the group picker's {selector} does not match {comm}, which has kills only: {now_matched:?}"
+        );
+    }
     drop(svc);
 }

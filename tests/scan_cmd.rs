@@ -190,3 +190,33 @@ fn reaper_lines_and_tables_are_not_kills_and_a_panic_is_a_panic() {
         "{text}"
     );
 }
+
+#[test]
+fn a_program_line_is_never_a_kernel_kill() {
+    // `dmesg -r` shows each record's priority: `<14>` is user.info, a program's write to
+    // /dev/kmsg; the same words from the kernel (`<3>`) are a kill. A syslog tag other
+    // than `kernel` and a kmsg record of facility 1 are programs too.
+    let text =
+        b"<14>[  5.000001] Out of memory: Killed process 11 (a) total-vm:1kB, anon-rss:1kB\n\
+                 Nov 18 10:12:13 h myapp[5]: Out of memory: Killed process 12 (b) total-vm:1kB\n\
+                 14,7,8,-;Out of memory: Killed process 13 (c) total-vm:1kB\n\
+                 <3>[  6.000001] Out of memory: Killed process 14 (d) total-vm:1kB, anon-rss:1kB\n";
+    let out = scan(&["--format", "json"], Some(text));
+    let rows = json_rows(&out);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["pid"], 14);
+}
+
+#[test]
+fn rows_stream_out_as_their_reports_end() {
+    // A summary whose kill line is missing is printed when the input ends; a burst of
+    // them, one row each.
+    let text = b"Jul 31 09:20:22 h kernel: oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/a,task=Web Content,pid=23405,uid=1000\n\
+                 Jul 31 09:20:22 h kernel: oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/a,task=Isolated Web Co,pid=22987,uid=1000\n";
+    let out = scan(&["--format", "json"], Some(text));
+    let rows = json_rows(&out);
+    let pids: Vec<_> = rows.iter().map(|r| r["pid"].clone()).collect();
+    assert_eq!(pids, [23405, 22987]);
+    assert_eq!(rows[1]["comm"], "Isolated Web Co");
+    assert!(rows[1]["anon_rss_kb"].is_null());
+}

@@ -5,8 +5,12 @@
 //! userspace kills (systemd-oomd, earlyoom, …) marked as such, and kernel panics on OOM
 //! (`vm.panic_on_oom`: the whole host went down, nothing was killed). Exit 0 when kills or
 //! panics were found, 1 when none, 2 when an input could not be read (even if another had
-//! kills). Reads line by line, each line bounded: memory grows with the kills found in one
-//! input, not with the size of the log.
+//! kills).
+//!
+//! This file owns reading the inputs and printing the rows; the parsing is `kmsg`'s
+//! (`reader` rejoins the text, `oom` assembles the reports). It streams: each line is
+//! bounded, each row is printed as soon as its report ends, and memory does not grow
+//! with the number of kills or the size of the log.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,7 +19,7 @@ use serde::Serialize;
 
 use crate::cli::ScanFormat;
 use crate::kmsg::oom::{KernelKill, OomAssembler, OomEvent, OomPanic};
-use crate::kmsg::text::parse_text_line;
+use crate::kmsg::reader::TextReader;
 use crate::kmsg::userspace::UserspaceKill;
 
 /// Longest line read whole; longer lines are cut (no kernel line comes near it).
@@ -89,6 +93,7 @@ impl KillRow {
             kind: "userspace",
             pid: k.pid,
             comm: k.comm,
+            uid: k.uid,
             task_memcg: k.unit_or_cgroup,
             time: k.time,
             line: k.at,
@@ -98,39 +103,118 @@ impl KillRow {
     }
 }
 
-/// Finds the kills in one input, line by line (`line` is 1-based). A read error (a
-/// truncated gzip file, say) ends the input but keeps the kills found before it.
-pub fn kills_in(input: impl Read) -> (Vec<KillRow>, Option<std::io::Error>) {
-    let mut rows = Vec::new();
-    let error = scan_into(input, &mut rows).err();
-    (rows, error)
+/// Why reading one input stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The input could not be read (a truncated gzip file, say).
+    #[error("{0}")]
+    Read(std::io::Error),
+    /// The output could not be written (a closed pipe).
+    #[error("writing the rows: {0}")]
+    Write(std::io::Error),
 }
 
-fn scan_into(input: impl Read, rows: &mut Vec<KillRow>) -> std::io::Result<()> {
+/// Finds the kills in one input, line by line (`line` is 1-based), and hands each row to
+/// `sink` as soon as its report ends. Returns how many rows it handed on.
+pub fn scan_stream(
+    input: impl Read,
+    sink: &mut impl FnMut(KillRow) -> std::io::Result<()>,
+) -> Result<usize, ScanError> {
     let mut reader = BufReader::new(input);
-    let mut assembler = OomAssembler::new();
+    let mut rows = Rows {
+        sink,
+        count: 0,
+        failed: None,
+        text: TextReader::new(),
+        assembler: OomAssembler::new(),
+    };
     let mut buf = Vec::new();
     let mut number = 0u64;
-    loop {
+    let read = loop {
         buf.clear();
-        let read = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf)?;
-        if read == 0 {
-            break;
+        let n = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf) {
+            Ok(n) => n,
+            Err(e) => break Err(e),
+        };
+        if n == 0 {
+            break Ok(());
         }
-        if buf.last() != Some(&b'\n') && read as u64 == MAX_LINE {
-            skip_line(&mut reader)?;
+        if buf.last() != Some(&b'\n') && n as u64 == MAX_LINE {
+            if let Err(e) = skip_line(&mut reader) {
+                break Err(e);
+            }
         }
         number += 1;
-        let text = String::from_utf8_lossy(&buf);
-        let line = parse_text_line(text.trim_end_matches(['\n', '\r']));
-        match assembler.push(line.source, line.message, number, line.time) {
-            Some(OomEvent::Kill(kill)) => rows.push(KillRow::kernel(kill)),
-            Some(OomEvent::Userspace(kill)) => rows.push(KillRow::userspace(kill)),
-            Some(OomEvent::Panic(panic)) => rows.push(KillRow::panic(panic)),
-            _ => {}
+        rows.line(&String::from_utf8_lossy(&buf), number);
+        if rows.failed.is_some() {
+            break Ok(());
+        }
+    };
+    rows.finish();
+    if let Some(e) = rows.failed {
+        return Err(ScanError::Write(e));
+    }
+    read.map_err(ScanError::Read)?;
+    Ok(rows.count)
+}
+
+/// The parsers of one input and where its rows go.
+struct Rows<'s, S> {
+    sink: &'s mut S,
+    count: usize,
+    failed: Option<std::io::Error>,
+    text: TextReader,
+    assembler: OomAssembler,
+}
+
+impl<S: FnMut(KillRow) -> std::io::Result<()>> Rows<'_, S> {
+    fn line(&mut self, line: &str, number: u64) {
+        let Rows {
+            text, assembler, ..
+        } = self;
+        let mut events = Vec::new();
+        text.push_line(line, number, &mut |m| {
+            events.extend(assembler.push(m.source, m.text, m.at, m.time));
+        });
+        events.into_iter().for_each(|e| self.event(e));
+    }
+
+    fn finish(&mut self) {
+        let Rows {
+            text, assembler, ..
+        } = self;
+        let mut events = Vec::new();
+        text.finish(&mut |m| events.extend(assembler.push(m.source, m.text, m.at, m.time)));
+        events.extend(assembler.finish());
+        events.into_iter().for_each(|e| self.event(e));
+    }
+
+    fn event(&mut self, event: OomEvent) {
+        let row = match event {
+            OomEvent::Kill(kill) => KillRow::kernel(kill),
+            OomEvent::Userspace(kill) => KillRow::userspace(kill),
+            OomEvent::Panic(panic) => KillRow::panic(panic),
+            _ => return,
+        };
+        self.count += 1;
+        if self.failed.is_none() {
+            self.failed = (self.sink)(row).err();
         }
     }
-    Ok(())
+}
+
+/// Every row of one input, collected (for callers that want them all; `run` streams).
+/// A read error ends the input but keeps the kills found before it.
+pub fn kills_in(input: impl Read) -> (Vec<KillRow>, Option<std::io::Error>) {
+    let mut rows = Vec::new();
+    let error = match scan_stream(input, &mut |row| {
+        rows.push(row);
+        Ok(())
+    }) {
+        Ok(_) => None,
+        Err(ScanError::Read(e) | ScanError::Write(e)) => Some(e),
+    };
+    (rows, error)
 }
 
 /// Skips to the end of the current line without holding it (a file with no newline at
@@ -182,25 +266,19 @@ pub fn run(files: &[PathBuf], format: ScanFormat) -> u8 {
     let mut failed = false;
     for input in inputs {
         let name = input.map_or_else(|| "<stdin>".to_owned(), |p| p.display().to_string());
-        let (rows, error) = match open(input) {
-            Ok(reader) => kills_in(reader),
-            Err(e) => (Vec::new(), Some(e)),
+        let named = files.len() > 1;
+        let scanned = match open(input) {
+            Ok(reader) => scan_one(reader, &mut out, format, &name, named),
+            Err(e) => Err(ScanError::Read(e)),
         };
-        if let Some(e) = error {
-            eprintln!("oomwatch scan: {name}: {e} (kills found before it are shown)");
-            failed = true;
-        }
-        found += rows.len();
-        let written = match format {
-            ScanFormat::Json => rows.iter().try_for_each(|row| {
-                let json = serde_json::to_string(row).map_err(std::io::Error::other)?;
-                writeln!(out, "{json}")
-            }),
-            ScanFormat::Table => write_table(&mut out, &name, files.len() > 1, &rows),
-        };
-        if written.is_err() {
+        match scanned {
+            Ok(rows) => found += rows,
+            Err(ScanError::Read(e)) => {
+                eprintln!("oomwatch scan: {name}: {e} (kills found before it are shown)");
+                failed = true;
+            }
             // A closed pipe (`| head`): stop quietly.
-            return if found > 0 { 0 } else { 1 };
+            Err(ScanError::Write(_)) => return if found > 0 { 0 } else { 1 },
         }
     }
     if failed {
@@ -212,22 +290,44 @@ pub fn run(files: &[PathBuf], format: ScanFormat) -> u8 {
     }
 }
 
-fn write_table(
+/// Scans one input, printing each row as it is found; `Ok` holds the number of rows.
+/// A read error still prints what came before it (and, for a table, the no-kills note).
+fn scan_one(
+    reader: impl Read,
     out: &mut impl Write,
+    format: ScanFormat,
     name: &str,
     named: bool,
-    rows: &[KillRow],
-) -> std::io::Result<()> {
-    if named {
-        writeln!(out, "== {name}")?;
+) -> Result<usize, ScanError> {
+    if named && format == ScanFormat::Table {
+        writeln!(out, "== {name}").map_err(ScanError::Write)?;
     }
-    if rows.is_empty() {
-        return writeln!(out, "no OOM kills or OOM panics found");
-    }
-    let mib = |kb: Option<u64>| {
-        kb.map_or_else(|| "-".to_owned(), |kb| format!("{:.1}", kb as f64 / 1024.0))
+    let mut header = false;
+    let result = scan_stream(reader, &mut |row| match format {
+        ScanFormat::Json => {
+            let json = serde_json::to_string(&row).map_err(std::io::Error::other)?;
+            writeln!(out, "{json}")
+        }
+        ScanFormat::Table => {
+            if !header {
+                write_header(out)?;
+                header = true;
+            }
+            write_row(out, &row)
+        }
+    });
+    let rows_seen = match &result {
+        Ok(n) => *n,
+        Err(_) => usize::from(header),
     };
-    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    if format == ScanFormat::Table && rows_seen == 0 && !matches!(result, Err(ScanError::Write(_)))
+    {
+        writeln!(out, "no OOM kills or OOM panics found").map_err(ScanError::Write)?;
+    }
+    result
+}
+
+fn write_header(out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
         "{:<6} {:<32} {:>8} {:<16} {:<8} {:>9} {:>9} {:>6} {:<16} {:<24} CGROUP",
@@ -241,36 +341,40 @@ fn write_table(
         "ADJ",
         "INVOKER",
         "KILLED_BY"
-    )?;
-    for row in rows {
-        let kind = match (row.kind, row.global) {
-            ("userspace", _) => "user",
-            ("panic", _) => "PANIC",
-            (_, Some(true)) => "global",
-            (_, Some(false)) => "memcg",
-            _ => "kernel",
-        };
-        let killed_by = match (&row.killer, &row.panic) {
-            (Some(killer), _) => killer.clone(),
-            (None, Some(reason)) => format!("kernel panic: {reason}"),
-            (None, None) => "kernel OOM killer".to_owned(),
-        };
-        writeln!(
-            out,
-            "{:<6} {:<32} {:>8} {:<16} {:<8} {:>9} {:>9} {:>6} {:<16} {:<24} {}",
-            row.line,
-            dash(row.time.clone()),
-            row.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
-            dash(row.comm.clone()),
-            kind,
-            mib(row.anon_rss_kb),
-            mib(row.file_rss_kb),
-            row.oom_score_adj
-                .map_or_else(|| "-".to_owned(), |a| a.to_string()),
-            dash(row.invoker.clone()),
-            killed_by,
-            dash(row.task_memcg.clone().or_else(|| row.memcg.clone())),
-        )?;
-    }
-    Ok(())
+    )
+}
+
+fn write_row(out: &mut impl Write, row: &KillRow) -> std::io::Result<()> {
+    let mib = |kb: Option<u64>| {
+        kb.map_or_else(|| "-".to_owned(), |kb| format!("{:.1}", kb as f64 / 1024.0))
+    };
+    let dash = |v: Option<&String>| v.cloned().unwrap_or_else(|| "-".to_owned());
+    let kind = match (row.kind, row.global) {
+        ("userspace", _) => "user",
+        ("panic", _) => "PANIC",
+        (_, Some(true)) => "global",
+        (_, Some(false)) => "memcg",
+        _ => "kernel",
+    };
+    let killed_by = match (&row.killer, &row.panic) {
+        (Some(killer), _) => killer.clone(),
+        (None, Some(reason)) => format!("kernel panic: {reason}"),
+        (None, None) => "kernel OOM killer".to_owned(),
+    };
+    writeln!(
+        out,
+        "{:<6} {:<32} {:>8} {:<16} {:<8} {:>9} {:>9} {:>6} {:<16} {:<24} {}",
+        row.line,
+        dash(row.time.as_ref()),
+        row.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+        dash(row.comm.as_ref()),
+        kind,
+        mib(row.anon_rss_kb),
+        mib(row.file_rss_kb),
+        row.oom_score_adj
+            .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+        dash(row.invoker.as_ref()),
+        killed_by,
+        dash(row.task_memcg.as_ref().or(row.memcg.as_ref())),
+    )
 }

@@ -96,6 +96,9 @@ pub struct OomKillEvent {
     /// The victim's own memory cgroup (`task_memcg=`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_memcg: Option<String>,
+    /// For a memory.oom.group member: the cgroup killed as a group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_group: Option<String>,
     /// The command whose allocation invoked the OOM killer: the trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invoker: Option<String>,
@@ -130,6 +133,7 @@ impl OomKillEvent {
             uid: kill.uid,
             memcg: kill.memcg.clone(),
             task_memcg: kill.task_memcg.clone(),
+            oom_group: kill.oom_group.clone(),
             invoker: kill.invoker.clone(),
             total_vm_bytes: kib_opt_to_bytes(kill.total_vm_kb),
             anon_rss_bytes: kib_opt_to_bytes(kill.anon_rss_kb),

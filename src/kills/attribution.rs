@@ -24,7 +24,8 @@ impl VictimNamer {
         if let Some(group) = self.live.group_of(kill.pid, ticks) {
             return group.to_string();
         }
-        self.by_name(&kill.comm, kill.task_memcg.as_deref())
+        let cgroup = kill.task_memcg.as_deref().or(kill.oom_group.as_deref());
+        self.by_name(&kill.comm, cgroup)
     }
 
     /// The group a process of this comm in this cgroup would be in.

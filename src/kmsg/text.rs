@@ -1,12 +1,24 @@
-//! One line of kernel-log *text*, whatever tool printed it: `dmesg` (plain, `-T`, `-r`,
-//! `-x`, `--time-format iso`), syslog files (`/var/log/messages`, `kern.log`, BSD or
-//! RFC 3339 stamps), `journalctl` (short, short-precise, short-iso, short-full,
-//! short-monotonic, short-unix) and raw `/dev/kmsg` record lines.
+//! One line of kernel-log *text*, whatever tool printed it and whatever was put in front
+//! of it: `dmesg` (plain, `-T` in any language, `-r`, `-x`, `--time-format iso`, caller
+//! ids), syslog files (BSD or RFC 3339 stamps, with or without a host, any language),
+//! `journalctl` (short, -iso, -full, -monotonic, -unix), raw `/dev/kmsg` record lines,
+//! and the same with a prefix nobody planned for (grep -H/-n file names, quote marks,
+//! indentation, line numbers, comment marks, HTML tags).
 //!
-//! This file owns splitting such a line into the time *as printed*, who wrote it
-//! ([`Source`]) and the message. It only slices the input: no allocation, no I/O, no
-//! interpretation of the message (that is `oom.rs`), no unescaping of `\xHH` in kmsg
-//! record lines (that is `record.rs`, which callers with real `/dev/kmsg` data use).
+//! This file owns finding where the kernel message starts in such a line, by the log
+//! formats' own stamps and tags, or by a kernel form right after junk; the time *as
+//! printed* and who wrote the line ([`Source`]) come from the prefix when it is
+//! understood. It also finds where a second record was glued onto a line
+//! ([`glued_record`]). It only slices the input: no allocation, no I/O, no
+//! interpretation of the message (that is `oom.rs`), no rejoining of broken lines (that
+//! is `reader.rs`), no unescaping of `\xHH` in kmsg record lines (that is `record.rs`).
+//! Formats and their sources are in docs/kernel-log.md ("Log text").
+
+use super::anchors::starts_form;
+use super::stamps::{
+    all_digits, bracket_stamp, caller_id_len, clock_len, date_at, decoded_prefix, dmesg_stamp_len,
+    is_english_month, is_monotonic, prio_at,
+};
 
 /// Who wrote a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,8 +31,19 @@ pub enum Source<'a> {
     /// `/dev/kmsg` put in front of their message. The name is empty for a kmsg record
     /// with a userspace facility that does not name its writer.
     Program(&'a str),
-    /// Nothing recognisable: the whole line is the message.
+    /// Nothing recognisable before the message: plain text could be anyone's.
     Unknown,
+}
+
+/// How a line starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// A `prio,seq,ts;message` kmsg record line: one record, never split.
+    KmsgRecord,
+    /// A stamp, a tag or a kernel form starts a record on this line.
+    Record,
+    /// Nothing recognisable: the continuation of a broken line, or prose.
+    Other,
 }
 
 /// A kernel-log text line split into its parts. Every field borrows from the input.
@@ -31,43 +54,37 @@ pub struct TextLine<'a> {
     pub time: Option<&'a str>,
     /// Who wrote the line.
     pub source: Source<'a>,
-    /// The message, without time, host or tag.
+    /// The message, without time, host, tag or junk (the whole line for `Other`).
     pub message: &'a str,
+    /// How the line starts.
+    pub kind: LineKind,
+    /// Byte offset of the message in the line.
+    pub column: usize,
 }
 
 /// Longest syslog tag or program name accepted (longer is not a tag).
 const MAX_TAG: usize = 128;
-/// Longest host name accepted in a syslog/journal prefix.
-const MAX_HOST: usize = 255;
+/// How far after a syslog stamp the tag is looked for (host, facility, harness junk).
+const MAX_HEADER: usize = 256;
 
 /// Splits one text line (a trailing `\n` / `\r\n` is ignored). Never fails: a line in no
-/// known form comes back as `Source::Unknown` with the whole line as its message.
+/// known form comes back as `LineKind::Other`, `Source::Unknown`, with the whole line as
+/// its message.
 pub fn parse_text_line(line: &str) -> TextLine<'_> {
     let line = line.strip_suffix('\n').unwrap_or(line);
     let line = line.strip_suffix('\r').unwrap_or(line);
-
     if let Some(t) = kmsg_line(line) {
         return t;
     }
-    if let Some(t) = dmesg_line(line) {
-        return t;
-    }
-    if let Some(t) = iso_line(line) {
-        return t;
-    }
-    if let Some(t) = bsd_syslog_line(line) {
-        return t;
-    }
-    if let Some(t) = full_line(line) {
-        return t;
-    }
-    if let Some(t) = unix_line(line) {
-        return t;
-    }
-    TextLine {
-        time: None,
-        source: Source::Unknown,
-        message: line,
+    match first_element(line) {
+        Some(start) => parse_prefix(line, start),
+        None => TextLine {
+            time: None,
+            source: Source::Unknown,
+            message: line,
+            kind: LineKind::Other,
+            column: 0,
+        },
     }
 }
 
@@ -89,19 +106,79 @@ pub fn split_program(message: &str) -> Option<(&str, &str)> {
     Some((name, rest.strip_prefix(' ').unwrap_or(rest)))
 }
 
-/// Source of a message whose writer is known only by facility (`None`: unknown).
-fn source_for(facility: Option<u32>, message: &str) -> (Source<'_>, &str) {
-    match facility {
-        Some(0) => (Source::Kernel, message),
-        Some(_) => match split_program(message) {
-            Some((name, rest)) => (Source::Program(name), rest),
-            None => (Source::Program(""), message),
-        },
-        None => match split_program(message) {
-            Some((name, rest)) => (Source::Program(name), rest),
-            None => (Source::Kernel, message),
-        },
+/// A continuation line without its quote marks (`> `, `>>> `, `| `) and comment marks:
+/// `(text, indentation)` where indentation is the whitespace before `text` once the
+/// marks are gone.
+pub fn strip_quote_marks(line: &str) -> (&str, usize) {
+    let mut rest = line;
+    loop {
+        let t = rest.trim_start_matches([' ', '\t']);
+        match t.as_bytes().first() {
+            Some(b'>' | b'|' | b'#') => rest = &t[1..],
+            Some(b'*') if t.len() == 1 || t.as_bytes().get(1) == Some(&b' ') => rest = &t[1..],
+            _ => break,
+        }
     }
+    let t = rest.trim_start_matches([' ', '\t']);
+    (t, rest.len() - t.len())
+}
+
+/// Where, in a record's message, another record glued onto it starts: its own `dmesg`
+/// stamp (`[ 1234.567890]`), `<N>` priority or full syslog header (`Oct 14 10:22:40
+/// host kernel: `), as consoles, flattened copies and terminal pastes leave them.
+pub fn glued_record(message: &str) -> Option<usize> {
+    let b = message.as_bytes();
+    let mut i = 1;
+    while i < b.len() {
+        let found = match b[i] {
+            b'[' => dmesg_stamp_len(&message[i..]).is_some(),
+            b'<' => prio_at(&message[i..]).is_some_and(|(len, _)| {
+                message[i + len..]
+                    .bytes()
+                    .next()
+                    .is_some_and(|c| c == b'[' || c.is_ascii_alphabetic())
+            }),
+            b':' if i >= 2 => {
+                if let Some(start) = glued_syslog_header(message, i - 2) {
+                    return Some(start);
+                }
+                false
+            }
+            _ => false,
+        };
+        if found {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `Oct 14 10:22:40 host kernel:` whose clock starts at `c` (a 3-letter English month,
+/// possibly glued to the text before it, and a `kernel` tag): its start.
+fn glued_syslog_header(message: &str, c: usize) -> Option<usize> {
+    let clock = clock_len(message.get(c..)?)?;
+    let b = message.as_bytes();
+    // Back over ` 14 ` (or `  8 `) to the month.
+    let mut d = c.checked_sub(1).filter(|&d| b[d] == b' ')?;
+    let day_end = d;
+    while d > 0 && b[d - 1].is_ascii_digit() {
+        d -= 1;
+    }
+    if d == day_end || day_end - d > 2 {
+        return None;
+    }
+    while d > 0 && b[d - 1] == b' ' {
+        d -= 1;
+    }
+    let month = d.checked_sub(3)?;
+    if !message.get(month..d).is_some_and(is_english_month) {
+        return None;
+    }
+    let after = &message[c + clock..];
+    header_tag(after)
+        .is_some_and(|(tag, _)| tag == "kernel")
+        .then_some(month)
 }
 
 /// `prio,seq,ts_usec,flags[,...];message`
@@ -127,485 +204,249 @@ fn kmsg_line(line: &str) -> Option<TextLine<'_>> {
         time: Some(ts),
         source,
         message,
+        kind: LineKind::KmsgRecord,
+        column: line.len() - message.len(),
     })
 }
 
-/// `dmesg` in its bracketed forms, with an optional `<prio>` (`-r`) or `fac :lvl : `
-/// (`-x`) in front; also `journalctl -o short-monotonic` (`[  1.2] host kernel: msg`).
-fn dmesg_line(line: &str) -> Option<TextLine<'_>> {
-    let mut rest = line;
-    let mut facility: Option<u32> = None;
-    if let Some(r) = rest.strip_prefix('<') {
-        let close = r.find('>')?;
-        let prio: u32 = r[..close].parse().ok()?;
+/// Source of a message whose writer is known only by facility (`None`: unknown).
+fn source_for(facility: Option<u32>, message: &str) -> (Source<'_>, &str) {
+    match facility {
+        Some(0) => (Source::Kernel, message),
+        Some(_) => match split_program(message) {
+            Some((name, rest)) => (Source::Program(name), rest),
+            None => (Source::Program(""), message),
+        },
+        None => match split_program(message) {
+            Some((name, rest)) => (Source::Program(name), rest),
+            None => (Source::Kernel, message),
+        },
+    }
+}
+
+/// Where the first recognisable part of the line starts: a stamp, a priority, a
+/// `kernel:` tag anywhere, or a kernel form right after junk (quote marks, indentation,
+/// line numbers, comment marks).
+fn first_element(line: &str) -> Option<usize> {
+    let j = junk_end(line);
+    if j < line.len() && element_at(line, j) {
+        return Some(j);
+    }
+    let rest = &line[j..];
+    if starts_form(rest) || invoked_at_start(rest) {
+        return Some(j);
+    }
+    (j + 1..line.len()).find(|&i| element_at(line, i))
+}
+
+/// Whether a recognisable prefix element starts at byte `i`.
+fn element_at(line: &str, i: usize) -> bool {
+    if !line.is_char_boundary(i) {
+        return false;
+    }
+    let b = line.as_bytes();
+    match b[i] {
+        b'[' => bracket_stamp(&line[i..]).is_some(),
+        b'<' => prio_at(&line[i..]).is_some(),
+        b'k' => (i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'|')) && kernel_tag(&line[i..]),
+        c if c.is_ascii_digit() || c.is_ascii_alphabetic() || c >= 0x80 => {
+            (i == 0 || !is_word_byte(b[i - 1])) && date_at(line, i).is_some()
+        }
+        _ => false,
+    }
+}
+
+fn is_word_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c >= 0x80
+}
+
+/// `kernel:` followed by a space or the end.
+fn kernel_tag(s: &str) -> bool {
+    s.strip_prefix("kernel:")
+        .is_some_and(|r| r.is_empty() || r.starts_with(' '))
+}
+
+/// `<comm> invoked oom-killer:` at the start, the comm within a comm's reach.
+fn invoked_at_start(s: &str) -> bool {
+    let mut end = s.len().min(84);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].find(" invoked oom-killer:").is_some_and(|p| p > 0)
+}
+
+/// End of the junk before a line's content: whitespace, quote marks, comment marks, a
+/// line number.
+fn junk_end(line: &str) -> usize {
+    let (t, _) = strip_quote_marks(line);
+    let mut at = line.len() - t.len();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if digits > 0 && digits <= 8 && t[digits..].starts_with([' ', '\t']) {
+        let after = t[digits..].trim_start();
+        let next = line.len() - after.len();
+        if first_byte_starts_something(after) {
+            at = next;
+        }
+    }
+    at
+}
+
+fn first_byte_starts_something(s: &str) -> bool {
+    matches!(s.as_bytes().first(), Some(b'[' | b'<')) || starts_form(s)
+}
+
+/// Parses the prefix elements from `start` (see [`first_element`]) up to the message.
+fn parse_prefix(line: &str, start: usize) -> TextLine<'_> {
+    let mut i = start;
+    let mut facility = None;
+    if let Some((len, prio)) = prio_at(&line[i..]) {
         facility = Some(prio >> 3);
-        rest = &r[close + 1..];
-    } else if let Some((fac, r)) = decoded_prefix(rest) {
-        facility = Some(if fac == "kern" { 0 } else { 1 });
-        rest = r;
+        i += len;
+    } else if let Some((fac, len)) = decoded_prefix(&line[i..]) {
+        facility = Some(u32::from(fac != "kern"));
+        i += len;
     }
-    let inner_and_rest = rest.strip_prefix('[')?;
-    let close = inner_and_rest.find(']')?;
-    let inner = &inner_and_rest[..close];
-    let stamp = inner.trim();
-    if !(is_monotonic(stamp) || is_ctime(stamp)) {
-        return None;
+    if bracket_stamp(&line[i..]).is_some() {
+        return dmesg_rest(line, i, facility);
     }
-    let after = &inner_and_rest[close + 1..];
-    let message = after.strip_prefix(' ').unwrap_or(after);
+    if kernel_tag(&line[i..]) {
+        return after_kernel_tag(line, i + "kernel:".len(), None);
+    }
+    if let Some(len) = date_at(line, i) {
+        return syslog_rest(line, i, i + len, facility);
+    }
+    let message = &line[i..];
+    let (source, message) = match facility {
+        Some(_) => source_for(facility, message),
+        None => (Source::Unknown, message),
+    };
+    TextLine {
+        time: None,
+        source,
+        message,
+        kind: LineKind::Record,
+        column: line.len() - message.len(),
+    }
+}
+
+/// After a `[stamp]`: `[caller]`, then the message, which may still hold a journal
+/// `host kernel:` (short-monotonic) or a userspace writer's `name[pid]:`.
+fn dmesg_rest(line: &str, i: usize, facility: Option<u32>) -> TextLine<'_> {
+    let (len, stamp) = bracket_stamp(&line[i..]).unwrap_or((0, ""));
+    let mut j = i + len;
+    j += caller_id_len(&line[j..]);
+    let message = line[j..].strip_prefix(' ').unwrap_or(&line[j..]);
+    let time = Some(stamp).filter(|s| !s.is_empty());
     if facility.is_none() && is_monotonic(stamp) {
-        if let Some((source, msg)) = host_tag(message, true) {
-            return Some(TextLine {
-                time: Some(stamp),
-                source,
-                message: msg,
-            });
+        if let Some((source, msg)) = journal_host_tag(message) {
+            return record(line, time, source, msg);
         }
     }
     let (source, message) = source_for(facility, message);
-    Some(TextLine {
-        time: Some(stamp),
+    record(line, time, source, message)
+}
+
+fn record<'a>(
+    line: &'a str,
+    time: Option<&'a str>,
+    source: Source<'a>,
+    message: &'a str,
+) -> TextLine<'a> {
+    TextLine {
+        time,
         source,
         message,
-    })
+        kind: LineKind::Record,
+        column: line.len() - message.len(),
+    }
 }
 
-/// `dmesg -x`: `kern  :err   : ` -> ("kern", rest).
-fn decoded_prefix(line: &str) -> Option<(&str, &str)> {
-    let colon = line.find(':')?;
-    if colon > 8 {
+/// `host kernel: msg` or `host name[pid]: msg` after a monotonic stamp
+/// (`journalctl -o short-monotonic`); a kernel message that merely holds a colon is not.
+fn journal_host_tag(rest: &str) -> Option<(Source<'_>, &str)> {
+    let (host, after) = rest.split_once(' ')?;
+    if host.is_empty() || host.contains(':') || host.contains('[') {
         return None;
     }
-    let fac = line[..colon].trim_end();
-    if fac.is_empty() || !fac.bytes().all(|b| b.is_ascii_lowercase()) {
-        return None;
+    let (tag, msg) = after.split_once(": ")?;
+    if tag == "kernel" {
+        return Some(source_for(None, strip_kernel_stamp(msg)));
     }
-    let r = &line[colon + 1..];
-    let colon2 = r.find(':')?;
-    if colon2 > 8 {
-        return None;
-    }
-    let lvl = r[..colon2].trim_end();
-    if lvl.is_empty() || !lvl.bytes().all(|b| b.is_ascii_lowercase()) {
-        return None;
-    }
-    let r = r[colon2 + 1..].strip_prefix(' ')?;
-    Some((fac, r))
+    let (name, msg2) = split_program(after)?;
+    Some((Source::Program(name), msg2)).filter(|_| !tag.contains(' '))
 }
 
-/// Lines that start with an ISO 8601 stamp: `dmesg --time-format iso` (comma before the
-/// fraction, no host) or RFC 3339 syslog / `journalctl -o short-iso[-precise]`.
-fn iso_line(line: &str) -> Option<TextLine<'_>> {
-    let b = line.as_bytes();
-    if b.len() < 20
-        || !b[..4].iter().all(u8::is_ascii_digit)
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-    {
-        return None;
-    }
-    let sp = line.find(' ')?;
-    let stamp = &line[..sp];
-    let rest = &line[sp + 1..];
-    if stamp.contains(',') {
-        let (source, message) = source_for(None, rest);
-        return Some(TextLine {
-            time: Some(stamp),
-            source,
-            message,
-        });
-    }
-    let (source, message) = host_tag(rest, false)?;
-    Some(TextLine {
-        time: Some(stamp),
-        source,
-        message,
-    })
-}
-
-/// `Nov 18 10:12:13 host tag: msg` and `Nov  8 10:12:13.123456 host tag: msg`.
-fn bsd_syslog_line(line: &str) -> Option<TextLine<'_>> {
-    let b = line.as_bytes();
-    if b.len() < 16 || !line.get(..3).is_some_and(is_month) || b[3] != b' ' {
-        return None;
-    }
-    // Day: "18" or " 8".
-    let (d0, d1) = (b[4], b[5]);
-    if !(d0 == b' ' || d0.is_ascii_digit()) || !d1.is_ascii_digit() || b[6] != b' ' {
-        return None;
-    }
-    let clock_end = clock_len(&line[7..])?;
-    let stamp_end = 7 + clock_end;
-    let stamp = &line[..stamp_end];
-    let rest = line[stamp_end..].strip_prefix(' ')?;
-    let (source, message) = host_tag(rest, false)?;
-    Some(TextLine {
-        time: Some(stamp),
-        source,
-        message,
-    })
-}
-
-/// `journalctl -o short-full`: `Mon 2024-11-18 10:12:13 UTC host tag: msg`.
-fn full_line(line: &str) -> Option<TextLine<'_>> {
-    let b = line.as_bytes();
-    if b.len() < 24 || !line.get(..3).is_some_and(is_weekday) || b[3] != b' ' {
-        return None;
-    }
-    let d = &b[4..14];
-    if !d[..4].iter().all(u8::is_ascii_digit) || d[4] != b'-' || d[7] != b'-' || b[14] != b' ' {
-        return None;
-    }
-    let clock_end = 15 + clock_len(&line[15..])?;
-    let tz_rest = line[clock_end..].strip_prefix(' ')?;
-    let tz_end = tz_rest.find(' ')?;
-    let stamp_end = clock_end + 1 + tz_end;
-    let stamp = &line[..stamp_end];
-    let (source, message) = host_tag(&line[stamp_end + 1..], false)?;
-    Some(TextLine {
-        time: Some(stamp),
-        source,
-        message,
-    })
-}
-
-/// `journalctl -o short-unix`: `1731924733.123456 host tag: msg`.
-fn unix_line(line: &str) -> Option<TextLine<'_>> {
-    let sp = line.find(' ')?;
-    let stamp = &line[..sp];
-    if !is_monotonic(stamp) {
-        return None;
-    }
-    let (source, message) = host_tag(&line[sp + 1..], true)?;
-    Some(TextLine {
-        time: Some(stamp),
-        source,
-        message,
-    })
-}
-
-/// `host tag: msg` after a syslog/journal stamp. With `strict`, only `kernel` and
-/// `name[pid]` tags are accepted (used where a dmesg message could look alike).
-fn host_tag(rest: &str, strict: bool) -> Option<(Source<'_>, &str)> {
-    let sp = rest.find(' ')?;
-    let host = &rest[..sp];
-    if host.is_empty() || host.len() > MAX_HOST || host.contains(':') {
-        return None;
-    }
-    let after_host = &rest[sp + 1..];
-    let colon = after_host.find(':')?;
-    let tag = &after_host[..colon];
-    if tag.is_empty() || tag.len() > MAX_TAG || tag.contains(' ') {
-        return None;
-    }
-    let after = &after_host[colon + 1..];
-    if !(after.is_empty() || after.starts_with(' ')) {
-        return None;
-    }
-    let message = after.strip_prefix(' ').unwrap_or(after);
-    let (name, has_pid) = match tag.find('[') {
-        Some(open) => {
-            let pid = tag[open + 1..].strip_suffix(']')?;
-            if pid.is_empty() || !all_digits(pid) {
-                return None;
-            }
-            (&tag[..open], true)
+/// After a `kernel:` tag: an optional kernel `[stamp]` and `[caller]`, then the message
+/// (a userspace writer's `name[pid]:` there makes it that program's).
+fn after_kernel_tag<'a>(line: &'a str, i: usize, time: Option<&'a str>) -> TextLine<'a> {
+    let rest = line[i..].trim_start_matches(' ');
+    let (rest, stamp) = match bracket_stamp(rest) {
+        Some((len, stamp)) => {
+            let r = &rest[len..];
+            let r = &r[caller_id_len(r)..];
+            (r.strip_prefix(' ').unwrap_or(r), Some(stamp))
         }
-        None => (tag, false),
+        None => (rest, None),
     };
-    if name.is_empty() {
-        return None;
+    let (source, message) = source_for(None, rest);
+    record(line, time.or(stamp), source, message)
+}
+
+/// After a syslog or journal stamp ending at `end`: `host [facility] tag: msg`, or, for
+/// `dmesg --time-format iso` (comma before the fraction), the message itself.
+fn syslog_rest(line: &str, start: usize, end: usize, facility: Option<u32>) -> TextLine<'_> {
+    let time = Some(&line[start..end]);
+    let rest = line[end..].strip_prefix(' ').unwrap_or(&line[end..]);
+    if line[start..end].contains(',') && line.as_bytes()[start].is_ascii_digit() {
+        let (source, message) = source_for(facility, rest);
+        return record(line, time, source, message);
     }
-    if name == "kernel" {
-        // What syslog got from the kernel log may be a userspace write to /dev/kmsg.
-        return Some(source_for(None, strip_kernel_stamp(message)));
+    match header_tag(rest) {
+        Some(("kernel", msg_at)) => after_kernel_tag(line, line.len() - rest.len() + msg_at, time),
+        Some((tag, msg_at)) => {
+            let name = tag.split_once('[').map_or(tag, |(n, _)| n);
+            record(line, time, Source::Program(name), &rest[msg_at..])
+        }
+        None => record(line, time, Source::Unknown, rest.trim_start()),
     }
-    if strict && !has_pid {
-        return None;
+}
+
+/// The tag after a syslog stamp: the first token ending in `:` (then a space or the
+/// end) within [`MAX_HEADER`] bytes, host and harness words before it skipped. Returns
+/// the tag (with any `[pid]`) and the offset of the message after it.
+fn header_tag(rest: &str) -> Option<(&str, usize)> {
+    let mut at = 0;
+    let mut words = 0;
+    for tok in rest.split(' ') {
+        if at > MAX_HEADER || words >= 10 {
+            return None;
+        }
+        if !tok.is_empty() {
+            words += 1;
+            if let Some(tag) = tok.strip_suffix(':') {
+                let valid = !tag.is_empty()
+                    && tag.len() <= MAX_TAG
+                    && !tag.contains(':')
+                    && (!tag.contains('[') || split_program(tok).is_some());
+                return valid.then(|| (tag, (at + tok.len() + 1).min(rest.len())));
+            }
+        }
+        at += tok.len() + 1;
     }
-    Some((Source::Program(name), message))
+    None
 }
 
 /// Syslog copies of kernel lines may keep the kernel's own `[12345.678901] ` stamp.
 fn strip_kernel_stamp(message: &str) -> &str {
-    if let Some(r) = message.strip_prefix('[') {
-        if let Some(close) = r.find(']') {
-            if is_monotonic(r[..close].trim()) {
-                let after = &r[close + 1..];
-                return after.strip_prefix(' ').unwrap_or(after);
-            }
+    match bracket_stamp(message) {
+        Some((len, stamp)) if is_monotonic(stamp) => {
+            let r = &message[len..];
+            let r = &r[caller_id_len(r)..];
+            r.strip_prefix(' ').unwrap_or(r)
         }
+        _ => message,
     }
-    message
-}
-
-/// `hh:mm:ss` with an optional `.fraction`; returns its length.
-fn clock_len(s: &str) -> Option<usize> {
-    let b = s.as_bytes();
-    if b.len() < 8
-        || !b[0].is_ascii_digit()
-        || !b[1].is_ascii_digit()
-        || b[2] != b':'
-        || !b[3].is_ascii_digit()
-        || !b[4].is_ascii_digit()
-        || b[5] != b':'
-        || !b[6].is_ascii_digit()
-        || !b[7].is_ascii_digit()
-    {
-        return None;
-    }
-    let mut end = 8;
-    if b.get(8) == Some(&b'.') {
-        end = 9;
-        while b.get(end).is_some_and(u8::is_ascii_digit) {
-            end += 1;
-        }
-    }
-    Some(end)
-}
-
-/// `12345.678901` (digits, a dot, digits).
-fn is_monotonic(s: &str) -> bool {
-    match s.split_once('.') {
-        Some((a, b)) => !a.is_empty() && !b.is_empty() && all_digits(a) && all_digits(b),
-        None => false,
-    }
-}
-
-/// `Sun Nov 22 02:54:31 2026` as `dmesg -T` prints it.
-fn is_ctime(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() >= 20
-        && b.len() <= 40
-        && s.get(..3).is_some_and(is_weekday)
-        && b[3] == b' '
-        && s.get(4..7).is_some_and(is_month)
-        && s.contains(':')
-}
-
-fn is_month(s: &str) -> bool {
-    matches!(
-        s,
-        "Jan"
-            | "Feb"
-            | "Mar"
-            | "Apr"
-            | "May"
-            | "Jun"
-            | "Jul"
-            | "Aug"
-            | "Sep"
-            | "Oct"
-            | "Nov"
-            | "Dec"
-    )
-}
-
-fn is_weekday(s: &str) -> bool {
-    matches!(s, "Mon" | "Tue" | "Wed" | "Thu" | "Fri" | "Sat" | "Sun")
-}
-
-fn all_digits(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(line: &str) -> (Option<&str>, Source<'_>, &str) {
-        let t = parse_text_line(line);
-        (t.time, t.source, t.message)
-    }
-
-    #[test]
-    fn dmesg_plain_and_human() {
-        assert_eq!(
-            p("[  294.385120] Memory cgroup out of memory: Killed process 6438 (x)"),
-            (
-                Some("294.385120"),
-                Source::Kernel,
-                "Memory cgroup out of memory: Killed process 6438 (x)"
-            )
-        );
-        assert_eq!(
-            p("[Sun Nov 22 02:54:31 2026] oom-kill:constraint=CONSTRAINT_MEMCG"),
-            (
-                Some("Sun Nov 22 02:54:31 2026"),
-                Source::Kernel,
-                "oom-kill:constraint=CONSTRAINT_MEMCG"
-            )
-        );
-    }
-
-    #[test]
-    fn dmesg_raw_and_decoded() {
-        assert_eq!(
-            p("<3>[  294.385120] Out of memory: Killed process 1 (a)"),
-            (
-                Some("294.385120"),
-                Source::Kernel,
-                "Out of memory: Killed process 1 (a)"
-            )
-        );
-        assert_eq!(
-            p("<14>[  5.000001] oomd kill: 1.00 2.00 3.00 /a.slice 100 ruleset:[x]"),
-            (
-                Some("5.000001"),
-                Source::Program(""),
-                "oomd kill: 1.00 2.00 3.00 /a.slice 100 ruleset:[x]"
-            )
-        );
-        assert_eq!(
-            p("kern  :err   : [  294.385120] Out of memory: Killed process 1 (a)"),
-            (
-                Some("294.385120"),
-                Source::Kernel,
-                "Out of memory: Killed process 1 (a)"
-            )
-        );
-    }
-
-    #[test]
-    fn dmesg_iso_has_no_host() {
-        assert_eq!(
-            p("2026-11-22T02:54:31,384649+00:00 oom (fix) 1:[2] invoked oom-killer: gfp_mask=0xcc0"),
-            (
-                Some("2026-11-22T02:54:31,384649+00:00"),
-                Source::Kernel,
-                "oom (fix) 1:[2] invoked oom-killer: gfp_mask=0xcc0"
-            )
-        );
-    }
-
-    #[test]
-    fn syslog_forms() {
-        assert_eq!(
-            p("Nov 18 10:12:13 web1 kernel: [12345.678901] Out of memory: Killed process 7 (a)"),
-            (
-                Some("Nov 18 10:12:13"),
-                Source::Kernel,
-                "Out of memory: Killed process 7 (a)"
-            )
-        );
-        assert_eq!(
-            p("Nov  8 10:12:13 web1 kernel: Out of memory: Killed process 7 (a)"),
-            (
-                Some("Nov  8 10:12:13"),
-                Source::Kernel,
-                "Out of memory: Killed process 7 (a)"
-            )
-        );
-        assert_eq!(
-            p("2024-11-18T10:12:13.123456+00:00 web1 systemd-oomd[612]: Killed /a.scope due to x"),
-            (
-                Some("2024-11-18T10:12:13.123456+00:00"),
-                Source::Program("systemd-oomd"),
-                "Killed /a.scope due to x"
-            )
-        );
-        assert_eq!(
-            p("Nov 18 10:12:13.123456 web1 earlyoom[45]: low memory! at or below SIGTERM limits"),
-            (
-                Some("Nov 18 10:12:13.123456"),
-                Source::Program("earlyoom"),
-                "low memory! at or below SIGTERM limits"
-            )
-        );
-    }
-
-    #[test]
-    fn journal_forms() {
-        assert_eq!(
-            p("2024-11-18T10:12:13+0000 web1 kernel: oom_reaper: reaped process 7 (a)"),
-            (
-                Some("2024-11-18T10:12:13+0000"),
-                Source::Kernel,
-                "oom_reaper: reaped process 7 (a)"
-            )
-        );
-        assert_eq!(
-            p("Mon 2024-11-18 10:12:13 UTC web1 kernel: Killed process 7 (a)"),
-            (
-                Some("Mon 2024-11-18 10:12:13 UTC"),
-                Source::Kernel,
-                "Killed process 7 (a)"
-            )
-        );
-        assert_eq!(
-            p("[  294.385120] web1 kernel: Killed process 7 (a)"),
-            (Some("294.385120"), Source::Kernel, "Killed process 7 (a)")
-        );
-        assert_eq!(
-            p("1731924733.123456 web1 kernel: Killed process 7 (a)"),
-            (
-                Some("1731924733.123456"),
-                Source::Kernel,
-                "Killed process 7 (a)"
-            )
-        );
-        assert_eq!(p("-- Boot 0123abcd --").1, Source::Unknown);
-    }
-
-    #[test]
-    fn kmsg_record_line() {
-        assert_eq!(
-            p("3,418,294385120,-;Memory cgroup out of memory: Killed process 6438 (x)\n"),
-            (
-                Some("294385120"),
-                Source::Kernel,
-                "Memory cgroup out of memory: Killed process 6438 (x)"
-            )
-        );
-        assert_eq!(
-            p("30,5,6,-;systemd-oomd[612]: Killed /a.scope due to x"),
-            (
-                Some("6"),
-                Source::Program("systemd-oomd"),
-                "Killed /a.scope due to x"
-            )
-        );
-    }
-
-    #[test]
-    fn dmesg_kernel_message_that_looks_like_a_tag_stays_kernel() {
-        // Two tokens before a colon, but no [pid]: not a journal host/tag.
-        assert_eq!(
-            p("[    1.0] usb 1-1: new high-speed USB device"),
-            (
-                Some("1.0"),
-                Source::Kernel,
-                "usb 1-1: new high-speed USB device"
-            )
-        );
-        // A userspace writer to /dev/kmsg, as dmesg shows it.
-        assert_eq!(
-            p("[    1.0] systemd-oomd[612]: Killed /a due to b"),
-            (
-                Some("1.0"),
-                Source::Program("systemd-oomd"),
-                "Killed /a due to b"
-            )
-        );
-    }
-
-    #[test]
-    fn unknown_is_whole_line() {
-        assert_eq!(
-            p("Killed process 7 (a) total-vm:1kB"),
-            (None, Source::Unknown, "Killed process 7 (a) total-vm:1kB")
-        );
-        assert_eq!(p(""), (None, Source::Unknown, ""));
-        // A tasks-table row without a time stays whole (its bracket has no '.').
-        assert_eq!(p("[   6438]     0  6438 x").1, Source::Unknown);
-    }
-
-    #[test]
-    fn split_program_forms() {
-        assert_eq!(split_program("earlyoom[45]: x"), Some(("earlyoom", "x")));
-        assert_eq!(split_program("a b[1]: x"), None);
-        assert_eq!(split_program("a[x]: y"), None);
-        assert_eq!(split_program("a[1] y"), None);
-    }
-}
+mod tests;

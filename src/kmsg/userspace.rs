@@ -7,23 +7,11 @@
 //! syslog/journal tag, or its `name[pid]: ` in kmsg); the one exception is oomd's
 //! `oomd kill: ` record, which oomd writes straight into `/dev/kmsg` without a tag (so it
 //! is accepted from an untagged kmsg writer, and from `dmesg` text, where the writer
-//! cannot be seen) and which the kernel never prints. It must never report a kernel kill, and must not match
-//! kernel messages that merely mention these programs.
+//! cannot be seen) and which the kernel never prints. It must never report a kernel kill,
+//! and must not match kernel messages that merely mention these programs.
 //!
-//! Formats, from the programs' sources:
-//! - systemd-oomd (src/oom/oomd-manager.c, v247+): `Killed <cgroup> due to memory
-//!   pressure for <cgroup> being 82.13% > 50.00% for > 20s with reclaim activity`,
-//!   `Killed <cgroup> due to swap used (..) / total (..) being more than ..%`, `Killed
-//!   <cgroup> due to memory used (..) / total (..) and swap used (..) / total (..) being
-//!   more than ..%`; newest releases say `Marked <cgroup> for killing due to ...`.
-//!   `Considered N cgroups for killing, top candidates were:` is not a kill.
-//! - earlyoom (kill.c): `sending SIGTERM to process <pid> uid <uid> "<name>": badness ..,
-//!   VmRSS .. MiB` (later versions: `oom_score ..`, `cmdline ".."`); `low memory! at or
-//!   below SIGTERM limits` is not a kill.
-//! - oomd (facebookincubator/oomd, written to /dev/kmsg): `oomd kill: <p10> <p60> <p300>
-//!   <cgroup> <usage> ruleset:[..] ... killer:<name>`; `killer:(dry)` is a dry run.
-//! - nohang (src/nohang): `  PID: <pid>, name: <name>, ...` in the victim report, then
-//!   `  Sending SIGTERM to the victim` (one journal entry per printed line).
+//! The formats, with the programs' sources and versions, are in docs/kernel-log.md
+//! ("Userspace killers").
 
 use super::bounds::{bounded, MAX_COMM, MAX_PATH, MAX_TIME};
 use super::text::Source;
@@ -37,6 +25,8 @@ pub struct UserspaceKill {
     pub pid: Option<u32>,
     /// The victim's name, when the killer logs one (earlyoom, nohang).
     pub comm: Option<String>,
+    /// The victim's uid, when the killer logs one (earlyoom 1.6+).
+    pub uid: Option<u32>,
     /// The killed unit's cgroup, when the killer works on cgroups (systemd-oomd, oomd).
     pub unit_or_cgroup: Option<String>,
     /// The opaque position passed with the line that completed the kill.
@@ -75,6 +65,7 @@ impl UserspaceTracker {
             killer: found.killer.to_owned(),
             pid: found.pid,
             comm: found.comm.map(|c| bounded(&c, MAX_COMM)),
+            uid: found.uid,
             unit_or_cgroup: found.cgroup.map(|c| bounded(c, MAX_PATH)),
             at,
             time: time.map(|t| bounded(t, MAX_TIME)),
@@ -121,6 +112,7 @@ impl UserspaceTracker {
                 killer: "nohang",
                 pid: victim.as_ref().map(|v| v.0),
                 comm: victim.map(|v| std::borrow::Cow::Owned(v.1)),
+                uid: None,
                 cgroup: None,
             });
         }
@@ -133,6 +125,7 @@ struct Found<'a> {
     killer: &'static str,
     pid: Option<u32>,
     comm: Option<std::borrow::Cow<'a, str>>,
+    uid: Option<u32>,
     cgroup: Option<&'a str>,
 }
 
@@ -151,12 +144,18 @@ fn systemd_oomd_kill(message: &str) -> Option<Found<'_>> {
         killer: "systemd-oomd",
         pid: None,
         comm: None,
+        uid: None,
         cgroup: Some(cgroup),
     })
 }
 
-/// Returns the signal name and the kill.
+/// Returns the signal and the kill: `sending SIGTERM to process <pid> uid <uid> "<name>":
+/// ...` (1.6+; no `uid` before), or `Killing process '<name>' with signal <n>, pid: <pid>,
+/// ...` (before 1.6).
 fn earlyoom_kill(message: &str) -> Option<(&str, Found<'_>)> {
+    if let Some(rest) = message.strip_prefix("Killing process '") {
+        return earlyoom_old_kill(rest);
+    }
     let rest = message.strip_prefix("sending ")?;
     let (signal, rest) = rest.split_once(" to process ")?;
     if !signal.starts_with("SIG") {
@@ -165,11 +164,13 @@ fn earlyoom_kill(message: &str) -> Option<(&str, Found<'_>)> {
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     let pid: u32 = rest[..digits].parse().ok()?;
     let mut rest = &rest[digits..];
+    let mut uid = None;
     if let Some(r) = rest.strip_prefix(" uid ") {
         let n = r
             .bytes()
             .take_while(|b| b.is_ascii_digit() || *b == b'-')
             .count();
+        uid = r[..n].parse().ok();
         rest = &r[n..];
     }
     let quoted = rest.strip_prefix(" \"")?;
@@ -183,6 +184,26 @@ fn earlyoom_kill(message: &str) -> Option<(&str, Found<'_>)> {
             killer: "earlyoom",
             pid: Some(pid),
             comm: Some(std::borrow::Cow::Borrowed(name)),
+            uid,
+            cgroup: None,
+        },
+    ))
+}
+
+/// The part after `Killing process '` of the pre-1.6 form; signal 9 is SIGKILL.
+fn earlyoom_old_kill(rest: &str) -> Option<(&str, Found<'_>)> {
+    let (name, rest) = rest.split_once("' with signal ")?;
+    let (signal, rest) = rest.split_once(", pid: ")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let pid: u32 = rest[..digits].parse().ok()?;
+    let signal = if signal == "9" { "SIGKILL" } else { "SIGTERM" };
+    Some((
+        signal,
+        Found {
+            killer: "earlyoom",
+            pid: Some(pid),
+            comm: Some(std::borrow::Cow::Borrowed(name)),
+            uid: None,
             cgroup: None,
         },
     ))
@@ -197,6 +218,7 @@ fn oomd_kill(message: &str) -> Option<Found<'_>> {
         killer: "oomd",
         pid: None,
         comm: None,
+        uid: None,
         cgroup: rest.split_whitespace().nth(3),
     })
 }

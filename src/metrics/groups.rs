@@ -122,7 +122,7 @@ fn groups(f: &mut Family<'_, '_>, g: &[GroupRow]) -> Result<(), std::fmt::Error>
     )?;
     f.counters(
         "oomwatch_group_restarts_total",
-        "Times a long-lived top-level instance of the group was replaced by a new one.",
+        "Times a top-level instance of the group ended and a new one started: every end that was not a clean exit (an OOM kill, a signal, a crash, an error exit of a service) followed by a start, and a replaced instance that lived --restarts.min-age.",
         g.iter().map(|r| (group_label(&r.name), r.restarts)),
     )?;
     f.counters(

@@ -210,6 +210,36 @@ pub fn url_encode(text: &str) -> String {
         .collect()
 }
 
+/// The values of `label` on the series `selector` matches between `start` and `end`
+/// (seconds since the epoch), as Grafana's `label_values(selector, label)` asks for them
+/// (`/api/v1/label/<label>/values` with `match[]`); panics on an error.
+pub fn label_values(
+    prometheus: SocketAddr,
+    label: &str,
+    selector: &str,
+    start: f64,
+    end: f64,
+) -> Vec<String> {
+    let response = request(
+        prometheus,
+        "GET",
+        &format!(
+            "/api/v1/label/{label}/values?match[]={}&start={start:.3}&end={end:.3}",
+            url_encode(selector)
+        ),
+        &[],
+    );
+    let body: serde_json::Value = serde_json::from_str(&response.body)
+        .unwrap_or_else(|e| panic!("{selector}: not JSON ({e}): {}", response.body));
+    assert_eq!(body["status"], "success", "{selector}: {}", response.body);
+    body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
 /// Runs an instant query; returns the result vector (panics on a query error).
 pub fn query(prometheus: SocketAddr, promql: &str) -> Vec<serde_json::Value> {
     let response = request(

@@ -6,9 +6,7 @@
 
 use std::path::PathBuf;
 
-use oomwatch::kmsg::{
-    parse_record, parse_text_line, split_records, KernelKill, OomAssembler, OomEvent,
-};
+use oomwatch::kmsg::{parse_record, split_records, KernelKill, OomAssembler, OomEvent, TextReader};
 
 pub fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,26 +18,44 @@ pub fn read_fixture(name: &str) -> Vec<u8> {
     std::fs::read(fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 
-/// All events of a fixture: `.kmsg` files as records (`at` = seq, `time` = ts_usec),
-/// anything else as text lines (`at` = 1-based line number).
+/// All events of a fixture, read the way the exporter and `oomwatch scan` read them:
+/// `.kmsg` files as records (`at` = seq, `time` = ts_usec), anything else as text through
+/// the text reader (`at` = 1-based line number); the end of the input ends the last
+/// report.
 pub fn events(name: &str) -> Vec<OomEvent> {
     let bytes = read_fixture(name);
+    if name.ends_with(".kmsg") {
+        return record_events(&bytes);
+    }
+    text_events(&String::from_utf8_lossy(&bytes))
+}
+
+/// The events of a buffer of kmsg records.
+pub fn record_events(bytes: &[u8]) -> Vec<OomEvent> {
     let mut asm = OomAssembler::new();
     let mut out = Vec::new();
-    if name.ends_with(".kmsg") {
-        for rec in split_records(&bytes) {
-            let r = parse_record(rec).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let ts = r.ts_usec.to_string();
-            let (source, msg) = r.source();
-            out.extend(asm.push(source, msg, r.seq, Some(&ts)));
-        }
-    } else {
-        let text = String::from_utf8(bytes).unwrap();
-        for (i, line) in text.lines().enumerate() {
-            let t = parse_text_line(line);
-            out.extend(asm.push(t.source, t.message, i as u64 + 1, t.time));
-        }
+    for rec in split_records(bytes) {
+        let r = parse_record(rec).unwrap_or_else(|e| panic!("{e}"));
+        let ts = r.ts_usec.to_string();
+        let (source, msg) = r.source();
+        out.extend(asm.push(source, msg, r.seq, Some(&ts)));
     }
+    out.extend(asm.finish());
+    out
+}
+
+/// The events of log text.
+pub fn text_events(text: &str) -> Vec<OomEvent> {
+    let mut asm = OomAssembler::new();
+    let mut reader = TextReader::new();
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        reader.push_line(line, i as u64 + 1, &mut |m| {
+            out.extend(asm.push(m.source, m.text, m.at, m.time));
+        });
+    }
+    reader.finish(&mut |m| out.extend(asm.push(m.source, m.text, m.at, m.time)));
+    out.extend(asm.finish());
     out
 }
 

@@ -121,7 +121,10 @@ fn log_kind(fd: &OwnedFd) -> Result<LogKind, &'static str> {
 
 fn warn_unreadable(path: &std::path::Path, errno: Errno) {
     let hint = match errno {
-        Errno::PERM | Errno::ACCESS => {
+        Errno::PERM => {
+            "grant CAP_SYSLOG (kernel.dmesg_restrict=1 hides /dev/kmsg from other users), or run as root; in a container the device must be allowed too (Kubernetes: privileged; docker: --privileged or --device /dev/kmsg)"
+        }
+        Errno::ACCESS => {
             "grant CAP_SYSLOG (kernel.dmesg_restrict=1 hides /dev/kmsg from other users), or run as root"
         }
         Errno::NOENT => {

@@ -24,7 +24,7 @@ use crate::kills::ledger::{AttributedKill, KillLedger, RssAtDeath, SeqCheck};
 use crate::kills::shared::{KmsgShared, RecentVictim};
 use crate::kills::verify::{Counts, KillVerifier, Unbacked, Verdict};
 use crate::kmsg::kernel_lines::classify;
-use crate::kmsg::oom::{KernelKill, OomAssembler, OomEvent};
+use crate::kmsg::oom::{KernelKill, KillKind, OomAssembler, OomEvent};
 use crate::kmsg::record::parse_record;
 use crate::kmsg::text::Source;
 use crate::state::StateStore;
@@ -75,6 +75,8 @@ pub struct Intake<'l> {
     unverified_quiet: u64,
     /// Kills counted while replaying the ring buffer (logged as one line at the catch-up).
     replayed_kills: u64,
+    /// The last record a previous run handled, when this one resumes after it.
+    resumed_at: Option<u64>,
 }
 
 impl<'l> Intake<'l> {
@@ -101,6 +103,7 @@ impl<'l> Intake<'l> {
             unverified_logged_at: None,
             unverified_quiet: 0,
             replayed_kills: 0,
+            resumed_at: links.shared.ledger().last_seq,
         }
     }
 
@@ -114,20 +117,26 @@ impl<'l> Intake<'l> {
             }
         };
         let (source, message) = record.source();
-        let event = self.assembler.push(source, message, record.seq, None);
+        let events: Vec<OomEvent> = self
+            .assembler
+            .push(source, message, record.seq, None)
+            .collect();
         // Seen before a restart: the assembler has its context, nothing is counted.
         if !self.advance(record.seq) {
             return;
         }
         let printk_uptime = record.ts_usec as f64 / 1e6;
-        match event {
-            Some(OomEvent::Kill(kill)) => self.on_kill(kill, record.seq, printk_uptime),
-            Some(OomEvent::RepeatedKill { pid, .. }) => self.on_repeated_kill(pid),
-            Some(other) => self.on_other(other),
-            None if self.live && embeds_kill_line(source, message) => {
-                self.on_unverified(&Unbacked::Embedded, record.seq, message)
+        if events.is_empty() && self.live && embeds_kill_line(source, message) {
+            self.on_unverified(&Unbacked::Embedded, record.seq, message);
+        }
+        // A record may complete two events: a summary-only kill whose report it ended,
+        // then its own.
+        for event in events {
+            match event {
+                OomEvent::Kill(kill) => self.on_kill(kill, record.seq, printk_uptime),
+                OomEvent::RepeatedKill { pid, .. } => self.on_repeated_kill(pid),
+                other => self.on_other(other),
             }
-            None => {}
         }
     }
 
@@ -152,8 +161,23 @@ impl<'l> Intake<'l> {
 
     /// A kill line: verified against the kernel's counters, then named, counted, noted
     /// for the exit accounting and queued for the event log.
-    fn on_kill(&mut self, kill: KernelKill, seq: u64, printk_uptime: f64) {
-        if let Verdict::Unverified(why) = self.verify(&kill, seq) {
+    fn on_kill(&mut self, mut kill: KernelKill, seq: u64, printk_uptime: f64) {
+        let mut verdict = self.verify(&kill, seq);
+        if matches!(verdict, Verdict::Unverified(Unbacked::Cgroup { .. }))
+            && kill.kind == KillKind::GroupMember
+        {
+            // Read as a member of the memory.oom.group pass just before it, but that
+            // cgroup's own count does not back it: a header-less kill of another cgroup
+            // (the kernel rate-limits the header, not the kill line). It keeps no context
+            // of that event, and the host count alone judges it.
+            kill.oom_group = None;
+            kill.memcg = None;
+            kill.invoker = None;
+            kill.constraint = None;
+            kill.global = None;
+            verdict = self.verify(&kill, seq);
+        }
+        if let Verdict::Unverified(why) = verdict {
             let line = format!("Killed process {} ({})", kill.pid, kill.comm);
             self.on_unverified(&why, seq, &line);
             return;
@@ -200,20 +224,39 @@ impl<'l> Intake<'l> {
         if !self.live {
             return Verdict::Verified;
         }
-        if !counted_by_vmstat(kill) {
+        if !kill.counted_by_vmstat() {
             return self.verifier.verify_uncounted(seq);
         }
         let counters = &self.links.counters;
+        // A group member's own cgroup is its group's or below: that count includes it.
+        let cgroup = kill.task_memcg.as_deref().or(kill.oom_group.as_deref());
         let counts = Counts {
             vmstat: counters.vmstat_oom_kills(),
-            cgroup: kill
-                .task_memcg
-                .as_deref()
-                .and_then(|cgroup| counters.memcg_oom_kills(cgroup)),
+            cgroup: cgroup.and_then(|cgroup| counters.memcg_oom_kills(cgroup)),
         };
         let ledger = self.links.shared.ledger();
-        self.verifier
-            .verify_counted(&ledger, seq, kill.task_memcg.as_deref(), counts)
+        self.verifier.verify_counted(&ledger, seq, cgroup, counts)
+    }
+
+    /// An event the end of a file of records completed (the record it came from is
+    /// already past the ledger).
+    fn on_finished(&mut self, event: OomEvent) {
+        match event {
+            // Counted by the run that read this far before, at its own end.
+            OomEvent::Kill(kill) if self.resumed_at.is_some_and(|last| kill.at <= last) => {}
+            OomEvent::Kill(kill) => {
+                let seq = kill.at;
+                // A kmsg record's time is its stamp in microseconds since boot.
+                let uptime = kill
+                    .time
+                    .as_deref()
+                    .and_then(|t| t.parse::<f64>().ok())
+                    .map_or(0.0, |usec| usec / 1e6);
+                self.on_kill(kill, seq, uptime);
+            }
+            OomEvent::RepeatedKill { pid, .. } => self.on_repeated_kill(pid),
+            other => self.on_other(other),
+        }
     }
 
     /// memory.oom.group killed its victim again: not a kill, but /proc/vmstat counts it.
@@ -355,6 +398,13 @@ impl<'l> Intake<'l> {
     /// Everything written so far is read: persist, and say the log is up (only now, so
     /// `oomwatch_kmsg_up` 1 means the counts are current, not mid-replay).
     pub fn caught_up(&mut self) {
+        if !self.live {
+            // A file of records read to its end: a report whose kill line is missing
+            // ends here (on the live log its line may still come).
+            if let Some(event) = self.assembler.finish() {
+                self.on_finished(event);
+            }
+        }
         self.write_kills();
         self.persist();
         if self.live {
@@ -406,12 +456,6 @@ fn newest_logged_kill(links: &IntakeLinks) -> Option<u64> {
         .max()
 }
 
-/// Whether /proc/vmstat counts this kill. Every kill the assembler names is a victim of
-/// `__oom_kill_process` or a memory.oom.group member, which the kernel counts.
-fn counted_by_vmstat(_kill: &KernelKill) -> bool {
-    true
-}
-
 /// A kernel record that is not an OOM report line but carries a kill line's words in its
 /// text: the kernel echoed someone's input (a mount option, a file name), or the parser
 /// does not know the form. Never a kill; counted as unverified.
@@ -438,7 +482,7 @@ fn count_kill(
     ledger.count_kill(
         AttributedKill {
             memcg: kill.memcg.clone(),
-            counted_by_vmstat: counted_by_vmstat(&kill),
+            counted_by_vmstat: kill.counted_by_vmstat(),
             constraint,
             group,
             comm: kill.comm,

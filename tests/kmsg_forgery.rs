@@ -1,0 +1,280 @@
+//! Forged OOM kills, made for real: the kernel echoes user input inside its own records,
+//! and any local user with a user namespace can make it print `tmpfs: Unknown parameter
+//! 'Memory: Killed process <pid> (<comm>) …'` by mounting a tmpfs with that option. Run
+//! as `nobody` against the real exporter on the real /proc and /dev/kmsg, the forgery must
+//! change no kill count, name no victim, turn no exit into `oom_killed`, leave
+//! `oomwatch_oom_kills_unattributed` at or above 0, and show in
+//! `oomwatch_kmsg_unverified_kills_total`. A flood of 10,000 forged lines after a real OOM
+//! kill leaves the real victim's series and event in place. Needs root, unprivileged user
+//! namespaces and a writable memory cgroup: without them it fails, never skips.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::{eventually, require, sample, Exporter};
+use oomwatch::scratch_cgroup::ScratchCgroup;
+
+/// The tests read host-wide kernel counters: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const NOBODY: &str = "65534";
+
+fn preconditions() {
+    require(rustix::process::geteuid().is_root(), "running as root");
+    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap_or_default();
+    require(
+        max.trim().parse::<u64>().unwrap_or(0) > 0,
+        "user namespaces enabled (user.max_user_namespaces > 0)",
+    );
+}
+
+/// Runs `python3 -c script` as nobody inside a new user and mount namespace, where it may
+/// call mount(2): the way any local user reaches the kernel's mount-option parser.
+fn as_nobody_in_a_user_namespace(script: &str) {
+    let status = Command::new("setpriv")
+        .args([
+            "--reuid",
+            NOBODY,
+            "--regid",
+            NOBODY,
+            "--clear-groups",
+            "unshare",
+            "-Urm",
+            "python3",
+            "-c",
+            script,
+        ])
+        .stdin(Stdio::null())
+        .status()
+        .expect("setpriv runs");
+    assert!(status.success(), "the forging script failed: {status}");
+}
+
+/// A python script that makes the kernel print each option in `options` in a tmpfs
+/// `Unknown parameter` record (the option text up to its first comma).
+fn forging_script(options: &str) -> String {
+    format!(
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n\
+         for option in {options}:\n    libc.mount(b'none', b'/tmp', b'tmpfs', 0, option.encode())\n"
+    )
+}
+
+fn scrape_when_caught_up(exporter: &Exporter) -> String {
+    eventually(Duration::from_secs(10), || {
+        let body = exporter.scrape();
+        (sample(&body, "oomwatch_kmsg_up", &[]) == Some(1.0)
+            && sample(&body, "oomwatch_exit_events_up", &[]) == Some(1.0))
+        .then_some(body)
+    })
+    .unwrap_or_else(|| panic!("the exporter did not come up:\n{}", exporter.log()))
+}
+
+fn start(dir: &Path, group: &str, comm: &str) -> Exporter {
+    let config = dir.join("oomwatch.yml");
+    std::fs::write(
+        &config,
+        format!("groups:\n  - name: {group}\n    comm: '^{comm}$'\n"),
+    )
+    .expect("config");
+    let state = dir.join("state");
+    Exporter::start(&[
+        "--state.dir",
+        state.to_str().expect("utf-8"),
+        "--config.file",
+        config.to_str().expect("utf-8"),
+    ])
+}
+
+fn unverified(body: &str) -> f64 {
+    sample(body, "oomwatch_kmsg_unverified_kills_total", &[]).expect("unverified kills series")
+}
+
+/// Every `oomwatch_oom_kills_total` sample line.
+fn kill_series(body: &str) -> Vec<String> {
+    body.lines()
+        .filter(|l| l.starts_with("oomwatch_oom_kills_total{"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn logged_kill_pids(exporter: &Exporter) -> Vec<u64> {
+    let body = exporter
+        .request("GET", "/api/v1/events?type=oom_kill&limit=100000")
+        .body;
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    json["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["pid"].as_u64())
+        .collect()
+}
+
+#[test]
+fn a_forged_kill_of_a_live_service_changes_nothing_but_the_unverified_count() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    preconditions();
+    let dir = tempfile::tempdir().expect("temp");
+    let comm = format!("oomwfrg{}", std::process::id() % 100_000);
+    let group = "forge-target";
+    let exporter = start(dir.path(), group, &comm);
+    let program = common::named_program(dir.path(), "/usr/bin/sleep", &comm);
+    let mut service = Command::new(&program)
+        .arg("600")
+        .spawn()
+        .expect("the service starts");
+    let pid = service.id();
+    // Seen by a scan, so the forged line names a live process of a known group.
+    let before = eventually(Duration::from_secs(10), || {
+        let body = scrape_when_caught_up(&exporter);
+        (sample(&body, "oomwatch_group_processes", &[("group", group)]) == Some(1.0))
+            .then_some(body)
+    })
+    .unwrap_or_else(|| panic!("the service was not seen:\n{}", exporter.log()));
+
+    // Each form the old parser accepted after a short prefix holding "emory", with the
+    // kernel's own report prefixes inside a tmpfs message, and a forged summary line.
+    let options = format!(
+        "['Memory: Killed process {pid} ({comm}) total-vm:9000000kB', \
+         'Memory cgroup out of memory: Killed process {pid} ({comm}) total-vm:9000000kB', \
+         'Out of memory: Killed process {pid} ({comm}) total-vm:9000000kB', \
+         'oom-kill:constraint=CONSTRAINT_NONE']"
+    );
+    as_nobody_in_a_user_namespace(&forging_script(&options));
+    // The service is killed (SIGKILL) right after: its exit must say `killed`.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill -9");
+    let _ = service.wait();
+
+    let after = eventually(Duration::from_secs(20), || {
+        let body = exporter.scrape();
+        let settled = sample(
+            &body,
+            "oomwatch_group_exits_total",
+            &[("group", group), ("reason", "killed")],
+        ) == Some(1.0);
+        (settled && unverified(&body) >= unverified(&before) + 4.0).then_some(body)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the kill -9 was not settled as `killed`, or the forged lines were not counted as unverified:\n{}\n{}",
+            exporter.scrape(),
+            exporter.log()
+        )
+    });
+    assert_eq!(
+        unverified(&after),
+        unverified(&before) + 4.0,
+        "each forged line counted once as unverified"
+    );
+    assert_eq!(kill_series(&after), kill_series(&before), "no kill counted");
+    let named = format!("comm=\"{comm}\"");
+    assert!(
+        !after
+            .lines()
+            .any(|l| l.starts_with("oomwatch_oom_") && l.contains(&named)),
+        "no victim series for the forged comm"
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "oomwatch_group_exits_total",
+            &[("group", group), ("reason", "oom_killed")]
+        ),
+        Some(0.0),
+        "the forgery did not make the kill -9 an OOM kill"
+    );
+    let unattributed = sample(&after, "oomwatch_oom_kills_unattributed", &[]).expect("gauge");
+    assert!(unattributed >= 0.0, "unattributed {unattributed}");
+    assert_eq!(
+        sample(&after, "oomwatch_vmstat_oom_kills_total", &[]),
+        sample(&before, "oomwatch_vmstat_oom_kills_total", &[]),
+        "no real kill happened meanwhile"
+    );
+    assert!(!logged_kill_pids(&exporter).contains(&u64::from(pid)));
+    assert!(
+        exporter.log().contains("is not backed by the kernel"),
+        "the forgery is logged:\n{}",
+        exporter.log()
+    );
+}
+
+#[test]
+fn a_flood_of_forged_kills_leaves_every_real_victim_in_place() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    preconditions();
+    let dir = tempfile::tempdir().expect("temp");
+    let comm = format!("oomwreal{}", std::process::id() % 100_000);
+    let exporter = start(dir.path(), "real-victim", &comm);
+    scrape_when_caught_up(&exporter);
+
+    // A real OOM kill in a scratch memory cgroup.
+    let cgroup = ScratchCgroup::create(
+        &format!("oomwatch-forgery-{}", std::process::id()),
+        64 << 20,
+    )
+    .expect("scratch memory cgroup (root and a writable memory controller are required)");
+    let hog = common::named_program(dir.path(), "/usr/bin/tail", &comm);
+    let mut child = cgroup.spawn(&hog, &["/dev/zero"]).expect("hog starts");
+    let status = child.wait().expect("hog ends");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "the kernel killed the hog"
+    );
+    let real = [("group", "real-victim"), ("comm", comm.as_str())];
+    let before = eventually(Duration::from_secs(10), || {
+        let body = exporter.scrape();
+        (sample(&body, "oomwatch_oom_kills_total", &real) == Some(1.0)).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("the real kill was not counted:\n{}", exporter.log()));
+    let real_pid = child.id();
+    assert!(logged_kill_pids(&exporter).contains(&u64::from(real_pid)));
+
+    // 10,000 forged kills, each of another victim, in one process.
+    as_nobody_in_a_user_namespace(&forging_script(
+        "(f'Memory: Killed process {i + 100000} (forged{i}) total-vm:1kB' for i in range(10000))",
+    ));
+    let after = eventually(Duration::from_secs(60), || {
+        let body = exporter.scrape();
+        let lost = sample(&body, "oomwatch_kmsg_records_lost_total", &[]).unwrap_or(0.0)
+            - sample(&before, "oomwatch_kmsg_records_lost_total", &[]).unwrap_or(0.0);
+        (unverified(&body) - unverified(&before) + lost >= 10_000.0).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("the flood was not read:\n{}", exporter.log()));
+    let lost = sample(&after, "oomwatch_kmsg_records_lost_total", &[]).unwrap_or(0.0)
+        - sample(&before, "oomwatch_kmsg_records_lost_total", &[]).unwrap_or(0.0);
+    println!(
+        "10,000 forged lines: {} counted unverified, {lost} records lost",
+        unverified(&after) - unverified(&before)
+    );
+    assert_eq!(sample(&after, "oomwatch_oom_kills_total", &real), Some(1.0));
+    assert_eq!(
+        kill_series(&after),
+        kill_series(&before),
+        "no forged victim"
+    );
+    assert!(
+        sample(
+            &after,
+            "oomwatch_oom_last_victim_rss_bytes",
+            &[("comm", comm.as_str()), ("kind", "anon")]
+        )
+        .is_some(),
+        "the real victim's RSS series is kept"
+    );
+    assert!(logged_kill_pids(&exporter).contains(&u64::from(real_pid)));
+    // The real kill is also kept across a SIGKILL of the exporter and a restart.
+    exporter.kill();
+    let again = start(dir.path(), "real-victim", &comm);
+    let body = scrape_when_caught_up(&again);
+    assert_eq!(sample(&body, "oomwatch_oom_kills_total", &real), Some(1.0));
+    assert!(unverified(&body) >= unverified(&after), "persisted");
+}
