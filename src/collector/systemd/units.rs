@@ -3,7 +3,7 @@
 //! brought it back (`NRestarts`), and on systemd 259+ its kernel and systemd-oomd kill
 //! counts. Asked of the D-Bus thread at each scrape, for the groups the `processes`
 //! collector knows (groups retained while down included: a unit killed and not restarted
-//! is the one whose verdict matters). Units of a user's manager (`user@1000/…`) are on
+//! is the one whose verdict matters) and the groups systemd-oomd killed in the last hour. Units of a user's manager (`user@1000/…`) are on
 //! that user's bus, not asked. Runs after `processes`.
 
 use std::sync::Arc;
@@ -44,12 +44,23 @@ impl Collector for SystemdUnitsCollector {
                 "the processes collector is disabled or failed; groups are unknown".into(),
             ));
         };
-        let groups: Vec<Arc<str>> = processes
+        // The groups the scan knows, and those systemd-oomd killed in the last hour (a unit
+        // it killed may have ended before a scan saw it).
+        let hour_ago = crate::clock::unix_now() - 3600.0;
+        let mut groups: Vec<Arc<str>> = processes
             .groups
             .iter()
             .map(|g| g.name.clone())
             .filter(|name| system_unit(name))
             .collect();
+        for killed in self.shared.ledger().kills {
+            if killed.last_kill_seconds >= hour_ago
+                && system_unit(&killed.group)
+                && !groups.iter().any(|g| **g == *killed.group)
+            {
+                groups.push(Arc::from(killed.group));
+            }
+        }
         let units = groups.iter().map(|g| g.to_string()).collect();
         let verdicts = self.shared.verdicts(units, ANSWER_TIMEOUT).map_err(|why| {
             CollectError::Unavailable(format!("systemd's unit verdicts are not available: {why}"))
