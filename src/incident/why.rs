@@ -76,7 +76,7 @@ pub fn explain<'a>(
 ) -> Explanation<'a> {
     let groups = named_groups(target, events, state, live);
     let ours = |e: &Event| e.kind.group().is_some_and(|g| groups.contains(g));
-    let deaths: Vec<&Event> = events
+    let mut deaths: Vec<&Event> = events
         .iter()
         .rev()
         .filter(|e| match &e.kind {
@@ -86,8 +86,10 @@ pub fn explain<'a>(
             EventKind::Reboot { .. } => !groups.is_empty(),
             EventKind::Restart { .. } => false,
         })
-        .take(max_deaths)
         .collect();
+    // By time: an exit is logged when a scrape settles it, after a kill received live.
+    deaths.sort_by(|a, b| b.time.total_cmp(&a.time));
+    deaths.truncate(max_deaths);
     let restarts: Vec<&Event> = events
         .iter()
         .rev()
@@ -166,21 +168,33 @@ fn named_groups(
     groups
 }
 
-/// An `oom_killed` exit of a process whose OOM kill is in the log (within 5 minutes): the
-/// same death, told once by the kill.
+/// An `oom_killed` exit of a process whose OOM kill is in the log (within 5 minutes), or a
+/// SIGKILL of a group a userspace killer killed (within a minute): the same death, told
+/// once by the kill.
 fn repeats_a_kill(exit: &Event, events: &[Event]) -> bool {
-    let EventKind::Exit {
-        reason: ExitReason::OomKilled,
-        pid,
-        ..
-    } = &exit.kind
-    else {
-        return false;
-    };
-    events.iter().any(|k| match &k.kind {
-        EventKind::OomKill(kill) => kill.pid == *pid && (k.time - exit.time).abs() < 300.0,
+    match &exit.kind {
+        EventKind::Exit {
+            reason: ExitReason::OomKilled,
+            pid,
+            ..
+        } => events.iter().any(|k| match &k.kind {
+            EventKind::OomKill(kill) => kill.pid == *pid && (k.time - exit.time).abs() < 300.0,
+            _ => false,
+        }),
+        // A SIGKILL of the group within a minute of a userspace killer's kill of its
+        // cgroup: that kill, seen again as the exit it caused.
+        EventKind::Exit {
+            reason: ExitReason::Killed,
+            group,
+            ..
+        } => events.iter().any(|k| match &k.kind {
+            EventKind::UserspaceKill { group: killed, .. } => {
+                killed == group && (k.time - exit.time).abs() < 60.0
+            }
+            _ => false,
+        }),
         _ => false,
-    })
+    }
 }
 
 /// The restarts and exits the state file counted for these groups.
@@ -245,20 +259,18 @@ impl Explanation<'_> {
         }
         for event in &self.deaths {
             let (title, details) = describe(event);
-            let process = event.kind.process().map_or_else(
-                || "(host)".to_owned(),
-                |(pid, comm)| format!("pid {pid} {comm}"),
-            );
+            let what = match (event.kind.process(), &event.kind) {
+                (Some((pid, comm)), _) => format!("pid {pid} {comm}; {details}"),
+                // A cgroup killed whole: the details name it.
+                (None, EventKind::UserspaceKill { .. }) => details,
+                (None, _) => format!("(host); {details}"),
+            };
             let _ = writeln!(
                 out,
-                "  {}  {:>14}  {title}: {process}{}",
+                "  {}  {:>14}  {title}: {}",
                 utc(event.time),
                 ago(now, event.time),
-                if details.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {details}")
-                }
+                what.trim_end_matches("; ")
             );
         }
     }
@@ -442,6 +454,49 @@ mod tests {
                 kind: EventKind::exit("db", 5, "mysqld", ExitReason::Crashed, None),
             },
         ]
+    }
+
+    #[test]
+    fn a_userspace_kill_is_the_death_and_its_sigkill_is_folded_into_it() {
+        // The exit is settled and logged after the kill received live on D-Bus, but
+        // happened before it.
+        let events = vec![
+            Event {
+                time: 3007.0,
+                kind: EventKind::UserspaceKill {
+                    group: "squeezed.service".into(),
+                    killer: "systemd-oomd".into(),
+                    cgroup: "/pressure.slice/squeezed.service".into(),
+                    reason: "memory-pressure".into(),
+                },
+            },
+            Event {
+                time: 3000.0,
+                kind: EventKind::exit(
+                    "squeezed.service",
+                    9,
+                    "awk",
+                    ExitReason::Killed,
+                    Some(WaitStatus::Signaled {
+                        signal: 9,
+                        core_dumped: false,
+                    }),
+                ),
+            },
+        ];
+        let state = PersistedState::default();
+        let target = Target::parse("squeezed");
+        let answer = explain(&target, &events, &state, &[], 10);
+        assert_eq!(answer.deaths.len(), 1, "the SIGKILL is the same death");
+        let text = answer.to_text(3020.0);
+        assert!(
+            text.contains("Answer: its cgroup /pressure.slice/squeezed.service was killed by systemd-oomd (a userspace OOM killer, not the kernel) 13s ago (1970-01-01 00:50:07Z), for memory-pressure."),
+            "{text}"
+        );
+        assert!(
+            text.contains("systemd-oomd kill: cgroup /pressure.slice/squeezed.service killed for memory-pressure\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -142,10 +142,15 @@ impl BusThread {
                     Some(Err(e)) => return e.to_string(),
                     None => return "the bus closed the connection".into(),
                 },
+                // Answered on a task of its own, so that a kill is not held up behind a
+                // scrape's questions.
                 request = requests.recv() => match request {
                     Some(request) => {
-                        let answer = verdicts(bus, &request.units).await;
-                        let _ = request.reply.send(answer);
+                        let bus = bus.clone();
+                        tokio::spawn(async move {
+                            let answer = verdicts(&bus, &request.units).await;
+                            let _ = request.reply.send(answer);
+                        });
                     }
                     None => return "the exporter is stopping".into(),
                 },
