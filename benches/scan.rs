@@ -147,7 +147,9 @@ struct Row {
 }
 
 fn new_collector(state_dir: &Path, exits: &Arc<ExitsShared>) -> BenchResult<ProcessesCollector> {
-    let (state, _outcome) = StateStore::open(state_dir);
+    let (state, _outcome) = StateStore::open(Arc::new(oomwatch::state_dir::StateDir::unchecked(
+        state_dir,
+    )));
     let settings = ProcessesSettings {
         top_k: 10,
         top_rss: 10,
@@ -167,7 +169,10 @@ fn new_collector(state_dir: &Path, exits: &Arc<ExitsShared>) -> BenchResult<Proc
         live: Arc::new(LivePids::default()),
         exits: Some(exits.clone()),
         kmsg: None,
-        events: Arc::new(EventLog::open(state_dir, 1000)),
+        events: Arc::new(EventLog::open(
+            Arc::new(oomwatch::state_dir::StateDir::unchecked(state_dir)),
+            1000,
+        )),
     };
     Ok(ProcessesCollector::new(Roots::default(), settings, links))
 }

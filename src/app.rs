@@ -1,8 +1,9 @@
-//! `run`: wires the validated configuration into state, the event log, the threads that
-//! feed the collectors (kernel log, process events, D-Bus, heartbeat), the collectors, the
-//! scanner and the server; shuts down in order (stop serving, then write the clean-stop
-//! marker). Nothing here parses or decides; each step is a call into the module that owns
-//! it.
+//! `run`: wires the validated configuration into the listeners, state, the event log, the
+//! threads that feed the collectors (kernel log, process events, D-Bus, heartbeat), the
+//! collectors, the scanner and the server; shuts down in order (stop serving, then write
+//! the clean-stop marker). The listeners are bound first, so a start that cannot listen
+//! (a port in use) fails before the state directory is created or written. Nothing here
+//! parses or decides; each step is a call into the module that owns it.
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use crate::server::handlers::Handler;
 use crate::server::scrape::SharedScrape;
 use crate::server::{self, ServeError};
 use crate::state::{LoadOutcome, StateStore};
+use crate::state_dir::StateDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -34,13 +36,37 @@ pub enum RunError {
     Serve(#[from] ServeError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    StateDir(#[from] crate::state_dir::StateDirError),
+}
+
+impl RunError {
+    /// The process's exit code: 2 for what the operator must fix in the flags, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::StateDir(_) => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// Runs the exporter until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), RunError> {
     raise_open_file_limit();
-    let state = Arc::new(open_state(&config));
-    let events = Arc::new(EventLog::open(&config.state_dir, config.events_max));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    // Before anything is written: a port in use leaves the state directory untouched.
+    let listeners = runtime.block_on(server::bind(&config.listen))?;
+    let dir = Arc::new(StateDir::open(
+        &config.state_dir,
+        config.state_dir_strictness,
+    )?);
+    let state = Arc::new(open_state(&config, dir.clone()));
+    let events = Arc::new(EventLog::open(dir, config.events_max));
     // The boot's start (btime), read once: it dates the boot and the kernel log's kills.
     let btime = std::fs::read(config.roots.proc_file("stat"))
         .ok()
@@ -59,17 +85,20 @@ pub fn run(config: Config) -> Result<(), RunError> {
             SharedScrape::new(scanner),
             &config.web,
         )
-        .with_event_log(events),
+        .with_event_log(events.clone()),
     );
-    serve(&config, handler)?;
+    serve(&runtime, &config, listeners, handler);
+    if let Err(e) = events.close() {
+        tracing::warn!(error = %e, pending = events.pending(), "cannot write the last events at stop; a restart re-reads the kernel log's kills");
+    }
     record_clean_stop(&state);
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Opens the state directory, saying what was found there.
-fn open_state(config: &Config) -> StateStore {
-    let (state, outcome) = StateStore::open(&config.state_dir);
+fn open_state(config: &Config, dir: Arc<StateDir>) -> StateStore {
+    let (state, outcome) = StateStore::open(dir);
     match &outcome {
         LoadOutcome::Recovered { moved_to, reason } => tracing::warn!(
             moved_to = %moved_to.display(), reason = %reason,
@@ -193,31 +222,25 @@ fn start_kmsg_follower(
     }
 }
 
-/// Serves until a shutdown signal, on a small multi-threaded runtime.
-fn serve(config: &Config, handler: Arc<Handler>) -> Result<(), RunError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(8)
-        .enable_all()
-        .build()
-        .map_err(RunError::Runtime)?;
-    runtime.block_on(async {
-        let listeners = server::bind(&config.listen).await?;
-        for listener in &listeners {
-            if let Ok(address) = listener.local_addr() {
-                tracing::info!(address = %address, telemetry_path = %config.telemetry_path, "listening");
-            }
+/// Serves on the bound listeners until a shutdown signal.
+fn serve(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    listeners: Vec<tokio::net::TcpListener>,
+    handler: Arc<Handler>,
+) {
+    for listener in &listeners {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(address = %address, telemetry_path = %config.telemetry_path, "listening");
         }
-        handler.set_ready(true);
-        server::serve(
-            listeners,
-            handler.clone(),
-            config.web.tls.clone(),
-            shutdown_signal(),
-        )
-        .await;
-        Ok::<_, RunError>(())
-    })
+    }
+    handler.set_ready(true);
+    runtime.block_on(server::serve(
+        listeners,
+        handler.clone(),
+        config.web.tls.clone(),
+        shutdown_signal(),
+    ));
 }
 
 /// Raises the soft open-file limit to the hard one (as Go programs do at start), so

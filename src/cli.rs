@@ -181,7 +181,8 @@ pub struct EventsArgs {
     /// Only the events of this group (host events such as reboots have none).
     #[arg(long, value_name = "GROUP")]
     pub group: Option<String>,
-    /// Only these types, comma-separated: oom_kill, restart, exit, reboot.
+    /// Only these types, comma-separated: oom_kill, userspace_kill, restart, exit, reboot,
+    /// burst.
     #[arg(long = "type", value_name = "TYPES")]
     pub types: Option<String>,
     /// Only the newest N.
@@ -275,6 +276,12 @@ pub struct ServeArgs {
     #[arg(long = "state.dir", value_name = "DIR", help = state_dir_help(SERVE_STATE_DIR))]
     pub state_dir: Option<PathBuf>,
 
+    /// Accept a --state.dir owned by another user or writable by group or others (or under
+    /// such a directory without the sticky bit), which is refused by default as sshd's
+    /// StrictModes does; its files are still opened without following links
+    #[arg(long = "state.dir.allow-insecure")]
+    pub state_dir_allow_insecure: bool,
+
     /// How often oomwatch records its last sign of life in the state file (the downtime of
     /// an unexpected reboot is measured from it).
     #[arg(
@@ -284,8 +291,10 @@ pub struct ServeArgs {
     )]
     pub state_heartbeat_interval: String,
 
-    /// Most events (OOM kills, restarts, exits, reboots) kept in the event log in
-    /// --state.dir; clean exits (code 0) are the first dropped.
+    /// Most events of each kind (OOM kills, userspace killers' kills with them, reboots,
+    /// restarts, exits) kept in the event log in --state.dir, each kind with its own budget
+    /// so that exits never push out a kill; clean exits (code 0) are the first exits
+    /// dropped.
     #[arg(long = "events.max", value_name = "N", default_value_t = 5000)]
     pub events_max: usize,
 

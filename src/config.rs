@@ -19,6 +19,7 @@ use crate::logging::{LogFormat, LogLevel};
 use crate::roots::Roots;
 use crate::server::listen::ListenAddress;
 use crate::server::security::{WebConfigError, WebSecurity};
+use crate::yaml_nesting::{check_nesting, MAX_YAML_NESTING};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -30,6 +31,8 @@ pub struct Config {
     /// `--path.kmsg`.
     pub kmsg_path: PathBuf,
     pub state_dir: PathBuf,
+    /// `--state.dir.allow-insecure`.
+    pub state_dir_strictness: crate::state_dir::Strictness,
     /// `--state.heartbeat-interval`.
     pub heartbeat_interval: Duration,
     /// `--events.max`.
@@ -43,6 +46,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `--web.config.file`: TLS, basic auth, response headers.
     pub web: WebSecurity,
+    /// Found while loading, for `main` to log once logging is up; each names its flag or
+    /// file and field.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,16 +76,7 @@ pub enum ConfigError {
 impl Config {
     /// Validates the flags and reads the config file they name.
     pub fn from_cli(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let listen = args
-            .web_listen_address
-            .iter()
-            .map(|value| {
-                ListenAddress::parse(value).map_err(|reason| ConfigError::ListenAddress {
-                    value: value.to_owned(),
-                    reason,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let listen = listen_addresses(&args.web_listen_address)?;
         let path = &args.web_telemetry_path;
         if !path.starts_with('/')
             || path == "/"
@@ -114,9 +111,9 @@ impl Config {
             None => GroupRules::default(),
         }
         .with_pod_names(Arc::new(PodNames::new(&roots)));
-        let web = match &args.web_config_file {
+        let (web, warnings) = match &args.web_config_file {
             Some(path) => WebSecurity::load(path)?,
-            None => WebSecurity::default(),
+            None => (WebSecurity::default(), Vec::new()),
         };
         let state_dir = match &args.state_dir {
             Some(dir) => dir.clone(),
@@ -129,6 +126,10 @@ impl Config {
             roots,
             kmsg_path: args.path_kmsg.clone(),
             state_dir,
+            state_dir_strictness: match args.state_dir_allow_insecure {
+                true => crate::state_dir::Strictness::AllowInsecure,
+                false => crate::state_dir::Strictness::Strict,
+            },
             heartbeat_interval,
             events_max: args.events_max,
             victims_retention,
@@ -150,8 +151,22 @@ impl Config {
             log_level: args.log_level,
             log_format: args.log_format,
             web,
+            warnings,
         })
     }
+}
+
+/// Every `--web.listen-address`, parsed.
+fn listen_addresses(values: &[String]) -> Result<Vec<ListenAddress>, ConfigError> {
+    values
+        .iter()
+        .map(|value| {
+            ListenAddress::parse(value).map_err(|reason| ConfigError::ListenAddress {
+                value: value.to_owned(),
+                reason,
+            })
+        })
+        .collect()
 }
 
 fn enabled_collectors(args: &ServeArgs) -> Vec<&'static str> {
@@ -230,6 +245,10 @@ pub fn load_group_rules(path: &Path) -> Result<GroupRules, ConfigError> {
 
 /// Compiles the named groups of a config file's text; the error names the entry.
 pub fn parse_group_rules(text: &str) -> Result<GroupRules, String> {
+    check_nesting(text, MAX_YAML_NESTING).map_err(|e| match &e.field {
+        Some(field) => format!("{field}: {e}"),
+        None => e.to_string(),
+    })?;
     let file: ConfigFile = serde_norway::from_str(text).map_err(|e| e.to_string())?;
     let mut rules = Vec::with_capacity(file.groups.len());
     for (index, entry) in file.groups.into_iter().enumerate() {
@@ -327,6 +346,30 @@ mod tests {
     }
 
     #[test]
+    fn group_rules_take_the_regex_crates_unicode_syntax() {
+        use crate::groups::ProcessFields;
+        let rules = parse_group_rules(
+            "groups:\n  - name: web\n    comm: '(?i)^NGINX$'\n  \
+             - name: 'letters-$1'\n    comm: '^(\\p{L}+)-\\p{Greek}$'\n  \
+             - name: alphabetic\n    cmdline: '^\\p{Alphabetic}+ \\b{start}x'\n",
+        )
+        .expect("(?i), \\p{L}, \\p{Greek}, \\p{Alphabetic} and \\b{start} compile");
+        let group = |comm: &str, cmdline: Option<&str>| {
+            rules.classify(ProcessFields {
+                comm,
+                cmdline,
+                cgroup: None,
+            })
+        };
+        assert_eq!(group("nginx", None).as_deref(), Some("web"));
+        assert_eq!(group("NgInX", None).as_deref(), Some("web"));
+        assert_eq!(group("zürich-λ", None).as_deref(), Some("letters-zürich"));
+        assert_eq!(group("zürich-x", None), None);
+        assert_eq!(group("x9-λ", None), None);
+        assert_eq!(group("-", Some("Ärger xyz")).as_deref(), Some("alphabetic"));
+    }
+
+    #[test]
     fn config_file_rules_and_their_errors() {
         let dir = tempfile::tempdir().expect("temp");
         let path = dir.path().join("oomwatch.yml");
@@ -347,6 +390,10 @@ mod tests {
             ("groups:\n  - name: x\n    comm: '('\n", "bad regex"),
             ("groups:\n  - nme: x\n", "unknown field"),
             ("groups: [", "line 2"),
+            (
+                "groups:\n  - name: x\n    comm: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n",
+                "groups: nested deeper than 64 levels at line 3",
+            ),
         ] {
             std::fs::write(&path, content).expect("write");
             let err = load_group_rules(&path).expect_err(content).to_string();

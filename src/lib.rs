@@ -40,5 +40,8 @@ pub mod scratch_cgroup;
 pub mod server;
 pub mod snapshot;
 pub mod state;
+pub mod state_dir;
 pub mod sync;
+pub mod terminal_text;
 pub mod units;
+pub mod yaml_nesting;

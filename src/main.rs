@@ -41,11 +41,15 @@ fn main() -> ExitCode {
         revision = env!("OOMWATCH_REVISION"),
         "starting oomwatch"
     );
+    // Found while the configuration was read, before there was a logger to tell.
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     match oomwatch::app::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "oomwatch stopped");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -9,18 +9,19 @@
 //! The file is only rewritten when its content changed. This module knows the shape of the
 //! state, not what the collectors do with it.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_file::write_atomically;
 use crate::groups::memcg::MemcgLedger;
 use crate::groups::table::GroupsState;
 use crate::kills::ledger::KillLedger;
 use crate::kills::oomd::OomdLedger;
 use crate::reboot::history::BootHistory;
+use crate::state_dir::StateDir;
 
 /// The state file format; bump on an incompatible change.
 pub const STATE_VERSION: u32 = 1;
@@ -71,7 +72,7 @@ pub enum LoadOutcome {
 /// The state file and its single writer.
 #[derive(Debug)]
 pub struct StateStore {
-    dir: PathBuf,
+    dir: Arc<StateDir>,
     inner: Mutex<Inner>,
     write_errors: AtomicU64,
     recovered: AtomicU64,
@@ -87,49 +88,39 @@ struct Inner {
 }
 
 impl StateStore {
-    /// Opens (creating if needed) the state directory and loads the state file. Never
-    /// fails: what cannot be used is reported in the outcome, and oomwatch serves anyway.
-    pub fn open(dir: &Path) -> (Self, LoadOutcome) {
-        let path = dir.join(FILE_NAME);
+    /// Loads the state file of the state directory. Never fails: what cannot be used is
+    /// reported in the outcome, and oomwatch serves anyway.
+    pub fn open(dir: Arc<StateDir>) -> (Self, LoadOutcome) {
         let mut keep_existing = false;
-        let (state, written, outcome) = match std::fs::create_dir_all(dir) {
-            Err(e) => (
-                PersistedState::default(),
-                Vec::new(),
-                LoadOutcome::Unusable {
-                    reason: format!("cannot create the directory: {e}"),
-                },
-            ),
-            Ok(()) => match std::fs::read(&path) {
-                Ok(bytes) => match decode(&bytes) {
-                    Ok(state) => (state, bytes, LoadOutcome::Loaded),
-                    Err(reason) => {
-                        let moved_to = set_aside(&path);
-                        (
-                            PersistedState::default(),
-                            Vec::new(),
-                            LoadOutcome::Recovered { moved_to, reason },
-                        )
-                    }
-                },
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    (PersistedState::default(), Vec::new(), LoadOutcome::Fresh)
-                }
-                Err(e) => {
-                    keep_existing = true;
+        let (state, written, outcome) = match dir.fd().and_then(|_| dir.read(FILE_NAME)) {
+            Ok(Some(bytes)) => match decode(&bytes) {
+                Ok(state) => (state, bytes, LoadOutcome::Loaded),
+                Err(reason) => {
+                    let moved_to = set_aside(&dir);
                     (
                         PersistedState::default(),
                         Vec::new(),
-                        LoadOutcome::Unusable {
-                            reason: format!("cannot read {}: {e}", path.display()),
-                        },
+                        LoadOutcome::Recovered { moved_to, reason },
                     )
                 }
             },
+            Ok(None) => (PersistedState::default(), Vec::new(), LoadOutcome::Fresh),
+            Err(e) => {
+                // A directory that cannot be opened may appear later; a file that is
+                // there but cannot be read is never overwritten.
+                keep_existing = dir.is_open();
+                (
+                    PersistedState::default(),
+                    Vec::new(),
+                    LoadOutcome::Unusable {
+                        reason: e.to_string(),
+                    },
+                )
+            }
         };
         let recovered = u64::from(matches!(outcome, LoadOutcome::Recovered { .. }));
         let store = Self {
-            dir: dir.to_path_buf(),
+            dir,
             inner: Mutex::new(Inner {
                 state,
                 written,
@@ -143,7 +134,7 @@ impl StateStore {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     /// A copy of the state as last updated.
@@ -176,10 +167,10 @@ impl StateStore {
             self.write_errors.fetch_add(1, Ordering::Relaxed);
             return result;
         }
-        match write_atomically(&self.dir, FILE_NAME, &encoded) {
+        match self.dir.replace(FILE_NAME, |file| file.write_all(&encoded)) {
             Ok(()) => {
                 if inner.failing {
-                    tracing::info!(dir = %self.dir.display(), "state directory writable again");
+                    tracing::info!(dir = %self.dir.path().display(), "state directory writable again");
                 }
                 inner.failing = false;
                 inner.written = encoded;
@@ -187,7 +178,7 @@ impl StateStore {
             Err(e) => {
                 self.write_errors.fetch_add(1, Ordering::Relaxed);
                 if !inner.failing {
-                    tracing::error!(dir = %self.dir.display(), error = %e,
+                    tracing::error!(dir = %self.dir.path().display(), error = %e,
                         "cannot write the state file; counts will not survive a restart until this is fixed");
                 }
                 inner.failing = true;
@@ -228,18 +219,22 @@ pub fn decode(bytes: &[u8]) -> Result<PersistedState, String> {
     Ok(state)
 }
 
-fn set_aside(path: &Path) -> PathBuf {
+fn set_aside(dir: &StateDir) -> PathBuf {
     let stamp = crate::clock::unix_now() as u64;
-    let moved_to = path.with_extension(format!("json.corrupt-{stamp}"));
-    if let Err(e) = std::fs::rename(path, &moved_to) {
-        tracing::warn!(path = %path.display(), error = %e, "cannot move the corrupt state file aside; it will be overwritten");
+    let name = format!("{FILE_NAME}.corrupt-{stamp}");
+    if let Err(e) = dir.rename(FILE_NAME, &name) {
+        tracing::warn!(path = %dir.path().join(FILE_NAME).display(), error = %e, "cannot move the corrupt state file aside; it will be overwritten");
     }
-    moved_to
+    dir.path().join(name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn open(path: &Path) -> (StateStore, LoadOutcome) {
+        StateStore::open(Arc::new(StateDir::unchecked(path)))
+    }
 
     #[test]
     fn an_unusable_directory_or_file_keeps_serving_in_memory_and_loses_nothing() {
@@ -247,7 +242,7 @@ mod tests {
         // The directory cannot be created (a file is in the way).
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, "x").expect("write");
-        let (store, outcome) = StateStore::open(&blocker.join("state"));
+        let (store, outcome) = open(&blocker.join("state"));
         assert!(
             matches!(outcome, LoadOutcome::Unusable { .. }),
             "{outcome:?}"
@@ -258,7 +253,7 @@ mod tests {
         // The file exists but cannot be read (here: it is a directory): never overwritten.
         let odd = dir.path().join("odd");
         std::fs::create_dir_all(odd.join(FILE_NAME)).expect("dir");
-        let (store, outcome) = StateStore::open(&odd);
+        let (store, outcome) = open(&odd);
         assert!(
             matches!(outcome, LoadOutcome::Unusable { .. }),
             "{outcome:?}"
@@ -269,13 +264,17 @@ mod tests {
             odd.join(FILE_NAME).is_dir(),
             "the unreadable state was replaced"
         );
-        assert!(!odd.join(".state.json.tmp").exists());
+        assert_eq!(
+            std::fs::read_dir(&odd).expect("list").count(),
+            1,
+            "no file left"
+        );
     }
 
     #[test]
     fn round_trip_and_unchanged_state_is_not_rewritten() {
         let dir = tempfile::tempdir().expect("temp");
-        let (store, outcome) = StateStore::open(dir.path());
+        let (store, outcome) = open(dir.path());
         assert_eq!(outcome, LoadOutcome::Fresh);
         store.update(|s| s.boot_id = Some("b".into()));
         let path = dir.path().join(FILE_NAME);
@@ -290,7 +289,7 @@ mod tests {
             .modified()
             .expect("mtime");
         assert_eq!(first, second);
-        let (again, outcome) = StateStore::open(dir.path());
+        let (again, outcome) = open(dir.path());
         assert_eq!(outcome, LoadOutcome::Loaded);
         assert_eq!(again.snapshot().boot_id.as_deref(), Some("b"));
     }
@@ -305,7 +304,7 @@ mod tests {
         ] {
             let dir = tempfile::tempdir().expect("temp");
             std::fs::write(dir.path().join(FILE_NAME), content).expect("write");
-            let (store, outcome) = StateStore::open(dir.path());
+            let (store, outcome) = open(dir.path());
             let LoadOutcome::Recovered { moved_to, .. } = outcome else {
                 panic!("not recovered: {outcome:?}");
             };
@@ -319,7 +318,7 @@ mod tests {
     #[test]
     fn unwritable_directory_is_counted_not_fatal() {
         let dir = tempfile::tempdir().expect("temp");
-        let (store, _) = StateStore::open(dir.path());
+        let (store, _) = open(dir.path());
         std::fs::remove_dir_all(dir.path()).expect("remove");
         store.update(|s| s.boot_id = Some("x".into()));
         assert_eq!(store.write_errors(), 1);

@@ -27,9 +27,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "capacity.rs",
             "sync.rs",
             "atomic_file.rs",
+            "state_dir.rs",
             "duration.rs",
             "exit_reason.rs",
             "logging.rs",
+            "yaml_nesting.rs",
+            "terminal_text.rs",
         ],
     ),
     (

@@ -191,10 +191,13 @@ fn fuzz(target: &str, seeds: Vec<Vec<u8>>, parse: impl Fn(&[u8])) {
     let budget = budget();
     let mut executions = 0u64;
     let mut slowest = Duration::ZERO;
+    let watchdog = Watchdog::start(target);
     let mut run = |input: &[u8]| {
         executions += 1;
         let began = Instant::now();
+        watchdog.arm(input);
         let outcome = catch_unwind(AssertUnwindSafe(|| parse(input)));
+        watchdog.disarm();
         slowest = slowest.max(began.elapsed());
         if outcome.is_err() {
             let dir = root().join("target/fuzz-crashes");
@@ -232,6 +235,55 @@ fn fuzz(target: &str, seeds: Vec<Vec<u8>>, parse: impl Fn(&[u8])) {
         slowest < Duration::from_secs(2),
         "{target}: one input took {slowest:?}"
     );
+}
+
+/// Longest one input may take before the run is called hung: the input is saved to
+/// `target/fuzz-crashes/<target>-hang` and the process exits non-zero at once, so a
+/// parser that loops forever fails the suite instead of stalling it.
+const HANG: Duration = Duration::from_secs(30);
+
+/// The input being parsed and since when.
+type Running = std::sync::Arc<std::sync::Mutex<Option<(Instant, Vec<u8>)>>>;
+
+/// Watches the input being parsed from a thread of its own (a hung parser cannot check
+/// the clock itself).
+struct Watchdog {
+    current: Running,
+}
+
+impl Watchdog {
+    fn start(target: &str) -> Self {
+        let current: Running = Default::default();
+        let watched = std::sync::Arc::clone(&current);
+        let target = target.to_string();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let guard = watched.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((began, input)) = guard.as_ref() {
+                if began.elapsed() > HANG {
+                    let dir = root().join("target/fuzz-crashes");
+                    let _ = std::fs::create_dir_all(&dir);
+                    let path = dir.join(format!("{target}-hang"));
+                    let _ = std::fs::write(&path, input);
+                    eprintln!(
+                        "{target}: the parser ran over {HANG:?} on one input (hung?), saved as {}",
+                        path.display()
+                    );
+                    std::process::exit(101);
+                }
+            }
+        });
+        Watchdog { current }
+    }
+
+    fn arm(&self, input: &[u8]) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), input.to_vec()));
+    }
+
+    fn disarm(&self) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {

@@ -2,7 +2,9 @@
 //! them), methods, content negotiation, and the
 //! exposition checked by two independent parsers (the Python prometheus_client OpenMetrics
 //! parser, and `promtool check metrics` on the text format). Also the exit code and message
-//! of bad flags and config files.
+//! of bad flags and config files, a busy port that fails the start before the state
+//! directory is created, and group rules in the regex crate's Unicode syntax (`(?i)`,
+//! `\p{L}`).
 
 mod common;
 
@@ -165,6 +167,10 @@ fn bad_flags_and_config_exit_2_naming_what_to_fix() {
     let bad_yaml = dir.path().join("bad.yml");
     std::fs::write(&bad_yaml, "groups:\n  - name: x\n    comm: '('\n").expect("write");
     let bad_yaml = bad_yaml.to_str().expect("utf-8");
+    let deep_yaml = dir.path().join("deep.yml");
+    let deep = format!("groups: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    std::fs::write(&deep_yaml, deep).expect("write");
+    let deep_yaml = deep_yaml.to_str().expect("utf-8");
     for (args, expected) in [
         (
             vec!["--web.listen-address", "nowhere"],
@@ -176,6 +182,14 @@ fn bad_flags_and_config_exit_2_naming_what_to_fix() {
             "--config.file",
         ),
         (vec!["--config.file", bad_yaml], "bad regex"),
+        (
+            vec!["--config.file", deep_yaml],
+            "groups: nested deeper than 64 levels at line 1",
+        ),
+        (
+            vec!["--web.listen-address", "::1:9721"],
+            "needs brackets around it before the port, as in [::1]:9721",
+        ),
         (vec!["--collector.nosuch"], "--collector.nosuch"),
         (vec!["--processes.top", "many"], "--processes.top"),
     ] {
@@ -225,4 +239,61 @@ fn sigterm_stops_cleanly_and_a_busy_port_is_an_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--web.listen-address"));
     let status = exporter.stop();
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_busy_port_fails_the_start_before_the_state_dir_is_touched() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp");
+    let state = dir.path().join("state");
+    let out = oomwatch(&[
+        "--web.listen-address",
+        &address,
+        "--state.dir",
+        state.to_str().expect("utf-8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on {address} (--web.listen-address)"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("in use"), "{stderr}");
+    assert!(
+        !state.exists(),
+        "the state directory was created: {:?}",
+        std::fs::read_dir(&state).map(|d| d.count())
+    );
+    assert!(!stderr.contains("new state directory"), "{stderr}");
+}
+
+#[test]
+fn group_rules_take_case_insensitive_and_unicode_class_regexes() {
+    let dir = tempfile::tempdir().expect("temp");
+    let config = dir.path().join("oomwatch.yml");
+    std::fs::write(
+        &config,
+        "groups:\n  - name: web\n    comm: '(?i)^NGINX$'\n  \
+         - name: 'letters-$1'\n    comm: '^(\\p{L}+)-server$'\n",
+    )
+    .expect("write");
+    let exporter = Exporter::start(&[
+        "--path.procfs",
+        fixture("host/proc").to_str().expect("utf-8"),
+        "--path.sysfs",
+        fixture("host/sys-v2").to_str().expect("utf-8"),
+        "--state.dir",
+        dir.path().join("state").to_str().expect("utf-8"),
+        "--config.file",
+        config.to_str().expect("utf-8"),
+    ]);
+    let body = exporter.scrape();
+    // The fixture host runs three nginx processes and one redis-server.
+    let processes = |group| common::sample(&body, "oomwatch_group_processes", &[("group", group)]);
+    assert_eq!(processes("web"), Some(3.0), "{body}");
+    assert_eq!(processes("letters-redis"), Some(1.0), "{body}");
+    assert!(exporter.stop().success());
 }

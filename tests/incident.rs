@@ -15,6 +15,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{eventually, fixture, require, sample, Exporter};
@@ -449,7 +450,10 @@ fn kills_are_logged_once_across_restarts_and_again_in_a_new_boot() {
 
 /// Stages a history in a state directory through the exporter's own writers.
 fn stage(state: &Path, now: f64) {
-    let log = EventLog::open(state, 100);
+    let log = EventLog::open(
+        Arc::new(oomwatch::state_dir::StateDir::unchecked(state)),
+        100,
+    );
     let mysql_kill = OomKillEvent {
         group: "mysql.service".into(),
         pid: 4242,
@@ -522,7 +526,7 @@ fn stage(state: &Path, now: f64) {
             },
         },
     ]);
-    let (store, _) = StateStore::open(state);
+    let (store, _) = StateStore::open(Arc::new(oomwatch::state_dir::StateDir::unchecked(state)));
     store.update(|s| {
         let mut groups: oomwatch::groups::table::GroupsState = serde_json::from_str(
             r#"{"groups":{"mysql.service":{"restarts":3,"exits":{"oom_killed":2,"crashed":1}}}}"#,

@@ -1,7 +1,8 @@
 //! Parser tests against independent oracles and random input: the procfs crate reads the
 //! same files on the fixture tree and on the live /proc, and must agree with oomwatch's
 //! hand-rolled parsers; property tests feed the parsers comms with `)`, spaces, newlines
-//! and non-UTF-8 bytes, and arbitrary bytes, which must never panic.
+//! and non-UTF-8 bytes, and arbitrary bytes, which must never panic; the YAML nesting
+//! check never counts fewer levels than the YAML parser builds.
 
 mod common;
 
@@ -166,5 +167,49 @@ proptest! {
     fn group_names_are_bounded(path in "(/[a-z0-9@:._-]{0,80}){0,8}", comm in ".{0,40}") {
         let name = oomwatch::groups::auto_group_name(Some(&path), &comm);
         prop_assert!(name.len() <= 64);
+    }
+}
+
+/// Levels of collections in a parsed YAML value (a scalar is 0).
+fn yaml_depth(value: &serde_norway::Value) -> usize {
+    use serde_norway::Value;
+    match value {
+        Value::Sequence(items) => 1 + items.iter().map(yaml_depth).max().unwrap_or(0),
+        Value::Mapping(map) => {
+            1 + map
+                .iter()
+                .map(|(k, v)| yaml_depth(k).max(yaml_depth(v)))
+                .max()
+                .unwrap_or(0)
+        }
+        Value::Tagged(tagged) => yaml_depth(&tagged.value),
+        _ => 0,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// Random YAML-ish text: whatever the parser reads, the check counted at least as many
+    /// levels (it never lets deeper text through than it says).
+    #[test]
+    fn the_nesting_check_never_counts_fewer_levels_than_the_parser(
+        text in proptest::collection::vec(
+            prop_oneof![
+                Just("["), Just("]"), Just("{"), Just("}"), Just(", "), Just(": "), Just(":"),
+                Just(" "), Just("  "), Just("\n"), Just("- "), Just("? "), Just("#"),
+                Just("'"), Just("\""), Just("|"), Just(">"), Just("*a"), Just("&a "),
+                Just("!t "), Just("a"), Just("\\"), Just("2"), Just("--- "),
+            ],
+            0..40,
+        ).prop_map(|parts| parts.concat())
+    ) {
+        if let Ok(value) = serde_norway::from_str::<serde_norway::Value>(&text) {
+            let parsed = yaml_depth(&value);
+            let counted = (0..64)
+                .find(|&limit| oomwatch::yaml_nesting::check_nesting(&text, limit).is_ok())
+                .unwrap_or(64);
+            prop_assert!(counted >= parsed, "{text:?}: counted {counted}, parsed {parsed}");
+        }
     }
 }

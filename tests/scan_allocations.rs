@@ -38,13 +38,18 @@ fn collector(state_dir: &std::path::Path, exits: &Arc<ExitsShared>) -> Processes
     ];
     let args = Cli::try_parse_from(argv).expect("flags").serve;
     let config = Config::from_cli(&args).expect("config");
-    let (state, _) = StateStore::open(state_dir);
+    let (state, _) = StateStore::open(Arc::new(oomwatch::state_dir::StateDir::unchecked(
+        state_dir,
+    )));
     let links = ProcessesLinks {
         state: Arc::new(state),
         live: Arc::new(LivePids::default()),
         exits: Some(exits.clone()),
         kmsg: None,
-        events: Arc::new(EventLog::open(state_dir, config.events_max)),
+        events: Arc::new(EventLog::open(
+            Arc::new(oomwatch::state_dir::StateDir::unchecked(state_dir)),
+            config.events_max,
+        )),
     };
     ProcessesCollector::new(config.roots, config.processes, links)
 }

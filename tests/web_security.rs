@@ -2,14 +2,16 @@
 //! TLS with a required and verified client certificate, basic auth (401 with
 //! `WWW-Authenticate` for missing, wrong or unknown credentials), configured headers on
 //! every response, plain HTTP to the TLS port answered 400, a rotated certificate served
-//! without a restart, and bad web-config files refused at start with the field named.
+//! without a restart, bad web-config files (a user listed twice, nesting 100,000 levels
+//! deep among them) refused at start with the field named, and the warnings found while
+//! reading the file printed once logging is up.
 
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType};
@@ -330,6 +332,14 @@ fn basic_auth_over_plain_http() {
     let web_config = dir.path().join("web.yml");
     std::fs::write(&web_config, format!("basic_auth_users:\n  alice: {hash}\n")).expect("write");
     let exporter = start(&web_config, dir.path());
+    // The warning found while the file was read is in the log, which did not exist yet.
+    let log = exporter.log();
+    let warning = log
+        .lines()
+        .find(|line| line.contains("basic_auth_users without tls_server_config"))
+        .unwrap_or_else(|| panic!("no warning about clear-text passwords:\n{log}"));
+    assert!(warning.contains("level=warn"), "{warning}");
+    assert!(warning.contains("--web.config.file"), "{warning}");
     // The incident page and the event API are as protected as the metrics.
     let wrong = basic("alice", "guess");
     for path in [
@@ -399,10 +409,25 @@ fn bad_web_configs_fail_the_start_naming_the_field() {
         ("tls_server_config:\n  certfile: server.crt\n", "certfile"),
         ("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: server.crt\n  client_allowed_sans: [a.example]\n", "tls_server_config.client_allowed_sans"),
         ("basic_auth_users:\n  bob: $2y$31$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG\n", "cost 31"),
+        ("basic_auth_users:\n  bob: $2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG\n  bob: $2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG\n", "basic_auth_users.bob: this user is listed more than once"),
+        ("basic_auth_users:\n  bob:\n", "basic_auth_users.bob: not a bcrypt hash"),
+        ("basic_auth_users: [bob]\n", "basic_auth_users: invalid type"),
     ];
-    for (index, (text, expected)) in cases.into_iter().enumerate() {
+    let deep = format!(
+        "basic_auth_users: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let cases = cases
+        .into_iter()
+        .map(|(text, expected)| (text.to_owned(), expected))
+        .chain([(
+            deep,
+            "basic_auth_users: nested deeper than 64 levels at line 1",
+        )]);
+    for (index, (text, expected)) in cases.enumerate() {
         let path = dir.path().join(format!("web-{index}.yml"));
-        std::fs::write(&path, text).expect("write");
+        std::fs::write(&path, &text).expect("write");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_oomwatch"))
             .args(["--web.listen-address", "127.0.0.1:0", "--state.dir"])
             .arg(dir.path().join("state"))
@@ -411,8 +436,94 @@ fn bad_web_configs_fail_the_start_naming_the_field() {
             .output()
             .expect("runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
+        let text = &text[..text.len().min(200)];
         assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
         assert!(stderr.contains("--web.config.file"), "{text}: {stderr}");
         assert!(stderr.contains(expected), "{text}: {stderr}");
     }
+}
+
+/// The median of `samples`, in milliseconds.
+fn median_ms(samples: &mut [Duration]) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1000.0
+}
+
+#[test]
+fn a_wrong_password_and_an_unknown_user_take_the_same_time_whatever_the_costs() {
+    // Costs far apart (4, 9, 10), so bcrypt dominates each answer: without padding a
+    // wrong password for `fast` would cost 1/64 of an unknown user's check.
+    const HIGH: u32 = 10;
+    let dir = tempfile::tempdir().expect("temp");
+    let web_config = dir.path().join("web.yml");
+    let hash = |password: &str, cost| bcrypt::hash(password, cost).expect("hash");
+    std::fs::write(
+        &web_config,
+        format!(
+            "basic_auth_users:\n  fast: '{}'\n  middle: '{}'\n  slow: '{}'\n",
+            hash("fast-secret", 4),
+            hash("middle-secret", HIGH - 1),
+            hash("slow-secret", HIGH)
+        ),
+    )
+    .expect("write");
+    let exporter = start(&web_config, dir.path());
+    let attempts = [
+        ("wrong password, cost 4", basic("fast", "guess")),
+        ("wrong password, cost 9", basic("middle", "guess")),
+        ("wrong password, cost 10", basic("slow", "guess")),
+        ("unknown user", basic("mallory", "guess")),
+    ];
+    let time = |authorization: &str| {
+        let started = Instant::now();
+        let response = common::request(
+            exporter.addr,
+            "GET",
+            "/-/healthy",
+            &[("Authorization", authorization)],
+        );
+        assert_eq!(response.status, 401);
+        started.elapsed()
+    };
+    // Warm up, then interleave the kinds (in a rotating order), so that a busy moment on
+    // the machine falls on all of them alike; each is compared with the unknown user's
+    // check of the same round, which cancels slower drifts of the machine's load.
+    for (_, authorization) in &attempts {
+        time(authorization);
+    }
+    let unknown = attempts.len() - 1;
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); attempts.len()];
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); attempts.len()];
+    for round in 0..15 {
+        let mut took = vec![Duration::ZERO; attempts.len()];
+        for offset in 0..attempts.len() {
+            let kind = (round + offset) % attempts.len();
+            took[kind] = time(&attempts[kind].1);
+        }
+        for (kind, took_kind) in took.iter().enumerate() {
+            samples[kind].push(*took_kind);
+            ratios[kind].push(took_kind.as_secs_f64() / took[unknown].as_secs_f64());
+        }
+    }
+    let no_credentials = {
+        let started = Instant::now();
+        assert_eq!(exporter.request("GET", "/-/healthy").status, 401);
+        started.elapsed().as_secs_f64() * 1000.0
+    };
+    let mut report = Vec::new();
+    for (kind, (name, _)) in attempts.iter().enumerate() {
+        let median = median_ms(&mut samples[kind]);
+        ratios[kind].sort_by(f64::total_cmp);
+        let ratio = ratios[kind][ratios[kind].len() / 2];
+        println!("{name}: median {median:.1} ms, median ratio to an unknown user {ratio:.3}");
+        report.push((*name, median, ratio));
+    }
+    println!("no credentials (no bcrypt): {no_credentials:.1} ms");
+    for (name, median, ratio) in &report {
+        assert!(
+            (ratio - 1.0).abs() < 0.2,
+            "{name} takes {ratio:.2} times an unknown user's check (median {median:.1} ms): {report:?}"
+        );
+    }
+    assert!(exporter.stop().success());
 }

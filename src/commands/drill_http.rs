@@ -148,6 +148,8 @@ impl Settings {
             path: path.to_owned(),
             message,
         };
+        crate::yaml_nesting::check_nesting(&text, crate::yaml_nesting::MAX_YAML_NESTING)
+            .map_err(|e| bad(e.to_string()))?;
         let file: HttpConfigFile = if text.trim().is_empty() {
             HttpConfigFile::default()
         } else {

@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{EventsArgs, ListFormat};
 use crate::clock::unix_now;
-use crate::events::{parse_time, parse_types, read_events, EventFilter, FilterError, EVENTS_FILE};
+use crate::events::{
+    parse_time, parse_types, read_file_events, Event, EventFilter, FilterError, Newest, EVENTS_FILE,
+};
 use crate::incident::format::{ago, describe, utc};
+use crate::terminal_text::escape_controls;
 
 /// Runs `oomwatch events`; returns the exit code.
 pub fn run(args: &EventsArgs) -> u8 {
@@ -67,11 +70,38 @@ pub fn state_dir_or_default(given: Option<&PathBuf>) -> Result<PathBuf, String> 
     }
 }
 
-/// Prints the events of `state_dir` that pass `filter`; returns the exit code.
+/// Prints the events of `state_dir` that pass `filter`; returns the exit code. The log is
+/// streamed: without `--limit` each event is printed as it is read, with one only the
+/// newest `limit` are held.
 pub fn list(state_dir: &Path, filter: &EventFilter, format: ListFormat, now: f64) -> u8 {
     let path = state_dir.join(EVENTS_FILE);
-    let read = match read_events(&path) {
-        Ok(read) => read,
+    let mut out = std::io::stdout().lock();
+    let mut written: std::io::Result<()> = Ok(());
+    if format == ListFormat::Table {
+        written = out.write_all(table_header().as_bytes());
+    }
+    let mut printed = 0usize;
+    let mut print = |event: &Event| {
+        if written.is_ok() {
+            printed += 1;
+            written = print_event(&mut out, event, format, now);
+        }
+    };
+    let mut newest = Newest::new(filter.clone(), filter.limit.unwrap_or(0));
+    let read = read_file_events(&path, |line| {
+        match filter.limit {
+            Some(_) => newest.offer(line),
+            None if filter.matches_head(&line.head) => {
+                if let Some(event) = line.event() {
+                    print(&event);
+                }
+            }
+            None => {}
+        }
+        false
+    });
+    let skipped = match read {
+        Ok((_, skipped)) => skipped,
         Err(e) => {
             eprintln!(
                 "oomwatch events: cannot read {} ({e}); check --state.dir",
@@ -80,43 +110,16 @@ pub fn list(state_dir: &Path, filter: &EventFilter, format: ListFormat, now: f64
             return 2;
         }
     };
-    let events = filter.apply(read.events);
-    let mut out = std::io::stdout().lock();
-    let written = match format {
-        ListFormat::Json => events.iter().try_for_each(|event| {
-            serde_json::to_writer(&mut out, event).map_err(std::io::Error::from)?;
-            out.write_all(b"\n")
-        }),
-        ListFormat::Table => {
-            let mut text = format!(
-                "{:<21} {:>12}  {:<34} {:<24} {:<22} {}\n",
-                "TIME (UTC)", "AGO", "EVENT", "GROUP", "PROCESS", "DETAILS"
-            );
-            for event in &events {
-                let (title, details) = describe(event);
-                let process = event
-                    .kind
-                    .process()
-                    .map_or_else(String::new, |(pid, comm)| format!("{pid} {comm}"));
-                text.push_str(&format!(
-                    "{:<21} {:>12}  {:<34} {:<24} {:<22} {details}\n",
-                    utc(event.time),
-                    ago(now, event.time),
-                    title,
-                    event.kind.group().unwrap_or("(host)"),
-                    process,
-                ));
-            }
-            if events.is_empty() {
-                text.push_str(&format!("no matching events in {}\n", path.display()));
-            }
-            out.write_all(text.as_bytes())
-        }
-    };
-    if read.skipped > 0 {
+    let (kept, unparsed) = newest.into_events();
+    kept.iter().for_each(&mut print);
+    let skipped = skipped + unparsed;
+    if printed == 0 && format == ListFormat::Table && written.is_ok() {
+        let path = path.display().to_string();
+        written = writeln!(out, "no matching events in {}", escape_controls(&path));
+    }
+    if skipped > 0 {
         eprintln!(
-            "oomwatch events: {} unreadable lines in {} skipped",
-            read.skipped,
+            "oomwatch events: {skipped} unreadable lines in {} skipped",
             path.display()
         );
     }
@@ -127,6 +130,46 @@ pub fn list(state_dir: &Path, filter: &EventFilter, format: ListFormat, now: f64
         Err(e) => {
             eprintln!("oomwatch events: {e}");
             2
+        }
+    }
+}
+
+fn table_header() -> String {
+    format!(
+        "{:<21} {:>12}  {:<34} {:<24} {:<22} {}\n",
+        "TIME (UTC)", "AGO", "EVENT", "GROUP", "PROCESS", "DETAILS"
+    )
+}
+
+/// One event: a row of the table (every cell's control characters escaped), or its JSON
+/// line.
+fn print_event(
+    out: &mut impl Write,
+    event: &Event,
+    format: ListFormat,
+    now: f64,
+) -> std::io::Result<()> {
+    match format {
+        ListFormat::Json => {
+            serde_json::to_writer(&mut *out, event).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")
+        }
+        ListFormat::Table => {
+            let (title, details) = describe(event);
+            let process = event
+                .kind
+                .process()
+                .map_or_else(String::new, |(pid, comm)| format!("{pid} {comm}"));
+            writeln!(
+                out,
+                "{:<21} {:>12}  {:<34} {:<24} {:<22} {}",
+                utc(event.time),
+                ago(now, event.time),
+                escape_controls(&title),
+                escape_controls(event.kind.group().unwrap_or("(host)")),
+                escape_controls(&process),
+                escape_controls(&details),
+            )
         }
     }
 }

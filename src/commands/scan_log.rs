@@ -7,10 +7,11 @@
 //! panics were found, 1 when none, 2 when an input could not be read (even if another had
 //! kills).
 //!
-//! This file owns reading the inputs and printing the rows; the parsing is `kmsg`'s
-//! (`reader` rejoins the text, `oom` assembles the reports). It streams: each line is
-//! bounded, each row is printed as soon as its report ends, and memory does not grow
-//! with the number of kills or the size of the log.
+//! This file owns reading the inputs and printing the rows (table cells with their
+//! control characters escaped, `\x1b`, so a comm in a log cannot drive the terminal); the
+//! parsing is `kmsg`'s (`reader` rejoins the text, `oom` assembles the reports). It
+//! streams: each line is bounded, each row is printed as soon as its report ends, and
+//! memory does not grow with the number of kills or the size of the log.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::cli::ScanFormat;
 use crate::kmsg::oom::{KernelKill, OomAssembler, OomEvent, OomPanic};
 use crate::kmsg::reader::TextReader;
 use crate::kmsg::userspace::UserspaceKill;
+use crate::terminal_text::escape_controls;
 
 /// Longest line read whole; longer lines are cut (no kernel line comes near it).
 const MAX_LINE: u64 = 64 * 1024;
@@ -300,7 +302,7 @@ fn scan_one(
     named: bool,
 ) -> Result<usize, ScanError> {
     if named && format == ScanFormat::Table {
-        writeln!(out, "== {name}").map_err(ScanError::Write)?;
+        writeln!(out, "== {}", escape_controls(name)).map_err(ScanError::Write)?;
     }
     let mut header = false;
     let result = scan_stream(reader, &mut |row| match format {
@@ -348,7 +350,9 @@ fn write_row(out: &mut impl Write, row: &KillRow) -> std::io::Result<()> {
     let mib = |kb: Option<u64>| {
         kb.map_or_else(|| "-".to_owned(), |kb| format!("{:.1}", kb as f64 / 1024.0))
     };
-    let dash = |v: Option<&String>| v.cloned().unwrap_or_else(|| "-".to_owned());
+    // Words of the log: control characters escaped, so a comm cannot drive the terminal.
+    let dash =
+        |v: Option<&String>| v.map_or_else(|| "-".to_owned(), |v| escape_controls(v).into_owned());
     let kind = match (row.kind, row.global) {
         ("userspace", _) => "user",
         ("panic", _) => "PANIC",
@@ -357,8 +361,8 @@ fn write_row(out: &mut impl Write, row: &KillRow) -> std::io::Result<()> {
         _ => "kernel",
     };
     let killed_by = match (&row.killer, &row.panic) {
-        (Some(killer), _) => killer.clone(),
-        (None, Some(reason)) => format!("kernel panic: {reason}"),
+        (Some(killer), _) => escape_controls(killer).into_owned(),
+        (None, Some(reason)) => format!("kernel panic: {}", escape_controls(reason)),
         (None, None) => "kernel OOM killer".to_owned(),
     };
     writeln!(

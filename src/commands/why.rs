@@ -7,6 +7,7 @@
 //! when the name or pid is known, 1 when nothing is known of it, 2 when the state
 //! directory cannot be read.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,11 +16,11 @@ use crate::cgroupfs::{tightest_limit, MemoryHierarchy};
 use crate::cli::WhyArgs;
 use crate::clock::unix_now;
 use crate::config::load_group_rules;
-use crate::events::{read_events, EVENTS_FILE};
+use crate::events::{read_file_events, Event, EVENTS_FILE};
 use crate::groups::pods::PodNames;
 use crate::groups::reader::read_group_name;
 use crate::groups::GroupRules;
-use crate::incident::why::{explain, LiveInstance, Target};
+use crate::incident::why::{explain, named_groups, LiveInstance, Target};
 use crate::procfs::pid::{parse_oom_value, parse_pid_stat, parse_statm_resident_pages};
 use crate::procfs::reader::{PidDir, ProcDir, ReadBuf};
 use crate::roots::Roots;
@@ -63,17 +64,6 @@ pub fn run(args: &WhyArgs) -> u8 {
 
 /// Prints the answer for `target`; returns the exit code.
 pub fn answer(target: &str, inputs: &WhyInputs, now: f64) -> u8 {
-    let events_path = inputs.state_dir.join(EVENTS_FILE);
-    let events = match read_events(&events_path) {
-        Ok(read) => read.events,
-        Err(e) => {
-            eprintln!(
-                "oomwatch why: cannot read {} ({e}); check --state.dir",
-                events_path.display()
-            );
-            return 2;
-        }
-    };
     let state = match read_state(&inputs.state_dir) {
         Ok(state) => state,
         Err(message) => {
@@ -83,13 +73,58 @@ pub fn answer(target: &str, inputs: &WhyInputs, now: f64) -> u8 {
     };
     let live = read_live(&inputs.roots, &inputs.rules);
     let target = Target::parse(target);
-    let explanation = explain(&target, &events, &state, &live, inputs.max_deaths);
+    let events_path = inputs.state_dir.join(EVENTS_FILE);
+    let (events, extent) = match read_relevant(&events_path, &target, &state, &live) {
+        Ok(read) => read,
+        Err(e) => {
+            eprintln!(
+                "oomwatch why: cannot read {} ({e}); check --state.dir",
+                events_path.display()
+            );
+            return 2;
+        }
+    };
+    let mut explanation = explain(&target, &events, &state, &live, inputs.max_deaths);
+    (explanation.events_in_log, explanation.log_starts) = extent;
     print!("{}", explanation.to_text(now));
     if explanation.groups.is_empty() {
         1
     } else {
         0
     }
+}
+
+/// How many events the log holds, and the oldest one's time.
+type LogExtent = (usize, Option<f64>);
+
+/// The events of the log that concern `target` (those of the groups it names, in the log,
+/// the state or now, and the reboots), streamed twice so that only they are held; with
+/// how many events the log holds and the oldest one's time.
+fn read_relevant(
+    path: &Path,
+    target: &Target,
+    state: &PersistedState,
+    live: &[LiveInstance],
+) -> std::io::Result<(Vec<Event>, LogExtent)> {
+    let mut groups: BTreeSet<String> = named_groups(target, &[], state, live);
+    let (mut count, mut first) = (0, None);
+    read_file_events(path, |line| {
+        count += 1;
+        first = first.or(Some(line.head.time));
+        if let Some(group) = line.event().and_then(|e| target.group_named_by(&e)) {
+            groups.insert(group);
+        }
+        false
+    })?;
+    let (events, _) = read_file_events(path, |line| {
+        line.head.kind == "reboot"
+            || line
+                .head
+                .group
+                .as_deref()
+                .is_some_and(|g| groups.contains(g))
+    })?;
+    Ok((events, (count, first)))
 }
 
 /// The state file; a missing one is an empty state (nothing counted yet).

@@ -2,7 +2,9 @@
 //! parsing of those choices from flags and query parameters, each error naming the flag or
 //! parameter. Pure; must not read the log.
 
-use super::model::{Event, EVENT_TYPES};
+use super::lines::LogLine;
+use super::model::{Event, EventHead, EVENT_TYPES};
+use super::recent::RecentLines;
 
 /// Which events a reader wants: by type, group and time; the newest `limit`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -31,6 +33,17 @@ impl EventFilter {
             && self.until.is_none_or(|until| event.time <= until)
     }
 
+    /// `matches` on a line's head, before the event is built.
+    pub fn matches_head(&self, head: &EventHead<'_>) -> bool {
+        (self.types.is_empty() || self.types.iter().any(|t| *t == head.kind))
+            && self
+                .group
+                .as_deref()
+                .is_none_or(|group| head.group.as_deref() == Some(group))
+            && self.since.is_none_or(|since| head.time >= since)
+            && self.until.is_none_or(|until| head.time <= until)
+    }
+
     /// The matching events, oldest first, the newest `limit` of them.
     pub fn apply(&self, events: Vec<Event>) -> Vec<Event> {
         let mut kept: Vec<Event> = events.into_iter().filter(|e| self.matches(e)).collect();
@@ -41,10 +54,57 @@ impl EventFilter {
     }
 }
 
+/// The newest `limit` events a filter keeps, gathered from lines given oldest first:
+/// memory is bounded by `limit` (or `cap` without one), whatever the log's size. Lines
+/// are kept as read and parsed at the end (`RecentLines`), so a pass parses only what is
+/// answered.
+#[derive(Debug)]
+pub struct Newest {
+    filter: EventFilter,
+    kept: RecentLines,
+    /// Lines whose head matched, before `limit`.
+    pub matched: usize,
+}
+
+impl Newest {
+    /// Gathers for `filter`, keeping at most `cap` events.
+    pub fn new(filter: EventFilter, cap: usize) -> Self {
+        Self {
+            kept: RecentLines::new(filter.limit.unwrap_or(cap).min(cap)),
+            filter,
+            matched: 0,
+        }
+    }
+
+    /// Offers the next line.
+    pub fn offer(&mut self, line: &LogLine<'_>) {
+        if self.filter.matches_head(&line.head) {
+            self.matched += 1;
+            self.kept.push(line.raw);
+        }
+    }
+
+    /// The events kept, oldest first, and how many kept lines did not parse as a whole
+    /// (they are not counted in `matched` either).
+    pub fn into_events(self) -> (Vec<Event>, usize) {
+        self.kept.into_events()
+    }
+}
+
+impl super::shared_scan::Accumulate for Newest {
+    fn offer(&mut self, line: &LogLine<'_>) {
+        Newest::offer(self, line);
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
+
 /// Why a filter's value was refused; names the parameter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
-    #[error("{name} {value:?}: unknown event type; use oom_kill, restart, exit or reboot")]
+    #[error("{name} {value:?}: unknown event type; use oom_kill, userspace_kill, restart, exit, reboot or burst")]
     Type { name: &'static str, value: String },
     #[error("{name} {value:?}: use a duration back from now (90s, 15m, 1h, 7d) or seconds since the epoch")]
     Time { name: &'static str, value: String },

@@ -1,6 +1,9 @@
 //! What an event is: the vocabulary of the event log (OOM kills with the kernel's
-//! numbers, restarts, exits with their reason, reboots with their cause) and its JSON
-//! form, one object per line. Pure data; must not touch a file.
+//! numbers, userspace killers' kills, restarts, exits with their reason, bursts, reboots
+//! with their cause) and its JSON form, one object per line. Pure data; must not touch a
+//! file.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +65,20 @@ pub enum EventKind {
         killer: String,
         cgroup: String,
         reason: String,
+    },
+    /// More exits or restarts of one group than the log takes one by one (a process
+    /// churning, a crash loop): counted here instead, one record per group and minute at
+    /// most. `time` is the last one counted.
+    Burst {
+        group: String,
+        /// What was counted instead of logged: `exit` or `restart`.
+        of: String,
+        count: u64,
+        /// For exits: how many ended each way (`killed`, `exited_ok`, ...).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        reasons: BTreeMap<String, u64>,
+        /// The first one counted.
+        since: f64,
     },
     /// The host booted again (a new boot_id); `time` is the new boot's start.
     Reboot {
@@ -160,8 +177,78 @@ impl OomKillEvent {
     }
 }
 
+/// The few fields of a log line that decide where it goes (its type, time, group, an
+/// exit's reason, a burst's kind and count, a kill's boot and sequence number), read
+/// without building the whole event: what the log's compaction, counts and filters need.
+/// Other fields are skipped unread.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EventHead<'a> {
+    pub time: f64,
+    #[serde(rename = "type", borrow)]
+    pub kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub group: Option<std::borrow::Cow<'a, str>>,
+    /// An exit's reason; None where `reason` is not an exit's (a userspace kill's
+    /// `memory-pressure`), so that such a line is still an event.
+    #[serde(default, deserialize_with = "exit_reason_or_none")]
+    pub reason: Option<ExitReason>,
+    /// A burst's kind (`exit`, `restart`) and count.
+    #[serde(default, borrow)]
+    pub of: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    pub count: Option<u64>,
+    #[serde(default, borrow)]
+    pub boot_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    pub seq: Option<u64>,
+}
+
+/// An exit's reason from a `reason` field, None for any other string.
+fn exit_reason_or_none<'de, D>(deserializer: D) -> Result<Option<ExitReason>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let label: Option<std::borrow::Cow<'de, str>> = Deserialize::deserialize(deserializer)?;
+    Ok(label.and_then(|label| ExitReason::from_label(&label)))
+}
+
+impl<'a> EventHead<'a> {
+    /// The head of one line of the log; None when the line is not an event.
+    pub fn parse(line: &'a [u8]) -> Option<Self> {
+        serde_json::from_slice(line).ok()
+    }
+
+    /// An exit with code 0.
+    pub fn is_clean_exit(&self) -> bool {
+        self.kind == "exit" && self.reason == Some(ExitReason::ExitedOk)
+    }
+
+    /// How many events the line stands for: a burst's count, else one.
+    pub fn weight(&self) -> u64 {
+        match self.kind.as_ref() {
+            "burst" => self.count.unwrap_or(0),
+            _ => 1,
+        }
+    }
+
+    /// The type of event the line counts as: a burst counts as what it stands for.
+    pub fn counts_as(&self) -> &str {
+        match (self.kind.as_ref(), self.of.as_deref()) {
+            ("burst", Some(of)) => of,
+            (kind, _) => kind,
+        }
+    }
+}
+
 /// The event types, as `type` spells them in the log, the API and the CLI.
-pub const EVENT_TYPES: [&str; 5] = ["oom_kill", "userspace_kill", "restart", "exit", "reboot"];
+pub const EVENT_TYPES: [&str; 6] = [
+    "oom_kill",
+    "userspace_kill",
+    "restart",
+    "exit",
+    "reboot",
+    "burst",
+];
 
 impl EventKind {
     /// The `type` field of this event.
@@ -172,6 +259,7 @@ impl EventKind {
             EventKind::Restart { .. } => "restart",
             EventKind::Exit { .. } => "exit",
             EventKind::Reboot { .. } => "reboot",
+            EventKind::Burst { .. } => "burst",
         }
     }
 
@@ -181,7 +269,8 @@ impl EventKind {
             EventKind::OomKill(kill) => Some(&kill.group),
             EventKind::Restart { group, .. }
             | EventKind::Exit { group, .. }
-            | EventKind::UserspaceKill { group, .. } => Some(group),
+            | EventKind::UserspaceKill { group, .. }
+            | EventKind::Burst { group, .. } => Some(group),
             EventKind::Reboot { .. } => None,
         }
     }
@@ -193,7 +282,9 @@ impl EventKind {
             EventKind::Restart { pid, comm, .. } | EventKind::Exit { pid, comm, .. } => {
                 Some((*pid, comm))
             }
-            EventKind::Reboot { .. } | EventKind::UserspaceKill { .. } => None,
+            EventKind::Reboot { .. }
+            | EventKind::UserspaceKill { .. }
+            | EventKind::Burst { .. } => None,
         }
     }
 
@@ -296,11 +387,33 @@ mod tests {
         assert!(line.contains(r#""type":"oom_kill""#), "{line}");
         assert!(line.contains(r#""anon_rss_bytes":104857600"#), "{line}");
         assert!(line.contains(r#""type":"restart""#), "{line}");
-        let read = parse_events(&text);
-        assert_eq!(read.events, events);
-        match &read.events[0].kind {
+        let (read, skipped) = parse_events(&text);
+        assert_eq!((read.as_slice(), skipped), (&events[..], 0));
+        match &read[0].kind {
             EventKind::OomKill(kill) => assert_eq!(kill.rss_bytes(), Some(102 << 20)),
             other => panic!("not a kill: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_userspace_kill_has_a_head_though_its_reason_is_not_an_exits() {
+        let event = Event {
+            time: 7.0,
+            kind: EventKind::UserspaceKill {
+                group: "squeezed.service".into(),
+                killer: "systemd-oomd".into(),
+                cgroup: "/pressure.slice/squeezed.service".into(),
+                reason: "memory-pressure".into(),
+            },
+        };
+        let line = serde_json::to_vec(&event).expect("json");
+        let head = EventHead::parse(&line).expect("a userspace kill is an event");
+        assert_eq!(
+            (head.kind.as_ref(), head.group.as_deref(), head.reason),
+            ("userspace_kill", Some("squeezed.service"), None)
+        );
+        let exit = serde_json::to_vec(&fixtures::exit(3)).expect("json");
+        let head = EventHead::parse(&exit).expect("an exit");
+        assert_eq!(head.reason, Some(ExitReason::Crashed));
     }
 }

@@ -129,6 +129,24 @@ pub fn describe(event: &Event) -> (String, String) {
             }
             (format!("exit: {}", reason.label()), details.join(", "))
         }
+        EventKind::Burst {
+            of,
+            count,
+            reasons,
+            since,
+            ..
+        } => {
+            let mut details = format!(
+                "{count} more {of}s than the log takes one by one, from {} to {}",
+                utc(*since),
+                utc(event.time)
+            );
+            if !reasons.is_empty() {
+                let by: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+                details.push_str(&format!(": {}", by.join(", ")));
+            }
+            (format!("burst: {count} {of}s"), details)
+        }
         EventKind::Reboot {
             unexpected,
             cause,

@@ -5,4 +5,5 @@
 
 pub mod format;
 pub mod page;
+pub mod page_events;
 pub mod why;

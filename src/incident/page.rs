@@ -11,16 +11,12 @@
 use std::fmt::Write;
 
 use super::format::{ago, bytes, describe, duration, utc};
+use super::page_events::PageEvents;
 use crate::cgroupfs::MemcgEvent;
 use crate::events::{Event, EventKind};
-use crate::exit_reason::ExitReason;
 use crate::procfs::host::{MemInfo, MemoryPressure};
 use crate::snapshot::{GroupMemory, Snapshot};
 
-/// Events shown in the timeline; the API has the rest.
-pub const TIMELINE_EVENTS: usize = 30;
-/// OOM kills shown in their own section.
-const LATEST_KILLS: usize = 5;
 /// Services shown in the memory-limit table.
 const LIMIT_ROWS: usize = 10;
 
@@ -28,10 +24,8 @@ const LIMIT_ROWS: usize = 10;
 #[derive(Debug)]
 pub struct PageInput<'a> {
     pub snapshot: &'a Snapshot,
-    /// The event log, oldest first (the page shows the newest `TIMELINE_EVENTS`).
-    pub events: &'a [Event],
-    /// Lines of the event log that could not be read.
-    pub skipped_events: usize,
+    /// What the page shows of the event log.
+    pub events: &'a PageEvents,
     /// Now and the snapshot's time, seconds since the epoch.
     pub now: f64,
     pub scanned_at: f64,
@@ -263,52 +257,31 @@ fn oom_kills_row(snapshot: &Snapshot) -> String {
     }
 }
 
-/// An exit with code 0: most are commands finishing, the noise of a busy host. The page
-/// leaves them out of its timeline (the API and `oomwatch events` have them).
-fn clean_exit(event: &Event) -> bool {
-    matches!(
-        event.kind,
-        EventKind::Exit {
-            reason: ExitReason::ExitedOk,
-            ..
-        }
-    )
-}
-
 /// The last 24 hours in counts, and the latest OOM kills: on a busy host, exits would push
 /// the last kill out of the timeline, which is why kills get a section of their own.
 fn kills_section(html: &mut String, input: &PageInput<'_>) {
-    let day_ago = input.now - 86_400.0;
-    let last_day: Vec<&Event> = input.events.iter().filter(|e| e.time >= day_ago).collect();
-    let count = |kind: &str| {
-        last_day
-            .iter()
-            .filter(|e| e.kind.type_name() == kind)
-            .count()
-    };
-    let clean = last_day.iter().filter(|e| clean_exit(e)).count();
-    let _ = writeln!(
+    let day = &input.events.day;
+    let _ = write!(
         html,
-        "<section id=\"kills\"><h2>Latest OOM kills</h2>\n<p id=\"last-day\">Last 24 h: {} OOM kills, {} userspace OOM kills, {} restarts, \
-{} exits ({clean} of them clean, code 0), {} reboots.</p>",
-        count("oom_kill"),
-        count("userspace_kill"),
-        count("restart"),
-        count("exit"),
-        count("reboot"),
+        "<section id=\"kills\"><h2>Latest OOM kills</h2>\n<p id=\"last-day\">Last 24 h: {} OOM kills, {} userspace OOM kills, \
+{} restarts, {} exits ({} of them clean, code 0), {} reboots.",
+        day.oom_kills,
+        day.userspace_kills,
+        day.restarts,
+        day.exits,
+        day.clean_exits,
+        day.reboots,
     );
-    let kills: Vec<&Event> = input
-        .events
-        .iter()
-        .rev()
-        .filter(|e| {
-            matches!(
-                e.kind,
-                EventKind::OomKill(_) | EventKind::UserspaceKill { .. }
-            )
-        })
-        .take(LATEST_KILLS)
-        .collect();
+    for (kind, through) in &input.events.incomplete {
+        let _ = write!(
+            html,
+            " <span class=\"warn\" id=\"truncated-{kind}\">Incomplete: the log dropped older {kind} events (--events.max), the counts miss those before {}.</span>",
+            escape(&utc(*through)),
+            kind = escape(kind),
+        );
+    }
+    html.push_str("</p>\n");
+    let kills: Vec<&Event> = input.events.latest_kills.iter().collect();
     if kills.is_empty() {
         html.push_str("<p>No OOM kill in the event log.</p>\n");
     } else {
@@ -319,23 +292,17 @@ fn kills_section(html: &mut String, input: &PageInput<'_>) {
 
 /// Every kind of event, newest first, clean exits left out.
 fn timeline_section(html: &mut String, input: &PageInput<'_>) {
-    let shown: Vec<&Event> = input
-        .events
-        .iter()
-        .rev()
-        .filter(|e| !clean_exit(e))
-        .take(TIMELINE_EVENTS)
-        .collect();
+    let shown: Vec<&Event> = input.events.timeline.iter().collect();
     let _ = write!(
         html,
         "<section id=\"timeline\"><h2>Recent events</h2>\n\
 <p class=\"muted\">Newest first, clean exits left out: {} of the {} events in the log; \
 <a href=\"/api/v1/events\">all as JSON</a>, filter with <code>?type=oom_kill&amp;group=…&amp;since=1h</code>.",
         shown.len(),
-        input.events.len()
+        input.events.total
     );
-    if input.skipped_events > 0 {
-        let _ = write!(html, " {} unreadable lines skipped.", input.skipped_events);
+    if input.events.skipped > 0 {
+        let _ = write!(html, " {} unreadable lines skipped.", input.events.skipped);
     }
     html.push_str("</p>\n");
     if shown.is_empty() {
@@ -356,7 +323,7 @@ fn event_table(html: &mut String, events: &[&Event], now: f64) {
             EventKind::Reboot {
                 unexpected: true, ..
             } => "bad",
-            EventKind::Exit { .. } | EventKind::Restart { .. } => "warn",
+            EventKind::Exit { .. } | EventKind::Restart { .. } | EventKind::Burst { .. } => "warn",
             EventKind::Reboot { .. } => "",
         };
         let process = event
@@ -477,6 +444,7 @@ fn pre_oom_cells(group: &GroupMemory) -> String {
 mod tests {
     use super::*;
     use crate::events::OomKillEvent;
+    use crate::exit_reason::ExitReason;
     use crate::snapshot::{ProcessRow, ProcessesSample};
 
     #[test]
@@ -544,8 +512,7 @@ mod tests {
         ];
         let html = render(&PageInput {
             snapshot: &snapshot,
-            events: &events,
-            skipped_events: 0,
+            events: &PageEvents::from_events(&events, 1_700_000_060.0),
             now: 1_700_000_060.0,
             scanned_at: 1_700_000_059.0,
             telemetry_path: "/metrics",

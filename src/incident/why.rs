@@ -1,7 +1,8 @@
 //! `oomwatch why <name|pid>`, the answer: which groups the name or pid means, their latest
 //! deaths with the cause (OOM kill with the kernel's numbers, signal, exit code, reboot),
 //! their restarts, the counts kept in the state file, and the OOM risk of the instances
-//! alive now. Pure: the command reads the state directory and /proc and hands them in.
+//! alive now, as text for a terminal (names with their control characters escaped). Pure:
+//! the command reads the state directory and /proc and hands them in.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -11,6 +12,7 @@ use crate::events::{Event, EventKind};
 use crate::exit_reason::ExitReason;
 use crate::kills::ledger::VictimTally;
 use crate::state::PersistedState;
+use crate::terminal_text::escape_controls;
 
 /// What the operator asked about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +86,7 @@ pub fn explain<'a>(
                 ours(e) && !repeats_a_kill(e, events)
             }
             EventKind::Reboot { .. } => !groups.is_empty(),
-            EventKind::Restart { .. } => false,
+            EventKind::Restart { .. } | EventKind::Burst { .. } => false,
         })
         .collect();
     // By time: an exit is logged when a scrape settles it, after a kill received live.
@@ -119,7 +121,7 @@ pub fn explain<'a>(
 /// The groups a target means: the groups a pid was seen in (in the log or alive), or the
 /// groups and commands a name matches (`nginx` for `nginx.service`) in the log, among the
 /// live processes, the state file's groups and its kernel-log victims.
-fn named_groups(
+pub fn named_groups(
     target: &Target,
     events: &[Event],
     state: &PersistedState,
@@ -128,10 +130,7 @@ fn named_groups(
     let mut groups = BTreeSet::new();
     match target {
         Target::Pid(pid) => {
-            let events_of_pid = events
-                .iter()
-                .filter(|e| e.kind.process().is_some_and(|(p, _)| p == *pid));
-            groups.extend(events_of_pid.filter_map(|e| e.kind.group().map(str::to_owned)));
+            groups.extend(events.iter().filter_map(|e| target.group_named_by(e)));
             groups.extend(
                 live.iter()
                     .filter(|l| l.pid == *pid)
@@ -139,16 +138,8 @@ fn named_groups(
             );
         }
         Target::Name(name) => {
-            let names = |group: &str, comm: &str| {
-                group == name || group.strip_suffix(".service") == Some(name) || comm == name
-            };
-            for event in events {
-                if let (Some(group), Some((_, comm))) = (event.kind.group(), event.kind.process()) {
-                    if names(group, comm) {
-                        groups.insert(group.to_owned());
-                    }
-                }
-            }
+            let names = |group: &str, comm: &str| names_service(name, group, comm);
+            groups.extend(events.iter().filter_map(|e| target.group_named_by(e)));
             groups.extend(
                 live.iter()
                     .filter(|l| names(&l.group, &l.comm))
@@ -166,6 +157,29 @@ fn named_groups(
         }
     }
     groups
+}
+
+/// A name means a group of that name, a unit of that name (`nginx` for `nginx.service`),
+/// or the group of a command of that name.
+fn names_service(name: &str, group: &str, comm: &str) -> bool {
+    group == name || group.strip_suffix(".service") == Some(name) || comm == name
+}
+
+impl Target {
+    /// The group of `event` when the event is about this target (its pid, or a group or
+    /// command of its name): how the log itself tells which groups a target means. An
+    /// event of a whole group (a userspace killer's kill of its cgroup) names it by name.
+    pub fn group_named_by(&self, event: &Event) -> Option<String> {
+        let group = event.kind.group()?;
+        let named = match (self, event.kind.process()) {
+            (Target::Pid(wanted), Some((pid, _))) => pid == *wanted,
+            (Target::Pid(_), None) => false,
+            (Target::Name(name), process) => {
+                names_service(name, group, process.map_or("", |(_, comm)| comm))
+            }
+        };
+        named.then(|| group.to_owned())
+    }
 }
 
 /// An `oom_killed` exit of a process whose OOM kill is in the log (within 5 minutes), or a
@@ -221,7 +235,7 @@ impl Explanation<'_> {
         let mut out = String::new();
         let asked = match self.target {
             Target::Pid(pid) => format!("pid {pid}"),
-            Target::Name(name) => name.clone(),
+            Target::Name(name) => escape_controls(name).into_owned(),
         };
         if self.groups.is_empty() {
             let reach = self.log_starts.map_or_else(
@@ -240,7 +254,7 @@ impl Explanation<'_> {
             );
             return out;
         }
-        let groups: Vec<&str> = self.groups.iter().map(String::as_str).collect();
+        let groups: Vec<_> = self.groups.iter().map(|g| escape_controls(g)).collect();
         let _ = writeln!(out, "{asked}: group {}", groups.join(", "));
         out.push('\n');
         let _ = writeln!(out, "Answer: {}", self.verdict(now));
@@ -260,16 +274,23 @@ impl Explanation<'_> {
         for event in &self.deaths {
             let (title, details) = describe(event);
             let what = match (event.kind.process(), &event.kind) {
-                (Some((pid, comm)), _) => format!("pid {pid} {comm}; {details}"),
+                (Some((pid, comm)), _) => {
+                    format!(
+                        "pid {pid} {}; {}",
+                        escape_controls(comm),
+                        escape_controls(&details)
+                    )
+                }
                 // A cgroup killed whole: the details name it.
-                (None, EventKind::UserspaceKill { .. }) => details,
-                (None, _) => format!("(host); {details}"),
+                (None, EventKind::UserspaceKill { .. }) => escape_controls(&details).into_owned(),
+                (None, _) => format!("(host); {}", escape_controls(&details)),
             };
             let _ = writeln!(
                 out,
-                "  {}  {:>14}  {title}: {}",
+                "  {}  {:>14}  {}: {}",
                 utc(event.time),
                 ago(now, event.time),
+                escape_controls(&title),
                 what.trim_end_matches("; ")
             );
         }
@@ -285,12 +306,15 @@ impl Explanation<'_> {
             let process = event
                 .kind
                 .process()
-                .map_or_else(String::new, |(pid, comm)| format!("pid {pid} {comm}"));
+                .map_or_else(String::new, |(pid, comm)| {
+                    format!("pid {pid} {}", escape_controls(comm))
+                });
             let _ = writeln!(
                 out,
-                "  {}  {:>14}  restarted as {process}; {details}",
+                "  {}  {:>14}  restarted as {process}; {}",
                 utc(event.time),
-                ago(now, event.time)
+                ago(now, event.time),
+                escape_controls(&details)
             );
         }
     }
@@ -328,7 +352,7 @@ impl Explanation<'_> {
                     bytes(usage),
                     bytes(limit),
                     usage as f64 / limit as f64 * 100.0,
-                    l.memcg.as_deref().unwrap_or("?")
+                    escape_controls(l.memcg.as_deref().unwrap_or("?"))
                 ),
                 _ => "none (host memory)".to_owned(),
             };
@@ -336,7 +360,7 @@ impl Explanation<'_> {
                 out,
                 "  {:>7}  {:<16} {:>9} {:>13} {:>10} {:>5}  {limit}",
                 l.pid,
-                l.comm,
+                escape_controls(&l.comm),
                 l.oom_score,
                 l.oom_score_adj,
                 bytes(l.resident_bytes),
@@ -358,21 +382,27 @@ impl Explanation<'_> {
         };
         let when = format!("{} ({})", ago(now, death.time), utc(death.time));
         let (title, details) = describe(death);
+        let (title, details) = (escape_controls(&title), escape_controls(&details));
         let what = match &death.kind {
             EventKind::OomKill(kill) => format!(
                 "pid {} ({}) was killed by the kernel's OOM killer {when}: {details}.",
-                kill.pid, kill.comm
+                kill.pid,
+                escape_controls(&kill.comm)
             ),
-            EventKind::Exit { pid, comm, .. } => {
-                format!("pid {pid} ({comm}) ended {when}: {title} ({details}).")
-            }
+            EventKind::Exit { pid, comm, .. } => format!(
+                "pid {pid} ({}) ended {when}: {title} ({details}).",
+                escape_controls(comm)
+            ),
             EventKind::UserspaceKill {
                 killer,
                 cgroup,
                 reason,
                 ..
             } => format!(
-                "its cgroup {cgroup} was killed by {killer} (a userspace OOM killer, not the kernel) {when}, for {reason}."
+                "its cgroup {} was killed by {} (a userspace OOM killer, not the kernel) {when}, for {}.",
+                escape_controls(cgroup),
+                escape_controls(killer),
+                escape_controls(reason)
             ),
             _ => format!("the host rebooted {when}: {title} ({details})."),
         };
@@ -543,6 +573,12 @@ mod tests {
         let unknown = Target::parse("nginx");
         let text = explain(&unknown, &events, &state, &live, 10).to_text(2600.0);
         assert!(text.starts_with("nginx: no group, command or pid of that name is known (the event log holds 5 events since 1970-01-01 00:16:40Z)"), "{text}");
+        let kind = EventKind::exit("g\u{1b}[2J", 9, "c\r\nx\u{9b}", ExitReason::Crashed, None);
+        let hostile = [Event { time: 2000.0, kind }];
+        let text = explain(&Target::Pid(9), &hostile, &state, &[], 10).to_text(2600.0);
+        assert!(text.starts_with("pid 9: group g\\x1b[2J\n"), "{text}");
+        assert!(text.contains("pid 9 (c\\x0d\\x0ax\\x9b) ended"), "{text}");
+        assert!(!text.contains(['\u{1b}', '\r', '\u{9b}']), "{text}");
         let db = Target::parse("db");
         let text = explain(&db, &events, &state, &[], 10).to_text(2600.0);
         assert!(text.contains("Answer: pid 5 (mysqld) ended 1m 40s ago (1970-01-01 00:41:40Z): exit: crashed (no exit status (seen gone between scans)). It is not running now."), "{text}");

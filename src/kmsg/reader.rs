@@ -109,7 +109,8 @@ impl TextReader {
     fn record<F: FnMut(Message<'_>)>(&mut self, first: TextLine<'_>, at: u64, emit: &mut F) {
         let mut t = first;
         while t.kind != LineKind::KmsgRecord {
-            let Some(cut) = glued_record(t.message) else {
+            // Each cut must move on (a cut at 0 would split off nothing, for ever).
+            let Some(cut) = glued_record(t.message).filter(|&cut| cut > 0) else {
                 break;
             };
             emit_forms(t.source, t.time, &t.message[..cut], at, emit);

@@ -125,7 +125,8 @@ pub fn strip_quote_marks(line: &str) -> (&str, usize) {
 
 /// Where, in a record's message, another record glued onto it starts: its own `dmesg`
 /// stamp (`[ 1234.567890]`), `<N>` priority or full syslog header (`Oct 14 10:22:40
-/// host kernel: `), as consoles, flattened copies and terminal pastes leave them.
+/// host kernel: `), as consoles, flattened copies and terminal pastes leave them. Never 0:
+/// what starts the message is the record itself.
 pub fn glued_record(message: &str) -> Option<usize> {
     let b = message.as_bytes();
     let mut i = 1;
@@ -139,7 +140,9 @@ pub fn glued_record(message: &str) -> Option<usize> {
                     .is_some_and(|c| c == b'[' || c.is_ascii_alphabetic())
             }),
             b':' if i >= 2 => {
-                if let Some(start) = glued_syslog_header(message, i - 2) {
+                // A header at the very start is this record's own, not a glued one
+                // (`Aug24 17:37:47 host kernel:` is one the line parser did not take).
+                if let Some(start) = glued_syslog_header(message, i - 2).filter(|&s| s > 0) {
                     return Some(start);
                 }
                 false

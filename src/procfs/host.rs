@@ -228,6 +228,22 @@ SwapFree:        2097000 kB\nHugePages_Total:       0\n";
     }
 
     #[test]
+    fn a_huge_meminfo_figure_saturates_instead_of_wrapping() {
+        // 2^60 kB is 2^70 bytes: a wrapping multiply would read 0.
+        let huge = format!(
+            "MemTotal: {} kB\nMemAvailable: {} kB\nSwapTotal: {} kB\nSwapFree: 7\n",
+            1u64 << 60,
+            u64::MAX,
+            u64::MAX / 1024 + 1
+        );
+        let m = parse_meminfo(huge.as_bytes()).expect("parses");
+        assert_eq!(m.total_bytes, u64::MAX);
+        assert_eq!(m.available_bytes, Some(u64::MAX));
+        assert_eq!(m.swap_total_bytes, u64::MAX);
+        assert_eq!(m.swap_free_bytes, 7, "a figure without a unit is bytes");
+    }
+
+    #[test]
     fn meminfo_before_3_14_has_no_available() {
         let old = b"MemTotal: 100 kB\nMemFree: 50 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n";
         let m = parse_meminfo(old).expect("parses");

@@ -4,10 +4,13 @@
 //! at a time, never on the reactor. Successful checks are cached under a SHA-256 of user,
 //! password and hash (no password is kept), so a scraper's repeated credentials cost one
 //! bcrypt in all and never wait behind anyone guessing; failures are not cached, so
-//! guesses cannot push the scraper's entry out. An unknown user is checked against a decoy
-//! hash of the highest cost configured, so the answer takes as long as for a known user
-//! and does not tell which users exist (given one cost for all users, as `htpasswd`
-//! makes them).
+//! guesses cannot push the scraper's entry out.
+//!
+//! A failed check costs the same work whoever the user is, so timing does not tell which
+//! users exist, whatever their costs: bcrypt at cost c is 2^c rounds, an unknown user is
+//! checked against a decoy hash of the highest cost configured (2^max), and a wrong
+//! password for a user of a lower cost is followed by bcrypt at every cost from c to
+//! max - 1, since 2^c + (2^c + 2^(c+1) + … + 2^(max-1)) = 2^max.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -21,10 +24,21 @@ const CONCURRENT_HASHES: usize = 2;
 /// Cached successes; when full, an arbitrary tenth is dropped (a scraper has one entry).
 const CACHE_ENTRIES: usize = 1024;
 
+/// The salt of the padding hashes: any fixed value does, their output is thrown away.
+const PADDING_SALT: [u8; 16] = *b"oomwatch padding";
+
+#[derive(Debug)]
+struct User {
+    hash: String,
+    cost: u32,
+}
+
 #[derive(Debug)]
 pub struct BasicAuth {
-    users: BTreeMap<String, String>,
+    users: BTreeMap<String, User>,
+    /// A hash of the highest cost, checked for unknown users.
     decoy: String,
+    max_cost: u32,
     cache: Mutex<HashSet<[u8; 32]>>,
     hashing: Arc<Semaphore>,
 }
@@ -33,16 +47,23 @@ impl BasicAuth {
     /// `users` maps names to bcrypt hashes (validated by `web_config`). Makes the decoy,
     /// at the highest cost among them.
     pub fn new(users: BTreeMap<String, String>) -> Result<Self, bcrypt::BcryptError> {
-        let cost = users
+        let users: BTreeMap<String, User> = users
+            .into_iter()
+            .map(|(name, hash)| {
+                let cost = hash.parse::<bcrypt::HashParts>()?.get_cost();
+                Ok((name, User { hash, cost }))
+            })
+            .collect::<Result<_, bcrypt::BcryptError>>()?;
+        let max_cost = users
             .values()
-            .filter_map(|hash| hash.parse::<bcrypt::HashParts>().ok())
-            .map(|parts| parts.get_cost())
+            .map(|user| user.cost)
             .max()
             .unwrap_or(bcrypt::DEFAULT_COST);
-        let decoy = bcrypt::hash("oomwatch decoy: no such user", cost)?;
+        let decoy = bcrypt::hash("oomwatch decoy: no such user", max_cost)?;
         Ok(Self {
             users,
             decoy,
+            max_cost,
             cache: Mutex::new(HashSet::new()),
             hashing: Arc::new(Semaphore::new(CONCURRENT_HASHES)),
         })
@@ -53,10 +74,12 @@ impl BasicAuth {
         let Some((user, password)) = header.and_then(credentials) else {
             return false;
         };
-        let (hash, known) = match self.users.get(&user) {
-            Some(hash) => (hash.clone(), true),
-            None => (self.decoy.clone(), false),
+        // A known user's failure is padded from its cost up to the highest.
+        let (hash, pad_from) = match self.users.get(&user) {
+            Some(known) => (known.hash.clone(), Some(known.cost)),
+            None => (self.decoy.clone(), None),
         };
+        let known = pad_from.is_some();
         let key = cache_key(&user, &password, &hash);
         if known && self.lock_cache().contains(&key) {
             return true;
@@ -64,9 +87,14 @@ impl BasicAuth {
         let Ok(permit) = self.hashing.clone().acquire_owned().await else {
             return false;
         };
+        let max_cost = self.max_cost;
         let verified = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
+            let verified = bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false);
+            if let (false, Some(cost)) = (verified, pad_from) {
+                pad_to_highest_cost(password.as_bytes(), cost, max_cost);
+            }
+            verified
         })
         .await
         .unwrap_or(false);
@@ -86,6 +114,14 @@ impl BasicAuth {
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
         crate::sync::lock(&self.cache)
+    }
+}
+
+/// bcrypt at every cost from `cost` to `max_cost - 1`: after a check at `cost` (2^cost
+/// rounds), this makes the work 2^max_cost rounds in all, as the decoy's check is.
+fn pad_to_highest_cost(password: &[u8], cost: u32, max_cost: u32) {
+    for cost in cost..max_cost {
+        std::hint::black_box(bcrypt::hash_with_salt(password, cost, PADDING_SALT).ok());
     }
 }
 
@@ -173,6 +209,33 @@ mod tests {
         let auth = auth();
         let parts: bcrypt::HashParts = auth.decoy.parse().expect("bcrypt");
         assert_eq!(parts.get_cost(), 4);
+    }
+
+    #[test]
+    fn a_users_cost_is_kept_and_the_decoy_has_the_highest() {
+        let users = BTreeMap::from([
+            ("fast".to_owned(), bcrypt::hash("a", 4).expect("hash")),
+            ("slow".to_owned(), bcrypt::hash("b", 6).expect("hash")),
+        ]);
+        let auth = BasicAuth::new(users).expect("auth");
+        assert_eq!(auth.users["fast"].cost, 4);
+        assert_eq!(auth.max_cost, 6);
+        let parts: bcrypt::HashParts = auth.decoy.parse().expect("bcrypt");
+        assert_eq!(parts.get_cost(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_for_a_cheap_user_still_fails_after_padding() {
+        let users = BTreeMap::from([
+            ("fast".to_owned(), bcrypt::hash("a", 4).expect("hash")),
+            ("slow".to_owned(), bcrypt::hash("b", 6).expect("hash")),
+        ]);
+        let auth = BasicAuth::new(users).expect("auth");
+        assert!(!auth.authorized(Some(&header("fast", "b"))).await);
+        assert!(auth.authorized(Some(&header("fast", "a"))).await);
+        assert!(auth.authorized(Some(&header("slow", "b"))).await);
+        let long = "x".repeat(100);
+        assert!(!auth.authorized(Some(&header("fast", &long))).await);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::incident::{events_json, page, parse_query, read_log};
+use super::incident::{events_json, page, parse_query, query_log};
 use super::scrape::SharedScrape;
 use super::security::WebSecurity;
 use crate::events::EventLog;
@@ -179,12 +179,8 @@ impl Handler {
                 return with_type(StatusCode::BAD_REQUEST, JSON, Bytes::from(body));
             }
         };
-        match read_log(self.events.clone()).await {
-            Ok(read) => with_type(
-                StatusCode::OK,
-                JSON,
-                Bytes::from(events_json(read, &filter)),
-            ),
+        match query_log(self.events.clone(), filter).await {
+            Ok(selected) => with_type(StatusCode::OK, JSON, Bytes::from(events_json(&selected))),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the event log for the API");
                 let body = serde_json::json!({ "error": "cannot read the event log; see the exporter's log" });
@@ -247,7 +243,9 @@ mod tests {
 
     fn handler(max_requests: usize) -> (Handler, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp");
-        let (state, _) = StateStore::open(dir.path());
+        let (state, _) = StateStore::open(std::sync::Arc::new(
+            crate::state_dir::StateDir::unchecked(dir.path()),
+        ));
         let scrape = SharedScrape::new(Scanner::new(Vec::new(), Arc::new(state)));
         (
             Handler::new(

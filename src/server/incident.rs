@@ -3,8 +3,8 @@
 //! reads the event log (on a blocking thread), and builds the response body; routing,
 //! auth and limits stay in `handlers`.
 //!
-//! `/api/v1/events` takes `type` (repeatable or comma-separated: oom_kill, restart, exit,
-//! reboot), `group`, `since` and `until` (a duration back from now such as `1h`, or
+//! `/api/v1/events` takes `type` (repeatable or comma-separated: oom_kill, userspace_kill,
+//! restart, exit, reboot, burst), `group`, `since` and `until` (a duration back from now such as `1h`, or
 //! seconds since the epoch) and `limit` (the newest N; default 1000). Events are oldest
 //! first. An unknown parameter or a bad value is a 400 that names it.
 
@@ -14,8 +14,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::scrape::SharedScrape;
-use crate::events::{parse_time, parse_types, Event, EventFilter, EventLog, ReadEvents};
+use crate::events::shared_scan::{unbox, Done};
+use crate::events::{parse_time, parse_types, Event, EventFilter, EventLog, Selected};
 use crate::incident::page::{render, PageInput};
+use crate::incident::page_events::{Gatherer, PageEvents};
 
 /// A page view reuses a scan this recent instead of scanning again.
 pub const PAGE_MAX_SCAN_AGE: Duration = Duration::from_secs(15);
@@ -58,8 +60,8 @@ pub fn parse_query(query: &str, now: f64) -> Result<EventFilter, QueryError> {
     Ok(filter)
 }
 
-/// Decodes `%XX` escapes and `+` (a space in a query); None for a broken escape or text
-/// that is not UTF-8.
+/// Decodes `%XX` escapes (exactly two hex digits) and `+` (a space in a query); None for a
+/// broken escape or text that is not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -67,8 +69,9 @@ fn percent_decode(text: &str) -> Option<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                let high = hex_digit(*bytes.get(i + 1)?)?;
+                let low = hex_digit(*bytes.get(i + 2)?)?;
+                out.push(high << 4 | low);
                 i += 3;
             }
             b'+' => {
@@ -84,6 +87,11 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The value of one hex digit; None for anything else (a sign is not a digit).
+fn hex_digit(byte: u8) -> Option<u8> {
+    char::from(byte).to_digit(16).map(|d| d as u8)
+}
+
 #[derive(Serialize)]
 struct EventsBody<'a> {
     events: &'a [Event],
@@ -93,35 +101,53 @@ struct EventsBody<'a> {
     skipped_lines: usize,
 }
 
-/// The API's JSON body for the events in `read` that pass `filter`.
-pub fn events_json(read: ReadEvents, filter: &EventFilter) -> Vec<u8> {
-    let unlimited = EventFilter {
-        limit: None,
-        ..filter.clone()
-    };
-    let mut events = unlimited.apply(read.events);
-    let matched = events.len();
-    if let Some(limit) = filter.limit {
-        events.drain(..matched.saturating_sub(limit));
-    }
+/// The API's JSON body for a query's answer.
+pub fn events_json(selected: &Selected) -> Vec<u8> {
     let body = EventsBody {
-        events: &events,
-        matched,
-        skipped_lines: read.skipped,
+        events: &selected.events,
+        matched: selected.matched,
+        skipped_lines: selected.skipped,
     };
     let mut json = serde_json::to_vec(&body).unwrap_or_default();
     json.push(b'\n');
     json
 }
 
-/// Reads the event log on a blocking thread; no log configured is an empty one.
-pub async fn read_log(events: Option<Arc<EventLog>>) -> std::io::Result<ReadEvents> {
+/// Answers an API query from the log: the log is streamed and only the newest `limit`
+/// kept (`EventLog::query_then`), in a pass shared with the other readers of the moment;
+/// the request waits without holding a thread. No log configured is an empty one.
+pub async fn query_log(
+    events: Option<Arc<EventLog>>,
+    filter: EventFilter,
+) -> std::io::Result<Arc<Selected>> {
     let Some(events) = events else {
-        return Ok(ReadEvents::default());
+        return Ok(Arc::default());
     };
-    tokio::task::spawn_blocking(move || events.read())
-        .await
-        .map_err(std::io::Error::other)?
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        events.query_then(&filter, move |answer| {
+            let _ = sender.send(answer);
+        })
+    });
+    receiver.await.map_err(std::io::Error::other)?
+}
+
+/// What the page shows of the log, gathered in a pass shared with the other readers.
+async fn page_events(events: Option<Arc<EventLog>>, now: f64) -> std::io::Result<PageEvents> {
+    let Some(events) = events else {
+        return Ok(PageEvents::default());
+    };
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let trimmed = events.trimmed();
+    tokio::task::spawn_blocking(move || {
+        let done: Done = Box::new(move |gathered| {
+            let _ = sender.send(gathered);
+        });
+        events.submit(Box::new(Gatherer::new(now)), done)
+    });
+    let (gathered, skipped) = receiver.await.map_err(std::io::Error::other)??;
+    let gatherer: Gatherer = unbox(gathered)?;
+    Ok(gatherer.finish(skipped, &trimmed))
 }
 
 /// Renders the page from the latest scan (or a new one when it is stale) and the log.
@@ -131,17 +157,16 @@ pub async fn page(
     telemetry_path: &str,
 ) -> Result<String, String> {
     let exposition = scrape.recent(PAGE_MAX_SCAN_AGE).await?;
-    let read = read_log(events).await.unwrap_or_else(|e| {
+    let now = crate::clock::unix_now();
+    let shown = page_events(events, now).await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read the event log for the incident page");
-        ReadEvents::default()
+        PageEvents::default()
     });
     let telemetry_path = telemetry_path.to_owned();
     tokio::task::spawn_blocking(move || {
-        let now = crate::clock::unix_now();
         render(&PageInput {
             snapshot: exposition.snapshot(),
-            events: &read.events,
-            skipped_events: read.skipped,
+            events: &shown,
             now,
             scanned_at: exposition.scanned_at(),
             telemetry_path: &telemetry_path,
@@ -188,7 +213,16 @@ mod tests {
     }
 
     #[test]
-    fn the_body_counts_matches_and_keeps_the_newest() {
+    fn a_percent_escape_is_exactly_two_hex_digits() {
+        assert_eq!(percent_decode("%41%2e%2E").as_deref(), Some("A.."));
+        for broken in ["%+1", "%-1", "% 1", "%1", "%", "%4g", "%+f"] {
+            assert_eq!(percent_decode(broken), None, "{broken:?}");
+        }
+        assert!(parse_query("group=%+1", 0.0).is_err());
+    }
+
+    #[test]
+    fn the_body_says_what_matched_and_what_was_skipped() {
         let kill = |pid: u32| Event {
             time: f64::from(pid),
             kind: EventKind::OomKill(Box::new(OomKillEvent {
@@ -197,16 +231,13 @@ mod tests {
                 ..OomKillEvent::default()
             })),
         };
-        let read = ReadEvents {
-            events: vec![kill(1), kill(2), kill(3)],
+        let selected = Selected {
+            events: vec![kill(2), kill(3)],
+            matched: 3,
             skipped: 1,
         };
-        let filter = EventFilter {
-            limit: Some(2),
-            ..EventFilter::default()
-        };
         let body: serde_json::Value =
-            serde_json::from_slice(&events_json(read, &filter)).expect("json");
+            serde_json::from_slice(&events_json(&selected)).expect("json");
         assert_eq!(body["matched"], 3);
         assert_eq!(body["skipped_lines"], 1);
         assert_eq!(body["events"][0]["pid"], 2);

@@ -168,7 +168,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_scrapes_share_one_scan() {
         let dir = tempfile::tempdir().expect("temp");
-        let (state, _) = StateStore::open(dir.path());
+        let (state, _) = StateStore::open(std::sync::Arc::new(
+            crate::state_dir::StateDir::unchecked(dir.path()),
+        ));
         let scans = Arc::new(AtomicU64::new(0));
         let collectors: Vec<Box<dyn Collector>> = vec![Box::new(Slow(scans.clone()))];
         let shared = SharedScrape::new(Scanner::new(collectors, Arc::new(state)));

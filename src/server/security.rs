@@ -1,6 +1,7 @@
 //! `--web.config.file` made live: the file read and parsed (`web_config`), its certificates
 //! loaded (`tls`), its users' checker built (`auth`). Everything that can be wrong with the
-//! file is found here, at start, and named by field.
+//! file is found here, at start, and named by field; what is only worth a warning is
+//! handed back, for `main` to log once logging is up (nothing here logs).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,8 +31,9 @@ pub struct WebConfigError {
 }
 
 impl WebSecurity {
-    /// Reads the web config file and loads what it names.
-    pub fn load(path: &Path) -> Result<Self, WebConfigError> {
+    /// Reads the web config file and loads what it names; with it, the warnings to log,
+    /// each naming the file and the field.
+    pub fn load(path: &Path) -> Result<(Self, Vec<String>), WebConfigError> {
         let error = |reason: String| WebConfigError {
             path: path.to_path_buf(),
             reason,
@@ -52,16 +54,19 @@ impl WebSecurity {
                 .map_err(|e| error(format!("basic_auth_users: {e}")))?;
             Some(Arc::new(auth))
         };
-        if auth.is_some() && tls.is_none() {
-            tracing::warn!("basic_auth_users without tls_server_config: passwords cross the network in clear text");
-        }
-        Ok(Self {
+        let warnings = config
+            .warnings
+            .iter()
+            .map(|warning| format!("--web.config.file {}: {warning}", path.display()))
+            .collect();
+        let security = Self {
             tls,
             auth,
             headers: config.headers,
             rate_limit: config
                 .rate_limit
                 .map(|(interval, burst)| Arc::new(RateLimiter::new(interval, burst))),
-        })
+        };
+        Ok((security, warnings))
     }
 }

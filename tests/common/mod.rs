@@ -50,6 +50,8 @@ pub struct Exporter {
     child: Option<Child>,
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    /// Reads the log until the exporter's standard error closes.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 pub struct Response {
@@ -107,7 +109,7 @@ impl Exporter {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line
                     .split("address=")
@@ -139,6 +141,7 @@ impl Exporter {
             child: Some(child),
             addr,
             log,
+            reader: Some(reader),
         }
     }
 
@@ -167,6 +170,17 @@ impl Exporter {
         let mut child = self.child.take().expect("running");
         signal(&child, rustix::process::Signal::TERM);
         wait_with_deadline(&mut child, Duration::from_secs(20))
+    }
+
+    /// SIGTERM, then the exit status and the whole log, to its last line.
+    pub fn stop_with_log(mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        signal(&child, rustix::process::Signal::TERM);
+        let status = wait_with_deadline(&mut child, Duration::from_secs(20));
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("log reader");
+        }
+        (status, self.log())
     }
 
     /// SIGKILL: the exporter gets no chance to flush anything.

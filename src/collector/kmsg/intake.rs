@@ -446,14 +446,17 @@ impl<'l> Intake<'l> {
 /// unless the exporter died between the log write and the state write; the log knows
 /// unless it compacted the kill away.
 fn newest_logged_kill(links: &IntakeLinks) -> Option<u64> {
-    let read = links.events.read().ok()?;
-    read.events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::OomKill(kill) if kill.boot_id == links.boot_id => Some(kill.seq),
-            _ => None,
+    let mut newest = None;
+    links
+        .events
+        .visit(|line| {
+            let head = &line.head;
+            if head.kind == "oom_kill" && head.boot_id.as_deref() == links.boot_id.as_deref() {
+                newest = newest.max(head.seq);
+            }
         })
-        .max()
+        .ok()?;
+    newest
 }
 
 /// A kernel record that is not an OOM report line but carries a kill line's words in its

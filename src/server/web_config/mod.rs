@@ -3,8 +3,10 @@
 //! (certificate and key as files or inline PEM, client certificates, TLS versions, cipher
 //! suites, curves, allowed client SANs), `http_server_config.headers` and
 //! `basic_auth_users` (bcrypt hashes). Parsing is pure: text in, a validated `WebConfig`
-//! out, or an error that names the field. Unknown fields are errors, as in the toolkit.
-//! Relative paths are taken from the file's directory. Reading the certificates is `tls`'s
+//! out, or an error that names the field. Unknown fields, a key given twice and nesting
+//! deeper than any web config needs are errors, as in the toolkit's strict YAML; what is
+//! accepted but worth a word comes back as warnings, for the caller to log once logging
+//! is up. Relative paths are taken from the file's directory. Reading the certificates is `tls`'s
 //! job, checking passwords `auth`'s.
 
 use std::collections::BTreeMap;
@@ -14,6 +16,11 @@ use hyper::header::{HeaderName, HeaderValue};
 use rustls::pki_types::ServerName;
 use serde::Deserialize;
 
+use crate::yaml_nesting::{check_nesting, MAX_YAML_NESTING};
+use entries::Entries;
+
+mod entries;
+mod http_fields;
 mod tls_fields;
 
 #[derive(Debug, Default, Deserialize)]
@@ -21,7 +28,7 @@ mod tls_fields;
 struct WebConfigFile {
     tls_server_config: Option<TlsServerConfigFile>,
     http_server_config: Option<HttpServerConfigFile>,
-    basic_auth_users: Option<BTreeMap<String, String>>,
+    basic_auth_users: Option<Entries<String>>,
     rate_limit: Option<RateLimitFile>,
 }
 
@@ -53,7 +60,7 @@ struct TlsServerConfigFile {
 #[serde(deny_unknown_fields)]
 struct HttpServerConfigFile {
     http2: Option<bool>,
-    headers: Option<BTreeMap<String, String>>,
+    headers: Option<Entries<String>>,
 }
 
 /// What the web server does beyond plain HTTP.
@@ -67,6 +74,8 @@ pub struct WebConfig {
     /// `rate_limit`: one request per interval (never zero), bursts up to the count; None:
     /// unlimited.
     pub rate_limit: Option<(std::time::Duration, u32)>,
+    /// Accepted, but worth a word in the log: each names its field.
+    pub warnings: Vec<String>,
 }
 
 /// PEM material: a file (re-read when it changes) or inline text.
@@ -149,18 +158,6 @@ pub struct TlsSettings {
     pub curves: Option<Vec<Curve>>,
 }
 
-/// Highest bcrypt cost accepted: 2^16 rounds already take about a second a check.
-const MAX_BCRYPT_COST: u32 = 16;
-
-/// Headers a web config may set, as in the exporter toolkit: security headers only.
-const ALLOWED_HEADERS: [&str; 5] = [
-    "Strict-Transport-Security",
-    "X-Content-Type-Options",
-    "X-Frame-Options",
-    "X-XSS-Protection",
-    "Content-Security-Policy",
-];
-
 /// A web config error: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -178,6 +175,10 @@ fn field_error(field: impl Into<String>, reason: impl Into<String>) -> FieldErro
 
 /// Parses a web config file's text; `dir` is the file's directory, for relative paths.
 pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
+    check_nesting(text, MAX_YAML_NESTING).map_err(|e| {
+        let field = e.field.clone().unwrap_or_else(|| "yaml".to_owned());
+        field_error(field, e.to_string())
+    })?;
     let file: WebConfigFile = if text.trim().is_empty() {
         WebConfigFile::default()
     } else {
@@ -187,102 +188,32 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FieldError> {
         .tls_server_config
         .map(|tls| tls_fields::tls_settings(tls, dir))
         .transpose()?;
-    let basic_auth_users = basic_auth_users(file.basic_auth_users.unwrap_or_default())?;
-    let headers = headers(file.http_server_config.unwrap_or_default())?;
-    let rate_limit = rate_limit(file.rate_limit)?;
+    let basic_auth_users =
+        http_fields::basic_auth_users(file.basic_auth_users.unwrap_or_default())?;
+    let mut warnings = Vec::new();
+    let http = file.http_server_config.unwrap_or_default();
+    if http.http2 == Some(true) {
+        warnings.push(
+            "http_server_config.http2: true is ignored; oomwatch serves HTTP/1.1, which every \
+             scraper speaks"
+                .to_owned(),
+        );
+    }
+    let headers = http_fields::headers(http.headers.unwrap_or_default())?;
+    let rate_limit = http_fields::rate_limit(file.rate_limit)?;
+    if !basic_auth_users.is_empty() && tls.is_none() {
+        warnings.push(
+            "basic_auth_users without tls_server_config: passwords cross the network in \
+             clear text"
+                .to_owned(),
+        );
+    }
     Ok(WebConfig {
         tls,
         basic_auth_users,
         headers,
         rate_limit,
-    })
-}
-
-/// `basic_auth_users`: user names and their bcrypt hashes, each checked.
-fn basic_auth_users(
-    users: BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, FieldError> {
-    let mut basic_auth_users = BTreeMap::new();
-    for (user, hash) in users {
-        let field = format!("basic_auth_users.{user}");
-        if user.is_empty() || user.contains(':') {
-            return Err(field_error(
-                field,
-                "a user name must be non-empty and have no `:`",
-            ));
-        }
-        let parts = hash.parse::<bcrypt::HashParts>().map_err(|e| {
-            field_error(
-                &field,
-                format!("not a bcrypt hash ({e}); make one with `htpasswd -nBC 10 {user}`"),
-            )
-        })?;
-        if parts.get_cost() > MAX_BCRYPT_COST {
-            return Err(field_error(
-                field,
-                format!(
-                    "bcrypt cost {} is above {MAX_BCRYPT_COST}: every check would take seconds",
-                    parts.get_cost()
-                ),
-            ));
-        }
-        basic_auth_users.insert(user, hash);
-    }
-    Ok(basic_auth_users)
-}
-
-/// `http_server_config`: the security headers to add to every response.
-fn headers(http: HttpServerConfigFile) -> Result<Vec<(HeaderName, HeaderValue)>, FieldError> {
-    if http.http2 == Some(true) {
-        tracing::info!("http_server_config.http2: oomwatch serves HTTP/1.1; clients negotiate it");
-    }
-    let mut headers = Vec::new();
-    for (name, value) in http.headers.unwrap_or_default() {
-        let field = format!("http_server_config.headers.{name}");
-        if !ALLOWED_HEADERS
-            .iter()
-            .any(|allowed| allowed.eq_ignore_ascii_case(&name))
-        {
-            return Err(field_error(
-                field,
-                format!(
-                    "this header cannot be configured; allowed: {}",
-                    ALLOWED_HEADERS.join(", ")
-                ),
-            ));
-        }
-        let header_name =
-            HeaderName::try_from(name.as_str()).map_err(|e| field_error(&field, e.to_string()))?;
-        let header_value = HeaderValue::try_from(value.as_str())
-            .map_err(|e| field_error(&field, e.to_string()))?;
-        headers.push((header_name, header_value));
-    }
-    Ok(headers)
-}
-
-/// `rate_limit`: one request per interval, bursts up to the count; None: unlimited.
-fn rate_limit(
-    rate_limit: Option<RateLimitFile>,
-) -> Result<Option<(std::time::Duration, u32)>, FieldError> {
-    Ok(match rate_limit {
-        Some(RateLimitFile {
-            burst: Some(burst @ 1..),
-            interval,
-        }) => {
-            let interval = match interval.as_deref() {
-                None | Some("") => std::time::Duration::ZERO,
-                Some(value) => crate::duration::parse_duration("rate_limit.interval", value)
-                    .map_err(|_| {
-                        field_error(
-                            "rate_limit.interval",
-                            format!("{value:?} is not a duration such as 1s or 500ms"),
-                        )
-                    })?,
-            };
-            // A zero interval refills without end: no limit, as in the toolkit.
-            (!interval.is_zero()).then_some((interval, burst))
-        }
-        _ => None,
+        warnings,
     })
 }
 
@@ -421,5 +352,74 @@ mod tests {
         assert!(parse_err("tls_server_config:\n  cert_fil: c\n")
             .reason
             .contains("cert_fil"));
+    }
+
+    #[test]
+    fn a_user_or_a_header_given_twice_is_refused_by_name() {
+        let twice = format!("basic_auth_users:\n  alice: {HASH}\n  bob: {HASH}\n  alice: {HASH}\n");
+        let error = parse_err(&twice);
+        assert_eq!(error.field, "basic_auth_users.alice");
+        assert!(error.reason.contains("more than once"), "{error}");
+        // Through an alias too: the parser expands it into the same key.
+        let aliased = format!("basic_auth_users:\n  &u alice: {HASH}\n  *u : {HASH}\n");
+        assert_eq!(parse_err(&aliased).field, "basic_auth_users.alice");
+        let headers = "http_server_config:\n  headers:\n    X-Frame-Options: deny\n    x-frame-options: sameorigin\n";
+        assert_eq!(
+            parse_err(headers).field,
+            "http_server_config.headers.x-frame-options"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_parser_runs() {
+        let deep = format!(
+            "basic_auth_users: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let error = parse_err(&deep);
+        assert_eq!(error.field, "basic_auth_users");
+        assert_eq!(error.reason, "nested deeper than 64 levels at line 1");
+        let error = parse_err(&format!("{}x\n", "- ".repeat(100_000)));
+        assert_eq!(error.field, "yaml");
+    }
+
+    #[test]
+    fn malformed_values_name_their_field() {
+        for (text, field) in [
+            ("basic_auth_users: [alice]\n", "basic_auth_users"),
+            (
+                "basic_auth_users:\n  alice: [1]\n",
+                "basic_auth_users.alice",
+            ),
+            ("basic_auth_users:\n  alice:\n", "basic_auth_users.alice"),
+            (
+                "http_server_config:\n  headers: 3\n",
+                "http_server_config.headers",
+            ),
+            ("rate_limit:\n  burst: -1\n", "rate_limit.burst"),
+            ("tls_server_config: yes\n", "tls_server_config"),
+        ] {
+            let error = parse_err(text);
+            let named = error.field == field || error.reason.starts_with(&format!("{field}:"));
+            assert!(named, "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn warnings_come_back_for_the_caller_to_log() {
+        let config = parse_ok(&format!(
+            "basic_auth_users:\n  alice: {HASH}\nhttp_server_config:\n  http2: true\n"
+        ));
+        assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+        assert!(config
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("basic_auth_users without tls_server_config")));
+        assert!(config
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("http_server_config.http2")));
+        assert!(parse_ok("").warnings.is_empty());
     }
 }
