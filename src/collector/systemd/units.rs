@@ -3,8 +3,9 @@
 //! brought it back (`NRestarts`), and on systemd 259+ its kernel and systemd-oomd kill
 //! counts. Asked of the D-Bus thread at each scrape, for the groups the `processes`
 //! collector knows (groups retained while down included: a unit killed and not restarted
-//! is the one whose verdict matters) and the groups systemd-oomd killed in the last hour. Units of a user's manager (`user@1000/…`) are on
-//! that user's bus, not asked. Runs after `processes`.
+//! is the one whose verdict matters) and the groups systemd-oomd killed in the last hour.
+//! Units of a user's manager (`user@1000/…`) are on that user's bus, not asked. Runs
+//! after `processes`.
 
 use std::sync::Arc;
 use std::time::Duration;
