@@ -156,6 +156,7 @@ fn new_collector(state_dir: &Path, exits: &Arc<ExitsShared>) -> BenchResult<Proc
     )));
     let settings = ProcessesSettings {
         top_k: 10,
+        top_rss: 10,
         table: TableSettings {
             max_auto_groups: 200,
             retention_secs: 3600.0,

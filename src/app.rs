@@ -1,5 +1,5 @@
 //! `run`: wires the validated configuration into the listeners, state, the event log, the
-//! threads that feed the collectors (kernel log, process events, heartbeat), the
+//! threads that feed the collectors (kernel log, process events, D-Bus, heartbeat), the
 //! collectors, the scanner and the server; shuts down in order (stop serving, then write
 //! the clean-stop marker). The listeners are bound first, so a start that cannot listen
 //! (a port in use) fails before the state directory is created or written. Nothing here
@@ -11,6 +11,8 @@ use crate::collector::boot::startup::{record_boot, record_clean_stop, start_hear
 use crate::collector::kmsg::follower::Follower;
 use crate::collector::kmsg::intake::IntakeLinks;
 use crate::collector::processes::ProcessesLinks;
+use crate::collector::systemd::bus::BusThread;
+use crate::collector::systemd::SystemdShared;
 use crate::collector::{registry, Sources};
 use crate::config::Config;
 use crate::events::EventLog;
@@ -148,6 +150,26 @@ fn start_sources(
             tracing::error!(error = %e, "cannot start the process-events thread; exits are inferred from scans");
         }
     }
+    let systemd = Arc::new(SystemdShared::new(state.snapshot().oomd));
+    if enabled("oomd") || enabled("systemd") {
+        let socket = config.roots.root_file("/run/dbus/system_bus_socket");
+        let env = std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok();
+        let bus = BusThread {
+            address: crate::dbus::system_bus_address(env.as_deref(), &socket),
+            shared: systemd.clone(),
+            kmsg: kmsg.clone(),
+            state: state.clone(),
+            events: events.clone(),
+            rules: config.processes.rules.clone(),
+            oomd: enabled("oomd"),
+        };
+        match bus.spawn() {
+            Ok(_) => systemd.wait_first_attempt(std::time::Duration::from_secs(2)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the D-Bus thread; systemd-oomd's kills and systemd's unit verdicts are not available")
+            }
+        }
+    }
     let links = ProcessesLinks {
         state: state.clone(),
         live,
@@ -162,6 +184,7 @@ fn start_sources(
         kmsg,
         victims_retention_secs: config.victims_retention.as_secs_f64(),
         exits,
+        systemd,
     }
 }
 

@@ -1,14 +1,20 @@
 //! Memory cgroups: which hierarchy the host uses (v1 or v2, detected at run time), the pure
-//! parsers of its files, and the thin reader of one cgroup's usage, limit and OOM kills.
+//! parsers of its files, and the thin readers of one cgroup's usage, limit and OOM kills,
+//! and of its early signals (the events before a kill, memory.high, swap, pressure).
 //!
 //! cgroup v2: `memory.current`, `memory.max`, `memory.events` (`oom_kill`).
 //! cgroup v1: `memory.usage_in_bytes`, `memory.limit_in_bytes`, `memory.oom_control`
 //! (`oom_kill`, kernel 4.13+). The kill count alone, with the cgroup's inode, backs the
-//! kernel log's kills (`oom_kill_count`). Paths are the ones `/proc/<pid>/cgroup` prints, joined under
-//! `<sysfs>/fs/cgroup`. This module never decides which group a cgroup belongs to.
+//! kernel log's kills (`oom_kill_count`). Early signals (`signals`): v2 every
+//! `memory.events` key, `memory.high`, `memory.swap.current`, `memory.pressure`; v1
+//! `memory.failcnt`, `memory.oom_control` (`under_oom`, `oom_kill`), `memory.memsw.failcnt`
+//! and `memory.memsw.usage_in_bytes`. Paths are the ones `/proc/<pid>/cgroup` prints,
+//! joined under `<sysfs>/fs/cgroup`. This module never decides which group a cgroup
+//! belongs to.
 
 use std::path::{Path, PathBuf};
 
+use crate::procfs::host::parse_memory_pressure;
 use crate::procfs::{parse_u64, trim};
 use crate::roots::Roots;
 
@@ -111,6 +117,182 @@ impl MemoryHierarchy {
             .iter()
             .find_map(|file| parse_keyed_counter(&read(&dir, file).ok()?, b"oom_kill"))?;
         Some(MemcgKillCount { kills, inode })
+    }
+}
+
+impl MemoryHierarchy {
+    /// The early signals of one cgroup (`/`-rooted path): its event counters, memory.high,
+    /// swap in use, pressure stall totals and, on v1, whether it is stuck in OOM now; with
+    /// the directory's inode, so that a cgroup created again under the same path is told
+    /// apart. A file this kernel or hierarchy lacks leaves its part empty.
+    pub fn signals(&self, cgroup: &str) -> Result<MemcgSignals, CgroupReadError> {
+        let dir = self.dir(cgroup);
+        let inode = match std::fs::metadata(&dir) {
+            Ok(meta) => std::os::unix::fs::MetadataExt::ino(&meta),
+            Err(source) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CgroupReadError::Missing {
+                    path: dir.display().to_string(),
+                })
+            }
+            Err(source) => {
+                return Err(CgroupReadError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })
+            }
+        };
+        let mut signals = MemcgSignals {
+            inode,
+            ..MemcgSignals::default()
+        };
+        match self {
+            Self::V2 { .. } => {
+                if let Some(bytes) = optional(&dir, "memory.events")? {
+                    signals.events = parse_memory_events(&bytes);
+                }
+                if let Some(bytes) = optional(&dir, "memory.high")? {
+                    signals.high_bytes = parse_limit(&bytes)
+                        .ok_or_else(|| CgroupReadError::malformed(&dir, "memory.high"))?;
+                }
+                if let Some(bytes) = optional(&dir, "memory.swap.current")? {
+                    signals.swap_bytes =
+                        Some(parse_u64(trim(&bytes)).ok_or_else(|| {
+                            CgroupReadError::malformed(&dir, "memory.swap.current")
+                        })?);
+                }
+                if let Some(bytes) = optional(&dir, "memory.pressure")? {
+                    let pressure = parse_memory_pressure(&bytes)
+                        .map_err(|_| CgroupReadError::malformed(&dir, "memory.pressure"))?;
+                    signals.pressure_us = Some([
+                        (pressure.waiting_seconds * 1e6).round() as u64,
+                        (pressure.stalled_seconds * 1e6).round() as u64,
+                    ]);
+                    signals.pressure_avg10 = pressure
+                        .waiting_avg
+                        .zip(pressure.stalled_avg)
+                        .map(|(some, full)| [some[0], full[0]]);
+                }
+            }
+            Self::V1 { .. } => {
+                let counter = |file: &str| -> Result<Option<u64>, CgroupReadError> {
+                    optional(&dir, file)?
+                        .map(|bytes| {
+                            parse_u64(trim(&bytes))
+                                .ok_or_else(|| CgroupReadError::malformed(&dir, file))
+                        })
+                        .transpose()
+                };
+                if let Some(failcnt) = counter("memory.failcnt")? {
+                    signals.events.push((MemcgEvent::Max, failcnt));
+                }
+                if let Some(bytes) = optional(&dir, "memory.oom_control")? {
+                    if let Some(kills) = parse_keyed_counter(&bytes, b"oom_kill") {
+                        signals.events.push((MemcgEvent::OomKill, kills));
+                    }
+                    signals.under_oom = parse_keyed_counter(&bytes, b"under_oom").map(|v| v > 0);
+                }
+                if let Some(failcnt) = counter("memory.memsw.failcnt")? {
+                    signals.events.push((MemcgEvent::MemswMax, failcnt));
+                }
+                // Swap in use is memory+swap usage less memory usage (swap accounting on).
+                if let (Some(memsw), Some(usage)) = (
+                    counter("memory.memsw.usage_in_bytes")?,
+                    counter("memory.usage_in_bytes")?,
+                ) {
+                    signals.swap_bytes = Some(memsw.saturating_sub(usage));
+                }
+            }
+        }
+        Ok(signals)
+    }
+}
+
+/// An event a memory cgroup counts: the `memory.events` keys of cgroup v2, and the v1
+/// counters that mean the same (`max` is v1's `memory.failcnt`); `memsw_max` is v1's
+/// `memory.memsw.failcnt`, which v2 has no key for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MemcgEvent {
+    Low,
+    High,
+    Max,
+    Oom,
+    OomKill,
+    OomGroupKill,
+    MemswMax,
+}
+
+impl MemcgEvent {
+    pub const ALL: [MemcgEvent; 7] = [
+        Self::Low,
+        Self::High,
+        Self::Max,
+        Self::Oom,
+        Self::OomKill,
+        Self::OomGroupKill,
+        Self::MemswMax,
+    ];
+
+    /// The `event` label: the v2 key.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::High => "high",
+            Self::Max => "max",
+            Self::Oom => "oom",
+            Self::OomKill => "oom_kill",
+            Self::OomGroupKill => "oom_group_kill",
+            Self::MemswMax => "memsw_max",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.label() == label)
+    }
+}
+
+/// One memory cgroup's early signals at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemcgSignals {
+    /// The cgroup directory's inode: another inode under the same path is a new cgroup.
+    pub inode: u64,
+    /// Event counters this kernel keeps, in the order read.
+    pub events: Vec<(MemcgEvent, u64)>,
+    /// `memory.high` (v2); None when `max` or absent.
+    pub high_bytes: Option<u64>,
+    /// Swap in use by the cgroup: `memory.swap.current` (v2), memsw less usage (v1).
+    pub swap_bytes: Option<u64>,
+    /// `memory.pressure` `some` and `full` totals, in microseconds (v2 with PSI).
+    pub pressure_us: Option<[u64; 2]>,
+    /// `memory.pressure` `some` and `full` `avg10=`: percent of the last 10 s.
+    pub pressure_avg10: Option<[f64; 2]>,
+    /// v1 `memory.oom_control` `under_oom`: tasks are stopped at the limit now, the OOM
+    /// killer being disabled for the cgroup (`oom_kill_disable 1`) or still at work.
+    pub under_oom: Option<bool>,
+}
+
+/// Parses `memory.events` (v2): every key this oomwatch knows, in the file's order;
+/// unknown keys (a newer kernel's) are skipped.
+pub fn parse_memory_events(bytes: &[u8]) -> Vec<(MemcgEvent, u64)> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let text = std::str::from_utf8(line).ok()?;
+            let (key, value) = text.split_once(' ')?;
+            Some((
+                MemcgEvent::from_label(key)?,
+                parse_u64(trim(value.as_bytes()))?,
+            ))
+        })
+        .filter(|(event, _)| *event != MemcgEvent::MemswMax)
+        .collect()
+}
+
+/// Reads a file that a kernel or hierarchy may lack: None when it does not exist.
+fn optional(dir: &Path, file: &str) -> Result<Option<Vec<u8>>, CgroupReadError> {
+    match read(dir, file) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(CgroupReadError::Missing { .. }) => Ok(None),
+        Err(err) => Err(err),
     }
 }
 
@@ -226,6 +408,97 @@ mod tests {
         let v1 = b"oom_kill_disable 0\nunder_oom 0\noom_kill 5\n";
         assert_eq!(parse_keyed_counter(v1, b"oom_kill"), Some(5));
         assert_eq!(parse_keyed_counter(b"under_oom 0\n", b"oom_kill"), None);
+    }
+
+    #[test]
+    fn memory_events_every_key_and_unknown_ones_skipped() {
+        let v2 = b"low 1\nhigh 20\nmax 12\noom 3\noom_kill 2\noom_group_kill 1\nsock_throttled 4\nmemsw_max 9\n";
+        assert_eq!(
+            parse_memory_events(v2),
+            [
+                (MemcgEvent::Low, 1),
+                (MemcgEvent::High, 20),
+                (MemcgEvent::Max, 12),
+                (MemcgEvent::Oom, 3),
+                (MemcgEvent::OomKill, 2),
+                (MemcgEvent::OomGroupKill, 1),
+            ]
+        );
+        for event in MemcgEvent::ALL {
+            assert_eq!(MemcgEvent::from_label(event.label()), Some(event));
+        }
+    }
+
+    #[test]
+    fn signals_of_v1_and_v2_cgroups() {
+        let v2 = tempfile::tempdir().expect("temp");
+        let unit = v2.path().join("fs/cgroup/system.slice/a.service");
+        std::fs::create_dir_all(&unit).expect("mkdir");
+        for (file, text) in [
+            ("memory.events", "low 0\nhigh 7\nmax 2\noom 1\noom_kill 1\n"),
+            ("memory.high", "1048576\n"),
+            ("memory.swap.current", "4096\n"),
+            (
+                "memory.pressure",
+                "some avg10=0.00 avg60=0.00 avg300=0.00 total=1500000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=250\n",
+            ),
+        ] {
+            std::fs::write(unit.join(file), text).expect("write");
+        }
+        let hierarchy = MemoryHierarchy::V2 {
+            mount: v2.path().join("fs/cgroup"),
+        };
+        let s = hierarchy.signals("/system.slice/a.service").expect("read");
+        assert_eq!(s.events.len(), 5);
+        assert_eq!(s.events[1], (MemcgEvent::High, 7));
+        assert_eq!(
+            (s.high_bytes, s.swap_bytes, s.pressure_us, s.under_oom),
+            (Some(1 << 20), Some(4096), Some([1_500_000, 250]), None)
+        );
+        std::fs::write(unit.join("memory.high"), "max\n").expect("write");
+        assert_eq!(
+            hierarchy
+                .signals("/system.slice/a.service")
+                .expect("read")
+                .high_bytes,
+            None
+        );
+        assert!(matches!(
+            hierarchy.signals("/gone"),
+            Err(CgroupReadError::Missing { .. })
+        ));
+
+        let v1 = tempfile::tempdir().expect("temp");
+        let memcg = v1.path().join("memory/job");
+        std::fs::create_dir_all(&memcg).expect("mkdir");
+        for (file, text) in [
+            ("memory.failcnt", "31\n"),
+            (
+                "memory.oom_control",
+                "oom_kill_disable 1\nunder_oom 1\noom_kill 4\n",
+            ),
+            ("memory.memsw.failcnt", "2\n"),
+            ("memory.memsw.usage_in_bytes", "9000\n"),
+            ("memory.usage_in_bytes", "8000\n"),
+        ] {
+            std::fs::write(memcg.join(file), text).expect("write");
+        }
+        let hierarchy = MemoryHierarchy::V1 {
+            mount: v1.path().join("memory"),
+        };
+        let s = hierarchy.signals("/job").expect("read");
+        assert_eq!(
+            s.events,
+            [
+                (MemcgEvent::Max, 31),
+                (MemcgEvent::OomKill, 4),
+                (MemcgEvent::MemswMax, 2)
+            ]
+        );
+        assert_eq!(
+            (s.swap_bytes, s.under_oom, s.high_bytes),
+            (Some(1000), Some(true), None)
+        );
     }
 
     #[test]

@@ -181,7 +181,8 @@ pub struct EventsArgs {
     /// Only the events of this group (host events such as reboots have none).
     #[arg(long, value_name = "GROUP")]
     pub group: Option<String>,
-    /// Only these types, comma-separated: oom_kill, restart, exit, reboot.
+    /// Only these types, comma-separated: oom_kill, userspace_kill, restart, exit, reboot,
+    /// burst.
     #[arg(long = "type", value_name = "TYPES")]
     pub types: Option<String>,
     /// Only the newest N.
@@ -290,9 +291,10 @@ pub struct ServeArgs {
     )]
     pub state_heartbeat_interval: String,
 
-    /// Most events of each kind (OOM kills, reboots, restarts, exits) kept in the event log
-    /// in --state.dir, each kind with its own budget so that exits never push out a kill;
-    /// clean exits (code 0) are the first exits dropped.
+    /// Most events of each kind (OOM kills, userspace killers' kills with them, reboots,
+    /// restarts, exits) kept in the event log in --state.dir, each kind with its own budget
+    /// so that exits never push out a kill; clean exits (code 0) are the first exits
+    /// dropped.
     #[arg(long = "events.max", value_name = "N", default_value_t = 5000)]
     pub events_max: usize,
 
@@ -312,6 +314,11 @@ pub struct ServeArgs {
     /// How many processes with the highest oom_score get per-process series.
     #[arg(long = "processes.top", value_name = "K", default_value_t = 10)]
     pub processes_top: usize,
+
+    /// How many processes with the most resident memory get per-process series of their
+    /// own (what is eating memory, where oom_scores tie); 0 for none.
+    #[arg(long = "processes.top-rss", value_name = "N", default_value_t = 10)]
+    pub processes_top_rss: usize,
 
     /// Most processes held open between scans (one descriptor each, on their
     /// oom_score_adj), which makes a scan of them about 3x cheaper; never more than the

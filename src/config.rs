@@ -135,6 +135,7 @@ impl Config {
             victims_retention,
             processes: ProcessesSettings {
                 top_k: args.processes_top,
+                top_rss: args.processes_top_rss,
                 table: TableSettings {
                     max_auto_groups: args.groups_max,
                     retention_secs: retention.as_secs_f64(),
@@ -307,6 +308,8 @@ mod tests {
                 "processes",
                 "exits",
                 "cgroups",
+                "systemd",
+                "oomd",
                 "kmsg"
             ]
         );

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod collector;
 pub mod commands;
 pub mod config;
+pub mod dbus;
 pub mod duration;
 pub mod events;
 pub mod exit_reason;

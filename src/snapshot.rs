@@ -7,9 +7,12 @@
 
 use std::sync::Arc;
 
+use crate::cgroupfs::MemcgEvent;
+use crate::dbus::UnitVerdict;
 use crate::exit_reason::ExitReason;
 use crate::exits::ExitsStatus;
 use crate::kills::ledger::KillLedger;
+use crate::kills::oomd::OomdLedger;
 use crate::procfs::host::{MemInfo, MemoryPressure};
 use crate::reboot::history::RebootEvent;
 
@@ -27,6 +30,10 @@ pub struct Snapshot {
     pub kmsg: Option<KmsgSample>,
     /// The process-events listener's health.
     pub exits: Option<ExitsStatus>,
+    /// systemd-oomd's kills received on D-Bus; None while the subscription is not live.
+    pub oomd: Option<OomdLedger>,
+    /// systemd's verdict on each unit-named group (`systemd` collector).
+    pub units: Vec<UnitRow>,
     pub state: StateHealth,
     pub collectors: Vec<CollectorOutcome>,
 }
@@ -53,6 +60,8 @@ pub struct BootHistorySample {
 pub struct ProcessesSample {
     /// The next OOM victims: the processes with the highest oom_score, best first.
     pub top: Vec<ProcessRow>,
+    /// The largest processes by resident memory, largest first.
+    pub top_rss: Vec<ProcessRow>,
     /// Every group, configured and automatic, by name.
     pub groups: Vec<GroupRow>,
     /// Processes that exited while they were read, since the exporter started.
@@ -110,6 +119,33 @@ pub struct GroupMemory {
     pub usage_bytes: u64,
     /// OOM kills counted by the kernel in the group's cgroup, when the group owns it.
     pub oom_kills: Option<u64>,
+    /// The early signals of the cgroup the group owns; None when it shares it.
+    pub signals: Option<GroupMemcgSignals>,
+}
+
+/// The early signals of the memory cgroup a group owns: counters carried across the
+/// cgroup's re-creations (they never go down), and gauges as read now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupMemcgSignals {
+    /// Event counters the kernel keeps for this cgroup, by event.
+    pub events: Vec<(MemcgEvent, u64)>,
+    /// `memory.high`; None when unset (`max`) or on cgroup v1.
+    pub high_bytes: Option<u64>,
+    /// Swap in use by the cgroup.
+    pub swap_bytes: Option<u64>,
+    /// Pressure stall totals, seconds: `some` (waiting) and `full` (stalled).
+    pub pressure_seconds: Option<[f64; 2]>,
+    /// Pressure averages as read now, percent over 10 s: `some` and `full` (for the page).
+    pub pressure_avg10: Option<[f64; 2]>,
+    /// v1: tasks are stopped at the limit now.
+    pub under_oom: Option<bool>,
+}
+
+/// systemd's verdict on the unit a group is named after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitRow {
+    pub group: Arc<str>,
+    pub verdict: UnitVerdict,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -16,8 +16,10 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use crate::groups::memcg::MemcgLedger;
 use crate::groups::table::GroupsState;
 use crate::kills::ledger::KillLedger;
+use crate::kills::oomd::OomdLedger;
 use crate::reboot::history::BootHistory;
 use crate::state_dir::StateDir;
 
@@ -40,6 +42,13 @@ pub struct PersistedState {
     /// Boots, reboots and the exporter's signs of life.
     #[serde(default)]
     pub boot: BootHistory,
+    /// Per group, its memory cgroup's event and pressure counters, carried across the
+    /// cgroup's re-creations.
+    #[serde(default)]
+    pub memcg: MemcgLedger,
+    /// systemd-oomd's kills received on D-Bus.
+    #[serde(default)]
+    pub oomd: OomdLedger,
 }
 
 /// How the state file was found at start.

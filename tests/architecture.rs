@@ -40,6 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "procfs/",
             "cgroupfs.rs",
+            "dbus.rs",
             "reboot/",
             "kmsg/",
             "scratch_cgroup.rs",

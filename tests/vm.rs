@@ -10,15 +10,25 @@
 //! one boot serves the package and the OOM kills; the reboots chain on one disk. On each:
 //!
 //! 1. The package built from this tree installs offline with apt; the hardened unit runs
-//!    as a dynamic user with only its two capabilities, a system-call filter and a
-//!    read-only system, and every collector reports success; `systemctl stop` leaves the
-//!    clean-stop marker; Prometheus scrapes it as its own `instance`.
+//!    as the package's system user in a dynamic user's sandbox, with only its two
+//!    capabilities, a system-call filter and a read-only system, and every collector
+//!    (the D-Bus ones included) reports success; `systemctl stop` leaves the clean-stop
+//!    marker; Prometheus scrapes it as its own `instance`.
 //! 2. cgroup v2 OOM kills named by unit (Debian 12: a `systemd-run -p MemoryMax=` unit, a
 //!    `.service` with `Restart=on-failure`, a memory.oom.group unit of several processes;
 //!    Debian 13: the restarted service): named by the unit, counted once each, matching
 //!    the kernel's own counts (vmstat, the slice's and the unit's memory.events, the
 //!    `Killed process` lines) and systemd's verdicts; the exit reason, the restart,
 //!    `oomwatch why` and the incident page say so.
+//!    Then, before the kill (issue 21), on Debian 13 after the clean stop: a unit throttled
+//!    at its `MemoryHigh=` (its `high` events, memory.high and pressure, the incident
+//!    page's limits, ServiceThrottledAtMemoryHigh firing in Prometheus with `for:` cut to
+//!    30 s), a unit at its `MemoryMax=` (`max`, `oom`, `oom_kill` as its memory.events
+//!    says), a systemd-oomd kill received live over D-Bus with journald not forwarding to
+//!    the kernel log (the group, the reason, the event log, `oomwatch why`), systemd's
+//!    `Result` and `NRestarts` as `systemctl show` says, the ten largest processes by RSS;
+//!    on Debian 12, a unit throttled for a few scrapes, so that the pre-OOM panels have
+//!    data for both guests.
 //! 3. Reboots for real, in a chain on one disk: a clean `systemctl reboot`; a power cut
 //!    (QEMU killed, the same disk booted again) with its downtime; a kernel panic
 //!    (sysrq, `panic=1`, ramoops in reserved guest memory kept across QEMU's reset); a
@@ -67,6 +77,30 @@ OOMPolicy=kill
 ExecStart=/bin/sh -c 'sleep infinity & sleep infinity & sleep 2; tail /dev/zero; wait'
 ";
 
+/// An allocator that keeps a working set above its unit's `MemoryHigh=`: it holds 32 MiB and
+/// makes a new 32 MiB string at every turn (mawk frees the old one), so every turn charges
+/// its cgroup past memory.high and the kernel throttles it. Nothing is killed at
+/// memory.high, so it runs until stopped. Installed as /usr/local/bin/squeeze.
+const SQUEEZE: &str = "#!/bin/sh
+exec awk 'BEGIN { s = \"x\"; for (i = 0; i < 25; i++) s = s s; while (1) t = s \"y\" }'
+";
+
+/// Writes /usr/local/bin/squeeze.
+fn install_squeeze(guest: &Guest) {
+    guest.sh(&format!(
+        "cat > /usr/local/bin/squeeze <<'EOF'\n{SQUEEZE}EOF\nchmod 755 /usr/local/bin/squeeze"
+    ));
+}
+
+/// The slice systemd-oomd watches, with a low pressure limit: a unit squeezed in it is
+/// killed within seconds (with `DefaultMemoryPressureDurationSec=2s` in oomd.conf.d).
+const PRESSURE_SLICE: &str = "[Unit]
+Description=A slice systemd-oomd kills in when its memory pressure passes 10%
+[Slice]
+ManagedOOMMemoryPressure=kill
+ManagedOOMMemoryPressureLimit=10%
+";
+
 /// The collectors the unit runs (the defaults): each must succeed on a real host.
 fn collectors() -> Vec<&'static str> {
     oomwatch::collector::COLLECTORS
@@ -84,6 +118,11 @@ struct Host {
     login_records: &'static str,
     /// The full OOM program (Debian 12), or only the restarted service.
     all_oom_kills: bool,
+    /// The signals before the kill (issue 21): memory.high throttling with its alert, a
+    /// unit at its MemoryMax, a systemd-oomd kill, systemd's verdicts. On one guest only;
+    /// the other runs a throttled unit for a while, so that every dashboard query has data
+    /// for it too.
+    pre_oom: bool,
 }
 
 const HOSTS: [Host; 2] = [
@@ -92,12 +131,14 @@ const HOSTS: [Host; 2] = [
         name: "debian12",
         login_records: "wtmp",
         all_oom_kills: true,
+        pre_oom: false,
     },
     Host {
         release: "trixie",
         name: "debian13",
         login_records: "wtmpdb",
         all_oom_kills: false,
+        pre_oom: true,
     },
 ];
 
@@ -169,12 +210,25 @@ fn run_host(
     let files = timed(&format!("{}: package and unit", host.name), || {
         package_and_unit(&guest, deb, prometheus)
     });
+
     timed(&format!("{}: OOM kills named by unit", host.name), || {
         oom_kills(&guest, host.all_oom_kills)
     });
+    if !host.pre_oom {
+        timed(
+            &format!("{}: a unit throttled at memory.high", host.name),
+            || throttled_briefly(&guest),
+        );
+    }
     timed(&format!("{}: clean stop marker", host.name), || {
         clean_stop(&guest)
     });
+    if host.pre_oom {
+        timed(
+            &format!("{}: before the kill, and systemd-oomd", host.name),
+            || pre_oom(&guest, prometheus),
+        );
+    }
     timed(&format!("{}: reboots", host.name), || {
         reboots(&guest, host, prometheus)
     });
@@ -211,7 +265,7 @@ fn fleet_prometheus(dir: &Path, targets: &[SocketAddr]) -> Server {
         ),
         (
             "/etc/prometheus/rules/oomwatch*.rules.yml",
-            format!("{}/oomwatch*.rules.yml", repo_file("alerts").display()),
+            format!("{}/oomwatch*.rules.yml", test_rules(dir).display()),
         ),
     ] {
         assert!(
@@ -221,6 +275,27 @@ fn fleet_prometheus(dir: &Path, targets: &[SocketAddr]) -> Server {
         config = config.replace(from, &to);
     }
     servers::prometheus_with_config(dir, &config)
+}
+
+/// alerts/ as shipped, but for the one wait the bench cannot afford: ServiceThrottledAtMemoryHigh
+/// fires after 30 s of throttling instead of 10 minutes (its expression and everything
+/// else unchanged; promtool tests the real duration).
+fn test_rules(dir: &Path) -> std::path::PathBuf {
+    let rules_dir = dir.join("rules");
+    std::fs::create_dir_all(&rules_dir).expect("rules dir");
+    let shipped = std::fs::read_to_string(repo_file("alerts/oomwatch.rules.yml")).expect("rules");
+    let from = "      - alert: ServiceThrottledAtMemoryHigh\n        expr: rate(oomwatch_group_memory_events_total{event=\"high\"}[5m]) > 0\n        for: 10m\n";
+    assert!(
+        shipped.contains(from),
+        "ServiceThrottledAtMemoryHigh is no longer as the bench expects"
+    );
+    let to = from.replace("for: 10m", "for: 30s");
+    std::fs::write(
+        rules_dir.join("oomwatch.rules.yml"),
+        shipped.replace(from, &to),
+    )
+    .expect("rules copy");
+    rules_dir
 }
 
 /// The instance label the fleet's relabelling gives a guest: its address without the port.
@@ -329,10 +404,18 @@ fn package_and_unit(guest: &Guest, deb: &Path, prometheus: &Server) -> Vec<Strin
             .map(|v| v.split_whitespace().next().unwrap_or_default().to_owned())
             .unwrap_or_else(|| panic!("{name} not in {status}"))
     };
+    // The static system user the package made (dbus-daemon refuses dynamic users), in the
+    // unit's dynamic-user sandbox: a system uid, not one of systemd's dynamic range.
     let uid: u32 = field("Uid").parse().expect("uid");
+    let passwd = guest.sh("getent passwd oomwatch");
+    assert_eq!(
+        passwd.split(':').nth(2).and_then(|u| u.parse().ok()),
+        Some(uid),
+        "the unit runs as the package's user oomwatch: {passwd}"
+    );
     assert!(
-        (61184..=65519).contains(&uid),
-        "a dynamic user (systemd's range 61184-65519), not {uid}"
+        uid < 1000 && !(61184..=65519).contains(&uid),
+        "a system uid, not a dynamic one: {uid}"
     );
     // CAP_NET_ADMIN (12) and CAP_SYSLOG (34), no other.
     let caps = format!("{:016x}", (1u64 << 12) | (1u64 << 34));
@@ -376,6 +459,14 @@ fn package_and_unit(guest: &Guest, deb: &Path, prometheus: &Server) -> Vec<Strin
     );
     let cgroup = guest.sh(&format!("cat /proc/{pid}/cgroup"));
     assert_eq!(cgroup.trim(), "0::/system.slice/oomwatch.service");
+    // The group has series once its instance lived --groups.min-age (30 s).
+    let body = scrape_until(guest, "the oomwatch.service group", |body| {
+        sample(
+            body,
+            "oomwatch_group_processes",
+            &[("group", "oomwatch.service")],
+        ) == Some(1.0)
+    });
     assert!(
         sample(
             &body,
@@ -614,6 +705,369 @@ fn section<'a>(page: &'a str, id: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no section {id} in:\n{page}"));
     let rest = &page[start..];
     &rest[..rest.find("</section>").unwrap_or(rest.len())]
+}
+
+/// On the guest without the pre-OOM program: a unit throttled at its `MemoryHigh=` until
+/// oomwatch shows its memory.high (its group has series after 30 s), so that every
+/// dashboard query has data for this guest too. After the OOM kills, which it would slow.
+fn throttled_briefly(guest: &Guest) {
+    install_squeeze(guest);
+    guest.sh("systemd-run --quiet --unit=throttled -p MemoryHigh=24M -p CPUQuota=20% /usr/local/bin/squeeze");
+    scrape_until(guest, "throttled.service's memory.high", |body| {
+        sample(
+            body,
+            "oomwatch_group_memory_high_bytes",
+            &[("group", "throttled.service")],
+        ) == Some(24.0 * 1024.0 * 1024.0)
+            && sample(
+                body,
+                "oomwatch_group_memory_events_total",
+                &[("group", "throttled.service"), ("event", "high")],
+            )
+            .is_some_and(|n| n > 0.0)
+    });
+    // A few scrapes of Prometheus (every 5 s) with it, then stopped.
+    std::thread::sleep(Duration::from_secs(12));
+    guest.sh("systemctl stop throttled");
+}
+
+/// Step 2b (one guest): the signals before the kill, and a userspace killer.
+/// - throttled.service runs above its `MemoryHigh=`: its `high` events and its own pressure
+///   rise, and ServiceThrottledAtMemoryHigh fires in the host's Prometheus;
+/// - maxed.service is driven into its `MemoryMax=` (its cgroup lives on, OOMPolicy=continue):
+///   `max`, `oom` and `oom_kill` as its memory.events says;
+/// - squeezed.service, in a slice systemd-oomd watches with a low pressure limit, is killed
+///   by systemd-oomd: a userspace kill of its group, live from the D-Bus signal, with the
+///   reason, in the event log and `oomwatch why`, and as systemd-oomd's own log says;
+/// - systemd's `Result` and `NRestarts` for it and for hog.service match `systemctl show`.
+///
+/// A swap file lets reclaim scan anonymous memory (systemd-oomd kills only where reclaim
+/// is active); the guest's swap is gone at its next boot.
+fn pre_oom(guest: &Guest, prometheus: &Server) {
+    install_squeeze(guest);
+    guest.sh(&format!(
+        "fallocate -l 256M /swapfile && chmod 600 /swapfile && mkswap -q /swapfile && swapon /swapfile
+mkdir -p /etc/systemd/oomd.conf.d
+printf '[OOM]\nDefaultMemoryPressureDurationSec=2s\n' > /etc/systemd/oomd.conf.d/bench.conf
+cat > /etc/systemd/system/pressure.slice <<'EOF'
+{PRESSURE_SLICE}EOF
+systemctl daemon-reload
+systemctl enable --now systemd-oomd.service >/dev/null 2>&1; systemctl restart systemd-oomd.service"
+    ));
+    // Live over D-Bus, not from the kernel log: journald does not forward to it here.
+    let journald = guest.sh("systemd-analyze cat-config systemd/journald.conf");
+    assert!(
+        !journald
+            .lines()
+            .any(|l| l.trim().eq_ignore_ascii_case("ForwardToKMsg=yes")),
+        "{journald}"
+    );
+    let started = Instant::now();
+    guest.sh("systemd-run --quiet --unit=throttled -p MemoryHigh=24M -p CPUQuota=30% /usr/local/bin/squeeze");
+    // Without swap of its own, so that it hits its MemoryMax at once and leaves the swap
+    // file to the others.
+    guest.sh("systemd-run --quiet --unit=maxed --slice=hogs.slice -p MemoryMax=32M -p MemorySwapMax=0 -p OOMPolicy=continue /bin/sh -c 'tail /dev/zero; exec sleep infinity'");
+    guest.sh("systemd-run --quiet --unit=squeezed --slice=pressure.slice -p MemoryHigh=16M /usr/local/bin/squeeze");
+
+    // systemd-oomd's kill, live.
+    eventually(Duration::from_secs(120), || {
+        let state = guest.sh("systemctl show -p ActiveState --value squeezed");
+        matches!(state.trim(), "failed" | "inactive").then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "systemd-oomd did not kill squeezed.service:\n{}\n{}",
+            guest.sh("systemctl status squeezed --no-pager; oomctl; cat /sys/fs/cgroup/pressure.slice/memory.pressure"),
+            String::from_utf8_lossy(&guest.try_sh("journalctl -u systemd-oomd -b --no-pager | tail -n 20").stdout)
+        )
+    });
+    note(&format!(
+        "{}: systemd-oomd killed squeezed.service {:.1} s after it started",
+        guest.name,
+        started.elapsed().as_secs_f64()
+    ));
+    let oomd_log = guest.sh("journalctl -u systemd-oomd -b --no-pager -o cat");
+    let said = oomd_log
+        .lines()
+        .find(|l| l.contains("Killed /pressure.slice/squeezed.service due to memory pressure"))
+        .unwrap_or_else(|| panic!("systemd-oomd's log does not name the kill:\n{oomd_log}"))
+        .to_owned();
+    note(&format!("{}: systemd-oomd said: {said}", guest.name));
+    let result = guest.sh("systemctl show -p Result --value squeezed");
+    let result = result.trim().to_owned();
+    note(&format!(
+        "{}: systemd's Result for squeezed.service: {result}",
+        guest.name
+    ));
+    assert_eq!(
+        result, "oom-kill",
+        "systemd's verdict on a unit systemd-oomd killed"
+    );
+    let body = scrape_until(
+        guest,
+        "the systemd-oomd kill and systemd's verdict",
+        |body| {
+            sample(
+                body,
+                "oomwatch_userspace_oom_kills_total",
+                &[("killer", "systemd-oomd"), ("group", "squeezed.service")],
+            ) == Some(1.0)
+                && sample(
+                    body,
+                    "oomwatch_systemd_unit_result",
+                    &[("group", "squeezed.service"), ("result", result.as_str())],
+                ) == Some(1.0)
+        },
+    );
+    assert!(
+        sample(
+            &body,
+            "oomwatch_userspace_oom_last_kill_timestamp_seconds",
+            &[("group", "squeezed.service"), ("reason", "memory-pressure")],
+        )
+        .is_some_and(|t| (unix_now() - t).abs() < 300.0),
+        "the kill's time and reason"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "oomwatch_collector_success",
+            &[("collector", "oomd")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "oomwatch_collector_success",
+            &[("collector", "systemd")]
+        ),
+        Some(1.0)
+    );
+    // Not the kernel's: no kernel kill of that group.
+    assert!(series(&body, "oomwatch_oom_kills_total")
+        .iter()
+        .all(|(labels, _)| !labels.contains("squeezed")));
+    let events = guest.get("/api/v1/events?type=userspace_kill");
+    let events: serde_json::Value = serde_json::from_str(&events.body).expect("events JSON");
+    let kill = events["events"]
+        .as_array()
+        .and_then(|e| e.last())
+        .cloned()
+        .unwrap_or_else(|| panic!("no userspace_kill event: {events}"));
+    assert_eq!(kill["group"], "squeezed.service", "{kill}");
+    assert_eq!(kill["killer"], "systemd-oomd", "{kill}");
+    assert_eq!(kill["cgroup"], "/pressure.slice/squeezed.service", "{kill}");
+    assert_eq!(kill["reason"], "memory-pressure", "{kill}");
+    let why = guest.sh("oomwatch why squeezed --state.dir /var/lib/oomwatch");
+    for expected in [
+        "squeezed: group squeezed.service",
+        "was killed by systemd-oomd (a userspace OOM killer, not the kernel)",
+        "for memory-pressure",
+    ] {
+        assert!(why.contains(expected), "{expected:?} not in:\n{why}");
+    }
+
+    // systemd's verdicts, as systemctl shows them (OOMKills and ManagedOOMKills only from
+    // systemd 259: absent here).
+    for unit in ["squeezed.service", "hog.service"] {
+        let shown = guest.sh(&format!(
+            "systemctl show -p Result -p NRestarts --value {unit}"
+        ));
+        let mut lines = shown.lines();
+        let (result, restarts) = (
+            lines.next().unwrap_or_default(),
+            lines.next().unwrap_or_default(),
+        );
+        let body = guest.try_scrape().unwrap_or_default();
+        assert_eq!(
+            sample(
+                &body,
+                "oomwatch_systemd_unit_result",
+                &[("group", unit), ("result", result)]
+            ),
+            Some(1.0),
+            "{unit}: systemctl says Result={result}"
+        );
+        assert_eq!(
+            sample(&body, "oomwatch_systemd_unit_restarts", &[("group", unit)]),
+            restarts.parse().ok(),
+            "{unit}: systemctl says NRestarts={restarts}"
+        );
+        note(&format!(
+            "{}: {unit}: Result={result} NRestarts={restarts}, the same in oomwatch",
+            guest.name
+        ));
+    }
+    // OOMKills and ManagedOOMKills are systemd 259's: Debian 13 has 257, so none.
+    let version = guest.sh("systemctl --version | head -n 1");
+    let major: u32 = version
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("systemctl --version: {version}"));
+    assert!(
+        major < 259,
+        "the bench expects systemd before 259: {version}"
+    );
+    let body = guest.try_scrape().unwrap_or_default();
+    for name in [
+        "oomwatch_systemd_unit_oom_kills_total",
+        "oomwatch_systemd_unit_managed_oom_kills_total",
+    ] {
+        assert!(
+            series(&body, name).is_empty() && body.contains("oomwatch_systemd_unit_result{"),
+            "{name} on systemd {major}"
+        );
+    }
+
+    // maxed.service at its MemoryMax: the kernel's own counts, as its memory.events says.
+    let memory_events = guest.sh("cat /sys/fs/cgroup/hogs.slice/maxed.service/memory.events");
+    let kernel = |key: &str| -> f64 {
+        memory_events
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{key} not in {memory_events}"))
+    };
+    assert!(
+        kernel("max") > 0.0 && kernel("oom") >= 1.0 && kernel("oom_kill") == 1.0,
+        "{memory_events}"
+    );
+    let body = scrape_until(guest, "maxed.service's events", |body| {
+        let event = |e| {
+            sample(
+                body,
+                "oomwatch_group_memory_events_total",
+                &[("group", "maxed.service"), ("event", e)],
+            )
+        };
+        event("oom_kill") == Some(1.0) && event("max").is_some_and(|m| m > 0.0)
+    });
+    let event = |e| {
+        sample(
+            &body,
+            "oomwatch_group_memory_events_total",
+            &[("group", "maxed.service"), ("event", e)],
+        )
+        .unwrap_or(f64::NAN)
+    };
+    let again = guest.sh("cat /sys/fs/cgroup/hogs.slice/maxed.service/memory.events");
+    assert!(
+        again == memory_events,
+        "maxed.service's counts moved:\n{memory_events}\n{again}"
+    );
+    assert_eq!(
+        (event("max"), event("oom"), event("oom_kill")),
+        (kernel("max"), kernel("oom"), kernel("oom_kill")),
+        "{memory_events}"
+    );
+    note(&format!(
+        "{}: maxed.service: max {} oom {} oom_kill {} (memory.events the same)",
+        guest.name,
+        event("max"),
+        event("oom"),
+        event("oom_kill")
+    ));
+
+    // throttled.service above its MemoryHigh: throttling and pressure, and the alert.
+    let body = scrape_until(
+        guest,
+        "throttled.service's throttling and pressure",
+        |body| {
+            sample(
+                body,
+                "oomwatch_group_memory_events_total",
+                &[("group", "throttled.service"), ("event", "high")],
+            )
+            .is_some_and(|n| n > 0.0)
+                && sample(
+                    body,
+                    "oomwatch_group_memory_pressure_stalled_seconds_total",
+                    &[("group", "throttled.service")],
+                )
+                .is_some_and(|s| s > 0.0)
+        },
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "oomwatch_group_memory_high_bytes",
+            &[("group", "throttled.service")]
+        ),
+        Some(24.0 * 1024.0 * 1024.0)
+    );
+    let instance = instance(guest);
+    let fired = eventually(Duration::from_secs(150), || {
+        let response = request(prometheus.addr, "GET", "/api/v1/alerts", &[]);
+        let alerts: serde_json::Value = serde_json::from_str(&response.body).ok()?;
+        alerts["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| {
+                a["state"] == "firing"
+                    && a["labels"]["alertname"] == "ServiceThrottledAtMemoryHigh"
+                    && a["labels"]["instance"] == instance.as_str()
+                    && a["labels"]["group"] == "throttled.service"
+            })
+            .cloned()
+    })
+    .unwrap_or_else(|| {
+        panic!("ServiceThrottledAtMemoryHigh did not fire for throttled.service on {instance}")
+    });
+    note(&format!(
+        "{}: ServiceThrottledAtMemoryHigh fired {:.1} s after the units started: {}",
+        guest.name,
+        started.elapsed().as_secs_f64(),
+        fired["annotations"]["description"]
+            .as_str()
+            .unwrap_or_default()
+    ));
+    let page = guest.get("/");
+    let limits = section(&page.body, "limits");
+    assert!(limits.contains("<td>throttled.service</td>"), "{limits}");
+    // The largest processes by RSS: --processes.top-rss (10) of them on a real host.
+    let body = guest.try_scrape().unwrap_or_default();
+    let largest = series(&body, "oomwatch_process_largest_resident_memory_bytes");
+    assert_eq!(largest.len(), 10, "{largest:?}");
+    assert!(
+        largest.iter().all(|(labels, rss)| *rss > 0.0
+            && ["pid", "comm", "group"]
+                .iter()
+                .all(|k| label(labels, k).is_some())),
+        "{largest:?}"
+    );
+    let mut by_rss = largest.clone();
+    by_rss.sort_by(|a, b| b.1.total_cmp(&a.1));
+    note(&format!(
+        "{}: the largest processes by RSS: {}",
+        guest.name,
+        by_rss
+            .iter()
+            .take(3)
+            .map(|(labels, rss)| format!("{{{labels}}} {rss}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    ));
+    note(&format!(
+        "{}: the pre-OOM series seen: {}",
+        guest.name,
+        body.lines()
+            .filter(
+                |l| ["throttled.service", "maxed.service", "squeezed.service"]
+                    .iter()
+                    .any(|g| l.contains(g))
+                    && (l.contains("memory_events")
+                        || l.contains("pressure")
+                        || l.contains("high_bytes")
+                        || l.contains("swap")
+                        || l.contains("userspace")
+                        || l.contains("systemd_unit"))
+            )
+            .collect::<Vec<_>>()
+            .join(" | ")
+    ));
+    guest.sh("systemctl stop throttled maxed; swapoff /swapfile; rm -f /swapfile");
 }
 
 /// `systemctl stop` leaves the clean-stop marker in the state file; the counts survive the

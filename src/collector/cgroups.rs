@@ -1,27 +1,43 @@
 //! The `cgroups` collector: for each group that lives in a memory cgroup, the tightest
 //! limit over that cgroup and its ancestors and the usage of the cgroup that sets it (OOM
 //! risk is relative to that limit, not to host RAM), and, where the group alone owns its
-//! cgroup, the OOM kills the kernel counted there. Runs after `processes`, whose
-//! group-to-cgroup map it reads.
+//! cgroup, the OOM kills the kernel counted there and the cgroup's early signals: its
+//! event counters (throttled at memory.high, hit memory.max, OOM), memory.high, swap and
+//! pressure. Counters are carried across the cgroup's re-creations by the ledger in the
+//! state file (`groups::memcg`), written before they are served. Runs after `processes`,
+//! whose group-to-cgroup map it reads.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use crate::cgroupfs::{tightest_limit, CgroupReadError, MemcgSample, MemoryHierarchy};
+use crate::cgroupfs::{
+    tightest_limit, CgroupReadError, MemcgSample, MemcgSignals, MemoryHierarchy,
+};
 use crate::collector::source::{CollectError, Collector};
+use crate::groups::memcg::{MemcgLedger, Reading};
 use crate::roots::Roots;
-use crate::snapshot::{GroupMemory, Snapshot};
+use crate::snapshot::{GroupMemcgSignals, GroupMemory, Snapshot};
+use crate::state::StateStore;
+
+/// The ledger's names of the two pressure totals (microseconds).
+const PRESSURE_SOME: &str = "pressure_some_us";
+const PRESSURE_FULL: &str = "pressure_full_us";
 
 #[derive(Debug)]
 pub struct CgroupsCollector {
     roots: Roots,
     hierarchy: Option<MemoryHierarchy>,
+    state: Arc<StateStore>,
+    ledger: MemcgLedger,
 }
 
 impl CgroupsCollector {
-    pub fn new(roots: Roots) -> Self {
+    pub fn new(roots: Roots, state: Arc<StateStore>) -> Self {
         Self {
             hierarchy: MemoryHierarchy::detect(&roots),
+            ledger: state.read(|s| s.memcg.clone()),
             roots,
+            state,
         }
     }
 }
@@ -57,6 +73,7 @@ impl Collector for CgroupsCollector {
                     }
                 })
         };
+        let now = crate::clock::unix_now();
         let mut rows = Vec::new();
         for home in &processes.group_cgroups {
             let Some(own) = read(&home.cgroup) else {
@@ -68,14 +85,75 @@ impl Collector for CgroupsCollector {
             if tightest.is_none() && !home.owned {
                 continue;
             }
+            // Early signals only from a cgroup the group owns: shared, they would be
+            // counted for each group in it.
+            let signals = home
+                .owned
+                .then(|| match hierarchy.signals(&home.cgroup) {
+                    Ok(signals) => Some(signals),
+                    Err(CgroupReadError::Missing { .. }) => None,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "memory cgroup signals unreadable");
+                        None
+                    }
+                })
+                .flatten()
+                .map(|s| carry(&mut self.ledger, &home.group, &home.cgroup, s, now));
             rows.push(GroupMemory {
                 group: home.group.clone(),
                 limit_bytes: tightest.map(|(limit, _)| limit),
                 usage_bytes: tightest.map_or(own.usage_bytes, |(_, usage)| usage),
                 oom_kills: own.oom_kills.filter(|_| home.owned),
+                signals,
             });
         }
         out.group_memory = rows;
+        // Durable before served: a restart of the exporter goes on from these totals.
+        if self.ledger.take_changed() {
+            let ledger = self.ledger.clone();
+            self.state.update(|s| s.memcg = ledger);
+        }
         Ok(())
+    }
+}
+
+/// Adds a reading of the group's own cgroup to the ledger: the counters become the
+/// group's totals across the cgroup's re-creations.
+fn carry(
+    ledger: &mut MemcgLedger,
+    group: &str,
+    cgroup: &str,
+    s: MemcgSignals,
+    now: f64,
+) -> GroupMemcgSignals {
+    let mut counters: Vec<(&str, u64)> = s.events.iter().map(|(e, n)| (e.label(), *n)).collect();
+    if let Some([some, full]) = s.pressure_us {
+        counters.push((PRESSURE_SOME, some));
+        counters.push((PRESSURE_FULL, full));
+    }
+    let reading = Reading {
+        cgroup,
+        inode: s.inode,
+        counters: &counters,
+    };
+    let totals = ledger.observe(group, reading, now);
+    let events = s
+        .events
+        .iter()
+        .zip(&totals)
+        .map(|((event, _), total)| (*event, *total))
+        .collect();
+    let n = s.events.len();
+    let pressure_seconds = s
+        .pressure_us
+        .and(totals.get(n).zip(totals.get(n + 1)))
+        .map(|(some, full)| [*some as f64 / 1e6, *full as f64 / 1e6]);
+    GroupMemcgSignals {
+        events,
+        high_bytes: s.high_bytes,
+        swap_bytes: s.swap_bytes,
+        pressure_seconds,
+        pressure_avg10: s.pressure_avg10,
+        under_oom: s.under_oom,
     }
 }

@@ -7,7 +7,8 @@
 //! on, its `oomwatch_collector_success` is 0, and the error is logged when it first
 //! appears or changes (not on every scrape). The kmsg collector's source is a thread that
 //! follows the kernel log (`kmsg::follower`); the boot collector's start records the boot
-//! (`boot::startup`). This file only declares and re-exports.
+//! (`boot::startup`); the oomd and systemd collectors share a D-Bus thread
+//! (`systemd::bus`). This file only declares and re-exports.
 
 pub mod boot;
 pub mod cgroups;
@@ -18,6 +19,7 @@ pub mod pressure;
 pub mod processes;
 pub mod registry;
 pub mod source;
+pub mod systemd;
 pub mod vmstat;
 
 pub use registry::{CollectorSpec, Sources, COLLECTORS};

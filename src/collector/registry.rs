@@ -13,6 +13,9 @@ use super::meminfo::MeminfoCollector;
 use super::pressure::PressureCollector;
 use super::processes::{ProcessesCollector, ProcessesLinks, ProcessesSettings};
 use super::source::Collector;
+use super::systemd::oomd::OomdCollector;
+use super::systemd::units::SystemdUnitsCollector;
+use super::systemd::SystemdShared;
 use super::vmstat::VmstatCollector;
 use crate::exits::ExitsShared;
 use crate::kills::shared::KmsgShared;
@@ -29,6 +32,8 @@ pub struct Sources {
     /// `--oom.victims-retention`, in seconds.
     pub victims_retention_secs: f64,
     pub exits: Arc<ExitsShared>,
+    /// What the D-Bus thread shares (systemd-oomd's kills, systemd's unit verdicts).
+    pub systemd: Arc<SystemdShared>,
 }
 
 /// A collector's name, default, what it reads, and how it is built: the table the flags
@@ -41,7 +46,8 @@ pub struct CollectorSpec {
     pub build: fn(&Sources) -> Box<dyn Collector>,
 }
 
-/// Every collector, in the order a scan runs them (cgroups uses what processes found).
+/// Every collector, in the order a scan runs them (cgroups and systemd use what processes
+/// found).
 pub const COLLECTORS: &[CollectorSpec] = &[
     CollectorSpec {
         name: "vmstat",
@@ -88,8 +94,20 @@ pub const COLLECTORS: &[CollectorSpec] = &[
     CollectorSpec {
         name: "cgroups",
         enabled_by_default: true,
-        help: "memory cgroup limit, usage and OOM kills per group (v1 and v2)",
-        build: |s| Box::new(CgroupsCollector::new(s.roots.clone())),
+        help: "memory cgroup limit, usage, OOM kills and early signals (memory.events, memory.high, swap, pressure) per group (v1 and v2)",
+        build: |s| Box::new(CgroupsCollector::new(s.roots.clone(), s.links.state.clone())),
+    },
+    CollectorSpec {
+        name: "systemd",
+        enabled_by_default: true,
+        help: "systemd's verdict on each unit-named group (Result, NRestarts; OOMKills, ManagedOOMKills on systemd 259+), over D-Bus",
+        build: |s| Box::new(SystemdUnitsCollector::new(s.systemd.clone())),
+    },
+    CollectorSpec {
+        name: "oomd",
+        enabled_by_default: true,
+        help: "systemd-oomd's kills, live from its D-Bus Killed signal (systemd 252+), without ForwardToKMsg",
+        build: |s| Box::new(OomdCollector::new(s.systemd.clone())),
     },
     CollectorSpec {
         name: "kmsg",

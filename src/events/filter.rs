@@ -104,7 +104,7 @@ impl super::shared_scan::Accumulate for Newest {
 /// Why a filter's value was refused; names the parameter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
-    #[error("{name} {value:?}: unknown event type; use oom_kill, restart, exit, reboot or burst")]
+    #[error("{name} {value:?}: unknown event type; use oom_kill, userspace_kill, restart, exit, reboot or burst")]
     Type { name: &'static str, value: String },
     #[error("{name} {value:?}: use a duration back from now (90s, 15m, 1h, 7d) or seconds since the epoch")]
     Time { name: &'static str, value: String },

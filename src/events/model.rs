@@ -1,6 +1,7 @@
 //! What an event is: the vocabulary of the event log (OOM kills with the kernel's
-//! numbers, restarts, exits with their reason, reboots with their cause) and its JSON
-//! form, one object per line. Pure data; must not touch a file.
+//! numbers, userspace killers' kills, restarts, exits with their reason, bursts, reboots
+//! with their cause) and its JSON form, one object per line. Pure data; must not touch a
+//! file.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +56,15 @@ pub enum EventKind {
         signal: Option<String>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         core_dumped: bool,
+    },
+    /// A userspace OOM killer killed a cgroup: systemd-oomd's `Killed` signal on D-Bus,
+    /// with the cgroup it killed and its reason (`memory-pressure`, `memory-used`).
+    UserspaceKill {
+        group: String,
+        /// `systemd-oomd`.
+        killer: String,
+        cgroup: String,
+        reason: String,
     },
     /// More exits or restarts of one group than the log takes one by one (a process
     /// churning, a crash loop): counted here instead, one record per group and minute at
@@ -178,7 +188,9 @@ pub struct EventHead<'a> {
     pub kind: std::borrow::Cow<'a, str>,
     #[serde(default, borrow)]
     pub group: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
+    /// An exit's reason; None where `reason` is not an exit's (a userspace kill's
+    /// `memory-pressure`), so that such a line is still an event.
+    #[serde(default, deserialize_with = "exit_reason_or_none")]
     pub reason: Option<ExitReason>,
     /// A burst's kind (`exit`, `restart`) and count.
     #[serde(default, borrow)]
@@ -189,6 +201,15 @@ pub struct EventHead<'a> {
     pub boot_id: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     pub seq: Option<u64>,
+}
+
+/// An exit's reason from a `reason` field, None for any other string.
+fn exit_reason_or_none<'de, D>(deserializer: D) -> Result<Option<ExitReason>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let label: Option<std::borrow::Cow<'de, str>> = Deserialize::deserialize(deserializer)?;
+    Ok(label.and_then(|label| ExitReason::from_label(&label)))
 }
 
 impl<'a> EventHead<'a> {
@@ -220,13 +241,21 @@ impl<'a> EventHead<'a> {
 }
 
 /// The event types, as `type` spells them in the log, the API and the CLI.
-pub const EVENT_TYPES: [&str; 5] = ["oom_kill", "restart", "exit", "reboot", "burst"];
+pub const EVENT_TYPES: [&str; 6] = [
+    "oom_kill",
+    "userspace_kill",
+    "restart",
+    "exit",
+    "reboot",
+    "burst",
+];
 
 impl EventKind {
     /// The `type` field of this event.
     pub fn type_name(&self) -> &'static str {
         match self {
             EventKind::OomKill(_) => "oom_kill",
+            EventKind::UserspaceKill { .. } => "userspace_kill",
             EventKind::Restart { .. } => "restart",
             EventKind::Exit { .. } => "exit",
             EventKind::Reboot { .. } => "reboot",
@@ -240,6 +269,7 @@ impl EventKind {
             EventKind::OomKill(kill) => Some(&kill.group),
             EventKind::Restart { group, .. }
             | EventKind::Exit { group, .. }
+            | EventKind::UserspaceKill { group, .. }
             | EventKind::Burst { group, .. } => Some(group),
             EventKind::Reboot { .. } => None,
         }
@@ -252,7 +282,9 @@ impl EventKind {
             EventKind::Restart { pid, comm, .. } | EventKind::Exit { pid, comm, .. } => {
                 Some((*pid, comm))
             }
-            EventKind::Reboot { .. } | EventKind::Burst { .. } => None,
+            EventKind::Reboot { .. }
+            | EventKind::UserspaceKill { .. }
+            | EventKind::Burst { .. } => None,
         }
     }
 
@@ -361,5 +393,27 @@ mod tests {
             EventKind::OomKill(kill) => assert_eq!(kill.rss_bytes(), Some(102 << 20)),
             other => panic!("not a kill: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_userspace_kill_has_a_head_though_its_reason_is_not_an_exits() {
+        let event = Event {
+            time: 7.0,
+            kind: EventKind::UserspaceKill {
+                group: "squeezed.service".into(),
+                killer: "systemd-oomd".into(),
+                cgroup: "/pressure.slice/squeezed.service".into(),
+                reason: "memory-pressure".into(),
+            },
+        };
+        let line = serde_json::to_vec(&event).expect("json");
+        let head = EventHead::parse(&line).expect("a userspace kill is an event");
+        assert_eq!(
+            (head.kind.as_ref(), head.group.as_deref(), head.reason),
+            ("userspace_kill", Some("squeezed.service"), None)
+        );
+        let exit = serde_json::to_vec(&fixtures::exit(3)).expect("json");
+        let head = EventHead::parse(&exit).expect("an exit");
+        assert_eq!(head.reason, Some(ExitReason::Crashed));
     }
 }

@@ -27,8 +27,8 @@ pub enum Class {
 pub const CLASSES: [Class; 4] = [Class::Kill, Class::Reboot, Class::Restart, Class::Exit];
 
 impl Class {
-    /// The class of a line; a type this version does not know is kept with the kills
-    /// (never the first to go).
+    /// The class of a line; userspace killers' kills (`userspace_kill`) are kills, and a
+    /// type this version does not know is kept with the kills (never the first to go).
     pub fn of(head: &EventHead<'_>) -> Self {
         match head.counts_as() {
             "restart" => Class::Restart,

@@ -85,6 +85,15 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 pub fn describe(event: &Event) -> (String, String) {
     match &event.kind {
         EventKind::OomKill(kill) => ("OOM kill".into(), kill_details(kill)),
+        EventKind::UserspaceKill {
+            killer,
+            cgroup,
+            reason,
+            ..
+        } => (
+            format!("{killer} kill"),
+            format!("cgroup {cgroup} killed for {reason}"),
+        ),
         EventKind::Restart {
             gap_seconds, after, ..
         } => {

@@ -12,6 +12,7 @@ use std::fmt::Write;
 
 use super::format::{ago, bytes, describe, duration, utc};
 use super::page_events::PageEvents;
+use crate::cgroupfs::MemcgEvent;
 use crate::events::{Event, EventKind};
 use crate::procfs::host::{MemInfo, MemoryPressure};
 use crate::snapshot::{GroupMemory, Snapshot};
@@ -262,9 +263,14 @@ fn kills_section(html: &mut String, input: &PageInput<'_>) {
     let day = &input.events.day;
     let _ = write!(
         html,
-        "<section id=\"kills\"><h2>Latest OOM kills</h2>\n<p id=\"last-day\">Last 24 h: {} OOM kills, {} restarts, \
-{} exits ({} of them clean, code 0), {} reboots.",
-        day.oom_kills, day.restarts, day.exits, day.clean_exits, day.reboots,
+        "<section id=\"kills\"><h2>Latest OOM kills</h2>\n<p id=\"last-day\">Last 24 h: {} OOM kills, {} userspace OOM kills, \
+{} restarts, {} exits ({} of them clean, code 0), {} reboots.",
+        day.oom_kills,
+        day.userspace_kills,
+        day.restarts,
+        day.exits,
+        day.clean_exits,
+        day.reboots,
     );
     for (kind, through) in &input.events.incomplete {
         let _ = write!(
@@ -313,7 +319,7 @@ fn event_table(html: &mut String, events: &[&Event], now: f64) {
     for event in events {
         let (title, details) = describe(event);
         let class = match &event.kind {
-            EventKind::OomKill(_) => "bad",
+            EventKind::OomKill(_) | EventKind::UserspaceKill { .. } => "bad",
             EventKind::Reboot {
                 unexpected: true, ..
             } => "bad",
@@ -365,10 +371,12 @@ fn victims_section(html: &mut String, snapshot: &Snapshot) {
 
 fn limits_section(html: &mut String, groups: &[GroupMemory]) {
     html.push_str("<section id=\"limits\"><h2>Nearest their memory limit</h2>\n");
+    // A hard limit, else memory.high: the wall the service meets first.
     let mut limited: Vec<(&GroupMemory, u64, f64)> = groups
         .iter()
         .filter_map(|g| {
-            let limit = g.limit_bytes.filter(|&l| l > 0)?;
+            let high = g.signals.as_ref().and_then(|s| s.high_bytes);
+            let limit = g.limit_bytes.or(high).filter(|&l| l > 0)?;
             Some((g, limit, g.usage_bytes as f64 / limit as f64))
         })
         .collect();
@@ -377,8 +385,9 @@ fn limits_section(html: &mut String, groups: &[GroupMemory]) {
         html.push_str("<p>No service runs under a memory cgroup limit (or the cgroups collector is off).</p></section>\n");
         return;
     }
-    html.push_str("<p class=\"muted\">Usage of the cgroup that sets the tightest limit over the service; the kernel kills inside it when usage reaches the limit.</p>\n\
-<table><thead><tr><th>Group</th><th class=\"n\">Usage</th><th class=\"n\">Limit</th><th class=\"n\">Used</th><th></th><th class=\"n\">Headroom</th><th class=\"n\">OOM kills in cgroup</th></tr></thead><tbody>\n");
+    html.push_str("<p class=\"muted\">Usage of the cgroup that sets the tightest limit over the service (memory.high where it has no hard limit); the kernel kills inside it when usage reaches the limit. \
+Before that it throttles at memory.high (throttling events since the service's cgroup counts began) and the service stalls on memory (its own PSI, share of the last 10 s: some / full).</p>\n\
+<table><thead><tr><th>Group</th><th class=\"n\">Usage</th><th class=\"n\">Limit</th><th class=\"n\">Used</th><th></th><th class=\"n\">Headroom</th><th class=\"n\">memory.high</th><th class=\"n\">Throttled</th><th class=\"n\">Pressure</th><th class=\"n\">OOM kills in cgroup</th></tr></thead><tbody>\n");
     for (group, limit, share) in limited.iter().take(LIMIT_ROWS) {
         let class = if *share >= 0.9 {
             "bad"
@@ -390,17 +399,45 @@ fn limits_section(html: &mut String, groups: &[GroupMemory]) {
         let _ = writeln!(
             html,
             "<tr class=\"limit\"><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n {class}\">{:.0}%</td>\
-<td><meter min=\"0\" max=\"1\" low=\"0.75\" high=\"0.9\" optimum=\"0\" value=\"{:.3}\"></meter></td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+<td><meter min=\"0\" max=\"1\" low=\"0.75\" high=\"0.9\" optimum=\"0\" value=\"{:.3}\"></meter></td><td class=\"n\">{}</td>{}<td class=\"n\">{}</td></tr>",
             escape(&group.group),
             bytes(group.usage_bytes),
             bytes(*limit),
             share * 100.0,
             share.min(1.0),
             bytes(limit.saturating_sub(group.usage_bytes)),
+            pre_oom_cells(group),
             group.oom_kills.map_or_else(|| "-".to_owned(), |k| k.to_string()),
         );
     }
     html.push_str("</tbody></table></section>\n");
+}
+
+/// memory.high, throttling events and pressure of a group's own cgroup: the signals before
+/// the kill, marked when the service is being throttled or stalls 10% of the time or more.
+fn pre_oom_cells(group: &GroupMemory) -> String {
+    let Some(s) = &group.signals else {
+        return "<td class=\"n muted\">-</td><td class=\"n muted\">-</td><td class=\"n muted\">-</td>".into();
+    };
+    let high = s.high_bytes.map_or_else(|| "-".to_owned(), bytes);
+    let throttled = s
+        .events
+        .iter()
+        .find(|(e, _)| *e == MemcgEvent::High)
+        .map(|(_, n)| *n);
+    let throttled_cell = match throttled {
+        Some(n) if n > 0 => format!("<td class=\"n warn\">{n}</td>"),
+        Some(n) => format!("<td class=\"n\">{n}</td>"),
+        None => "<td class=\"n muted\">-</td>".into(),
+    };
+    let pressure_cell = match s.pressure_avg10 {
+        Some([some, full]) => format!(
+            "<td class=\"n{}\">{some:.1}% / {full:.1}%</td>",
+            if some >= 10.0 { " warn" } else { "" }
+        ),
+        None => "<td class=\"n muted\">-</td>".into(),
+    };
+    format!("<td class=\"n\">{high}</td>{throttled_cell}{pressure_cell}")
 }
 
 #[cfg(test)]
@@ -438,12 +475,19 @@ mod tests {
                     limit_bytes: Some(1 << 30),
                     usage_bytes: 990 << 20,
                     oom_kills: Some(2),
+                    signals: Some(crate::snapshot::GroupMemcgSignals {
+                        events: vec![(MemcgEvent::High, 812), (MemcgEvent::Max, 4)],
+                        high_bytes: Some(900 << 20),
+                        pressure_avg10: Some([12.5, 3.0]),
+                        ..Default::default()
+                    }),
                 },
                 GroupMemory {
                     group: "free".into(),
                     limit_bytes: None,
                     usage_bytes: 5,
                     oom_kills: None,
+                    signals: None,
                 },
             ],
             ..Snapshot::default()
@@ -480,7 +524,7 @@ mod tests {
             "OOM kill</td><td>api.service</td><td class=\"p\">41 java</td><td>RSS 64 MiB"
         ));
         assert!(html.contains(
-            "Last 24 h: 1 OOM kills, 0 restarts, 1 exits (1 of them clean, code 0), 0 reboots."
+            "Last 24 h: 1 OOM kills, 0 userspace OOM kills, 0 restarts, 1 exits (1 of them clean, code 0), 0 reboots."
         ));
         assert!(
             !html.contains("exited_ok"),
@@ -488,6 +532,10 @@ mod tests {
         );
         assert!(html.contains("2023-11-14 22:13:20Z<br><span class=\"muted\">1m 0s ago"));
         assert!(html.contains("<td>db</td><td class=\"n\">990 MiB</td><td class=\"n\">1.0 GiB</td><td class=\"n bad\">97%</td>"));
+        assert!(
+            html.contains("<td class=\"n\">900 MiB</td><td class=\"n warn\">812</td><td class=\"n warn\">12.5% / 3.0%</td><td class=\"n\">2</td></tr>"),
+            "throttling and pressure beside the limit"
+        );
         assert!(
             !html.contains("<td>free</td>"),
             "unlimited groups are not listed"

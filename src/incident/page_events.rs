@@ -1,9 +1,10 @@
 //! What the incident page shows of the event log, gathered in one pass over its lines with
 //! bounded memory whatever the log's size: the last 24 hours in counts (a burst record
-//! counts as the exits or restarts it stands for), the latest OOM kills, the newest events
-//! of the timeline (clean exits left out), and whether compactions dropped events of the
-//! last 24 hours (the counts are then a floor). Owns that selection; must not read the log
-//! (`events::EventLog::visit` feeds it) or render HTML (`page`).
+//! counts as the exits or restarts it stands for), the latest OOM kills (the kernel's and
+//! userspace killers'), the newest events of the timeline (clean exits left out), and
+//! whether compactions dropped events of the last 24 hours (the counts are then a floor).
+//! Owns that selection; must not read the log (`events::EventLog::visit` feeds it) or
+//! render HTML (`page`).
 
 use crate::events::recent::RecentLines;
 use crate::events::retention::Trimmed;
@@ -11,7 +12,7 @@ use crate::events::{Event, LogLine};
 
 /// Events shown in the timeline; the API has the rest.
 pub const TIMELINE_EVENTS: usize = 30;
-/// OOM kills shown in their own section.
+/// OOM kills (the kernel's and userspace killers') shown in their own section.
 pub const LATEST_KILLS: usize = 5;
 const DAY_SECONDS: f64 = 86_400.0;
 
@@ -19,6 +20,7 @@ const DAY_SECONDS: f64 = 86_400.0;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DayCounts {
     pub oom_kills: u64,
+    pub userspace_kills: u64,
     pub restarts: u64,
     pub exits: u64,
     pub clean_exits: u64,
@@ -29,7 +31,7 @@ pub struct DayCounts {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PageEvents {
     pub day: DayCounts,
-    /// The newest OOM kills, newest first.
+    /// The newest OOM kills, the kernel's and userspace killers', newest first.
     pub latest_kills: Vec<Event>,
     /// The newest events but clean exits, newest first.
     pub timeline: Vec<Event>,
@@ -70,6 +72,7 @@ impl Gatherer {
         if head.time >= self.day_ago {
             let count = match head.counts_as() {
                 "oom_kill" => Some(&mut self.day.oom_kills),
+                "userspace_kill" => Some(&mut self.day.userspace_kills),
                 "restart" => Some(&mut self.day.restarts),
                 "exit" => Some(&mut self.day.exits),
                 "reboot" => Some(&mut self.day.reboots),
@@ -83,7 +86,7 @@ impl Gatherer {
         if head.is_clean_exit() {
             return;
         }
-        if head.kind == "oom_kill" {
+        if head.kind == "oom_kill" || head.kind == "userspace_kill" {
             self.kills.push(line.raw);
         }
         self.timeline.push(line.raw);
@@ -179,5 +182,25 @@ mod tests {
         assert_eq!(page.timeline[0], exit(7));
         assert_eq!(page.timeline[1].kind.type_name(), "burst");
         assert_eq!(page.total, events.len());
+    }
+
+    #[test]
+    fn a_userspace_kill_is_counted_and_listed_with_the_kills() {
+        let now = 1_700_100_000.0;
+        let userspace = Event {
+            time: now - 30.0,
+            kind: EventKind::UserspaceKill {
+                group: "squeezed.service".into(),
+                killer: "systemd-oomd".into(),
+                cgroup: "/pressure.slice/squeezed.service".into(),
+                reason: "memory-pressure".into(),
+            },
+        };
+        let events = [kill(3, "api", now - 60.0), userspace.clone(), exit(7)];
+        let page = PageEvents::from_events(&events, now);
+        assert_eq!((page.day.oom_kills, page.day.userspace_kills), (1, 1));
+        assert_eq!(page.latest_kills.len(), 2);
+        assert_eq!(page.latest_kills[0], userspace);
+        assert_eq!(page.latest_kills[1].kind.type_name(), "oom_kill");
     }
 }

@@ -78,16 +78,20 @@ pub fn explain<'a>(
 ) -> Explanation<'a> {
     let groups = named_groups(target, events, state, live);
     let ours = |e: &Event| e.kind.group().is_some_and(|g| groups.contains(g));
-    let deaths: Vec<&Event> = events
+    let mut deaths: Vec<&Event> = events
         .iter()
         .rev()
         .filter(|e| match &e.kind {
-            EventKind::OomKill(_) | EventKind::Exit { .. } => ours(e) && !repeats_a_kill(e, events),
+            EventKind::OomKill(_) | EventKind::Exit { .. } | EventKind::UserspaceKill { .. } => {
+                ours(e) && !repeats_a_kill(e, events)
+            }
             EventKind::Reboot { .. } => !groups.is_empty(),
             EventKind::Restart { .. } | EventKind::Burst { .. } => false,
         })
-        .take(max_deaths)
         .collect();
+    // By time: an exit is logged when a scrape settles it, after a kill received live.
+    deaths.sort_by(|a, b| b.time.total_cmp(&a.time));
+    deaths.truncate(max_deaths);
     let restarts: Vec<&Event> = events
         .iter()
         .rev()
@@ -163,33 +167,48 @@ fn names_service(name: &str, group: &str, comm: &str) -> bool {
 
 impl Target {
     /// The group of `event` when the event is about this target (its pid, or a group or
-    /// command of its name): how the log itself tells which groups a target means.
+    /// command of its name): how the log itself tells which groups a target means. An
+    /// event of a whole group (a userspace killer's kill of its cgroup) names it by name.
     pub fn group_named_by(&self, event: &Event) -> Option<String> {
         let group = event.kind.group()?;
-        let (pid, comm) = event.kind.process()?;
-        let named = match self {
-            Target::Pid(wanted) => pid == *wanted,
-            Target::Name(name) => names_service(name, group, comm),
+        let named = match (self, event.kind.process()) {
+            (Target::Pid(wanted), Some((pid, _))) => pid == *wanted,
+            (Target::Pid(_), None) => false,
+            (Target::Name(name), process) => {
+                names_service(name, group, process.map_or("", |(_, comm)| comm))
+            }
         };
         named.then(|| group.to_owned())
     }
 }
 
-/// An `oom_killed` exit of a process whose OOM kill is in the log (within 5 minutes): the
-/// same death, told once by the kill.
+/// An `oom_killed` exit of a process whose OOM kill is in the log (within 5 minutes), or a
+/// SIGKILL of a group a userspace killer killed (within a minute): the same death, told
+/// once by the kill.
 fn repeats_a_kill(exit: &Event, events: &[Event]) -> bool {
-    let EventKind::Exit {
-        reason: ExitReason::OomKilled,
-        pid,
-        ..
-    } = &exit.kind
-    else {
-        return false;
-    };
-    events.iter().any(|k| match &k.kind {
-        EventKind::OomKill(kill) => kill.pid == *pid && (k.time - exit.time).abs() < 300.0,
+    match &exit.kind {
+        EventKind::Exit {
+            reason: ExitReason::OomKilled,
+            pid,
+            ..
+        } => events.iter().any(|k| match &k.kind {
+            EventKind::OomKill(kill) => kill.pid == *pid && (k.time - exit.time).abs() < 300.0,
+            _ => false,
+        }),
+        // A SIGKILL of the group within a minute of a userspace killer's kill of its
+        // cgroup: that kill, seen again as the exit it caused.
+        EventKind::Exit {
+            reason: ExitReason::Killed,
+            group,
+            ..
+        } => events.iter().any(|k| match &k.kind {
+            EventKind::UserspaceKill { group: killed, .. } => {
+                killed == group && (k.time - exit.time).abs() < 60.0
+            }
+            _ => false,
+        }),
         _ => false,
-    })
+    }
 }
 
 /// The restarts and exits the state file counted for these groups.
@@ -254,21 +273,25 @@ impl Explanation<'_> {
         }
         for event in &self.deaths {
             let (title, details) = describe(event);
-            let process = event.kind.process().map_or_else(
-                || "(host)".to_owned(),
-                |(pid, comm)| format!("pid {pid} {}", escape_controls(comm)),
-            );
+            let what = match (event.kind.process(), &event.kind) {
+                (Some((pid, comm)), _) => {
+                    format!(
+                        "pid {pid} {}; {}",
+                        escape_controls(comm),
+                        escape_controls(&details)
+                    )
+                }
+                // A cgroup killed whole: the details name it.
+                (None, EventKind::UserspaceKill { .. }) => escape_controls(&details).into_owned(),
+                (None, _) => format!("(host); {}", escape_controls(&details)),
+            };
             let _ = writeln!(
                 out,
-                "  {}  {:>14}  {}: {process}{}",
+                "  {}  {:>14}  {}: {}",
                 utc(event.time),
                 ago(now, event.time),
                 escape_controls(&title),
-                if details.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {}", escape_controls(&details))
-                }
+                what.trim_end_matches("; ")
             );
         }
     }
@@ -370,6 +393,17 @@ impl Explanation<'_> {
                 "pid {pid} ({}) ended {when}: {title} ({details}).",
                 escape_controls(comm)
             ),
+            EventKind::UserspaceKill {
+                killer,
+                cgroup,
+                reason,
+                ..
+            } => format!(
+                "its cgroup {} was killed by {} (a userspace OOM killer, not the kernel) {when}, for {}.",
+                escape_controls(cgroup),
+                escape_controls(killer),
+                escape_controls(reason)
+            ),
             _ => format!("the host rebooted {when}: {title} ({details})."),
         };
         let back = self
@@ -450,6 +484,49 @@ mod tests {
                 kind: EventKind::exit("db", 5, "mysqld", ExitReason::Crashed, None),
             },
         ]
+    }
+
+    #[test]
+    fn a_userspace_kill_is_the_death_and_its_sigkill_is_folded_into_it() {
+        // The exit is settled and logged after the kill received live on D-Bus, but
+        // happened before it.
+        let events = vec![
+            Event {
+                time: 3007.0,
+                kind: EventKind::UserspaceKill {
+                    group: "squeezed.service".into(),
+                    killer: "systemd-oomd".into(),
+                    cgroup: "/pressure.slice/squeezed.service".into(),
+                    reason: "memory-pressure".into(),
+                },
+            },
+            Event {
+                time: 3000.0,
+                kind: EventKind::exit(
+                    "squeezed.service",
+                    9,
+                    "awk",
+                    ExitReason::Killed,
+                    Some(WaitStatus::Signaled {
+                        signal: 9,
+                        core_dumped: false,
+                    }),
+                ),
+            },
+        ];
+        let state = PersistedState::default();
+        let target = Target::parse("squeezed");
+        let answer = explain(&target, &events, &state, &[], 10);
+        assert_eq!(answer.deaths.len(), 1, "the SIGKILL is the same death");
+        let text = answer.to_text(3020.0);
+        assert!(
+            text.contains("Answer: its cgroup /pressure.slice/squeezed.service was killed by systemd-oomd (a userspace OOM killer, not the kernel) 13s ago (1970-01-01 00:50:07Z), for memory-pressure."),
+            "{text}"
+        );
+        assert!(
+            text.contains("systemd-oomd kill: cgroup /pressure.slice/squeezed.service killed for memory-pressure\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct RecentVictim {
 #[derive(Debug, Default)]
 pub struct KmsgShared {
     up: AtomicBool,
+    /// systemd-oomd's kills are received live on D-Bus: its kernel-log lines (journald
+    /// `ForwardToKMsg=yes`) are then the same kills again, not counted.
+    oomd_live: AtomicBool,
     /// Shared with scrapes by `Arc`: a scrape takes a reference, and the follower copies
     /// the ledger only when it changes one that a scrape still holds.
     ledger: Mutex<Arc<KillLedger>>,
@@ -37,6 +40,7 @@ impl KmsgShared {
     pub fn new(ledger: KillLedger) -> Self {
         Self {
             up: AtomicBool::new(false),
+            oomd_live: AtomicBool::new(false),
             ledger: Mutex::new(Arc::new(ledger)),
             victims: Mutex::default(),
         }
@@ -64,6 +68,16 @@ impl KmsgShared {
     /// Says whether the log is read to its end now; returns what it was.
     pub fn set_up(&self, up: bool) -> bool {
         self.up.swap(up, Ordering::Relaxed)
+    }
+
+    /// Whether systemd-oomd's kills are received on D-Bus now.
+    pub fn oomd_live(&self) -> bool {
+        self.oomd_live.load(Ordering::Relaxed)
+    }
+
+    /// Says whether systemd-oomd's kills are received on D-Bus now.
+    pub fn set_oomd_live(&self, live: bool) {
+        self.oomd_live.store(live, Ordering::Relaxed);
     }
 
     /// The ledger as it is now (shared, not copied).

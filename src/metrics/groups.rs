@@ -14,6 +14,16 @@ pub(super) fn processes(
     p: &ProcessesSample,
 ) -> Result<(), std::fmt::Error> {
     next_victims(f, &p.top)?;
+    f.gauges(
+        "oomwatch_process_largest_resident_memory_bytes",
+        "Resident memory (statm) of the --processes.top-rss largest processes: what is eating memory, whatever their oom_score.",
+        p.top_rss.iter().map(|r| {
+            (
+                ([("pid", r.pid)], [("comm", &*r.comm), ("group", &*r.group)]),
+                r.resident_bytes,
+            )
+        }),
+    )?;
     groups(f, &p.groups)?;
     f.counter(
         "oomwatch_processes_vanished_total",
@@ -148,7 +158,50 @@ pub(super) fn group_memory(
         "OOM kills the kernel counted in the group's memory cgroup (memory.events / memory.oom_control); resets when the cgroup is recreated.",
         gm.iter().filter_map(|r| Some((group_label(&r.group), r.oom_kills?))),
     )?;
-    Ok(())
+    memcg_signals(f, gm)
+}
+
+/// The early signals of each cgroup a group owns: events before a kill, memory.high,
+/// swap, pressure.
+fn memcg_signals(f: &mut Family<'_, '_>, gm: &[GroupMemory]) -> Result<(), std::fmt::Error> {
+    let owned = || {
+        gm.iter()
+            .filter_map(|r| Some((group_label(&r.group), r.signals.as_ref()?)))
+    };
+    f.counters(
+        "oomwatch_group_memory_events_total",
+        "Events of the memory cgroup the group owns, by event: high (allocations throttled and pushed into reclaim above memory.high: the service is slowed down), max (usage hit the hard limit memory.max, or on cgroup v1 memory.limit_in_bytes (memory.failcnt): allocations failed until reclaim freed memory), oom (reclaim failed at the limit: the OOM killer was invoked), oom_kill (processes the OOM killer killed in it), oom_group_kill (the whole cgroup killed at once, memory.oom.group), low (memory.low protection was breached: reclaimed although protected), memsw_max (cgroup v1: memory+swap hit memory.memsw.limit_in_bytes). Carried across the cgroup's re-creations: never goes down.",
+        owned().flat_map(|(group, s)| {
+            s.events
+                .iter()
+                .map(move |(event, n)| ((group, [("event", event.label())]), *n))
+        }),
+    )?;
+    f.gauges(
+        "oomwatch_group_memory_high_bytes",
+        "memory.high of the memory cgroup the group owns: above it, allocations are throttled (cgroup v2; absent when unset).",
+        owned().filter_map(|(group, s)| Some((group, s.high_bytes?))),
+    )?;
+    f.gauges(
+        "oomwatch_group_swap_usage_bytes",
+        "Swap used by the memory cgroup the group owns (memory.swap.current; cgroup v1: memory.memsw.usage_in_bytes less memory.usage_in_bytes).",
+        owned().filter_map(|(group, s)| Some((group, s.swap_bytes?))),
+    )?;
+    f.counters(
+        "oomwatch_group_memory_pressure_waiting_seconds_total",
+        "Time at least one task of the group's memory cgroup waited on memory (its memory.pressure some total; cgroup v2 with PSI). Carried across the cgroup's re-creations.",
+        owned().filter_map(|(group, s)| Some((group, s.pressure_seconds?[0]))),
+    )?;
+    f.counters(
+        "oomwatch_group_memory_pressure_stalled_seconds_total",
+        "Time all non-idle tasks of the group's memory cgroup stalled on memory at once (its memory.pressure full total). Carried across the cgroup's re-creations.",
+        owned().filter_map(|(group, s)| Some((group, s.pressure_seconds?[1]))),
+    )?;
+    f.gauges(
+        "oomwatch_group_memory_under_oom",
+        "1 while the group's memory cgroup is stuck at its limit with its tasks stopped (cgroup v1 memory.oom_control under_oom, with the OOM killer disabled by oom_kill_disable), 0 otherwise.",
+        owned().filter_map(|(group, s)| Some((group, i64::from(s.under_oom?)))),
+    )
 }
 
 /// The `group` label, borrowed: no allocation per series per scrape.

@@ -6,7 +6,77 @@ use std::collections::BTreeMap;
 
 use super::family::Family;
 use crate::kills::ledger::VictimTally;
-use crate::snapshot::KmsgSample;
+use crate::kills::oomd::OomdLedger;
+use crate::snapshot::{KmsgSample, UnitRow};
+
+/// Kills by userspace OOM killers: from the kernel log (any killer whose lines journald
+/// forwards) and from systemd-oomd's D-Bus signal, summed per killer and group (a kill is
+/// in one of the two: the kernel log's copy of a kill D-Bus delivered is not counted).
+pub(super) fn userspace(
+    f: &mut Family<'_, '_>,
+    kmsg: Option<&KmsgSample>,
+    oomd: Option<&OomdLedger>,
+) -> Result<(), std::fmt::Error> {
+    let mut tallies: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for u in kmsg.iter().flat_map(|k| k.ledger.userspace.iter()) {
+        *tallies.entry((&u.killer, &u.group)).or_default() += u.kills;
+    }
+    for t in oomd.iter().flat_map(|o| o.kills.iter()) {
+        *tallies.entry(("systemd-oomd", &t.group)).or_default() += t.kills;
+    }
+    f.counters(
+        "oomwatch_userspace_oom_kills_total",
+        "Kills by userspace OOM killers (systemd-oomd live from its D-Bus Killed signal; systemd-oomd, earlyoom, oomd, nohang from their lines in the kernel log), never counted as kernel kills.",
+        tallies
+            .iter()
+            .map(|((killer, group), n)| ([("killer", *killer), ("group", *group)], *n)),
+    )?;
+    f.gauges(
+        "oomwatch_userspace_oom_last_kill_timestamp_seconds",
+        "Time of systemd-oomd's latest kill of the group, from its D-Bus Killed signal, with its reason (memory-pressure, memory-used).",
+        oomd.iter().flat_map(|o| o.kills.iter()).map(|t| {
+            let labels = [
+                ("killer", "systemd-oomd"),
+                ("group", t.group.as_str()),
+                ("reason", t.last_reason.as_str()),
+            ];
+            (labels, t.last_kill_seconds)
+        }),
+    )
+}
+
+/// systemd's verdict on each unit-named group.
+pub(super) fn units(f: &mut Family<'_, '_>, units: &[UnitRow]) -> Result<(), std::fmt::Error> {
+    f.gauges(
+        "oomwatch_systemd_unit_result",
+        "1 for systemd's verdict on how the group's unit last ended (its Result: success, exit-code, signal, core-dump, oom-kill, timeout, watchdog, ...).",
+        units.iter().filter_map(|u| {
+            let result = u.verdict.result.as_deref()?;
+            Some(([("group", &*u.group), ("result", result)], 1))
+        }),
+    )?;
+    f.gauges(
+        "oomwatch_systemd_unit_restarts",
+        "systemd's NRestarts for the group's unit: restarts by Restart= since it was last started by hand (systemd resets it then, so it is not a counter).",
+        units
+            .iter()
+            .filter_map(|u| Some(([("group", &*u.group)], u.verdict.restarts?))),
+    )?;
+    f.counters(
+        "oomwatch_systemd_unit_oom_kills_total",
+        "systemd's OOMKills for the group's unit: its processes the kernel's OOM killer killed (systemd 259+).",
+        units
+            .iter()
+            .filter_map(|u| Some(([("group", &*u.group)], u.verdict.oom_kills?))),
+    )?;
+    f.counters(
+        "oomwatch_systemd_unit_managed_oom_kills_total",
+        "systemd's ManagedOOMKills for the group's unit: kills by systemd-oomd (systemd 259+).",
+        units
+            .iter()
+            .filter_map(|u| Some(([("group", &*u.group)], u.verdict.managed_oom_kills?))),
+    )
+}
 
 /// The kernel-log series: kills per victim, the latest kill of each, and the log's health.
 pub(super) fn kills(
@@ -78,16 +148,6 @@ pub(super) fn kills(
         "oomwatch_kmsg_unverified_kills_total",
         "Kill lines in the kernel log that the kernel's own OOM kill counters (/proc/vmstat, the memory cgroup's) do not back: someone made the kernel print text that looks like a kill, or the parser misread a line. Never counted as kills.",
         Some(k.ledger.unverified_kills),
-    )?;
-    let mut userspace: Vec<_> = k.ledger.userspace.iter().collect();
-    userspace.sort_by(|a, b| (&a.killer, &a.group).cmp(&(&b.killer, &b.group)));
-    f.counters(
-        "oomwatch_userspace_oom_kills_total",
-        "Kills by userspace OOM killers (systemd-oomd, earlyoom, ...) seen in the kernel log, never counted as kernel kills.",
-        userspace.iter().map(|u| {
-            let labels = [("killer", u.killer.as_str()), ("group", u.group.as_str())];
-            (labels, u.kills)
-        }),
     )?;
     f.gauge(
         "oomwatch_kmsg_up",

@@ -3,8 +3,8 @@
 //! reads the event log (on a blocking thread), and builds the response body; routing,
 //! auth and limits stay in `handlers`.
 //!
-//! `/api/v1/events` takes `type` (repeatable or comma-separated: oom_kill, restart, exit,
-//! reboot), `group`, `since` and `until` (a duration back from now such as `1h`, or
+//! `/api/v1/events` takes `type` (repeatable or comma-separated: oom_kill, userspace_kill,
+//! restart, exit, reboot, burst), `group`, `since` and `until` (a duration back from now such as `1h`, or
 //! seconds since the epoch) and `limit` (the newest N; default 1000). Events are oldest
 //! first. An unknown parameter or a bad value is a 400 that names it.
 

@@ -280,6 +280,14 @@ impl<'l> Intake<'l> {
     /// Userspace kills, panics on OOM and reports without a killable process.
     fn on_other(&mut self, event: OomEvent) {
         match event {
+            // Received live on D-Bus (collector/systemd): the same kill again.
+            OomEvent::Userspace(kill)
+                if kill.killer == "systemd-oomd"
+                    && self.links.shared.up()
+                    && self.links.shared.oomd_live() =>
+            {
+                tracing::debug!("systemd-oomd kill in the kernel log: counted from D-Bus");
+            }
             OomEvent::Userspace(kill) => {
                 let comm = kill.comm.as_deref().unwrap_or("");
                 let group = self

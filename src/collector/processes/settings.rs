@@ -9,6 +9,8 @@ use crate::groups::{GroupRules, TableSettings};
 pub struct ProcessesSettings {
     /// `--processes.top`: how many next victims get per-process series.
     pub top_k: usize,
+    /// `--processes.top-rss`: how many of the largest processes by RSS get series.
+    pub top_rss: usize,
     pub table: TableSettings,
     pub rules: GroupRules,
     pub page_size: u64,

@@ -144,6 +144,7 @@ pub(super) fn summarise(
         .collect();
     ProcessesSample {
         top: top_victims(rows, settings.top_k, settings.page_size),
+        top_rss: largest(rows, settings.top_rss, settings.page_size),
         groups,
         vanished_total: 0,
         pinned: 0,
@@ -173,15 +174,33 @@ fn group_row(
 }
 
 /// The `k` processes with the highest oom_score; ties go to the larger RSS, then the
-/// lower pid, so the selection is stable between scans. One pass that keeps only the best
-/// `k` so far: nothing the size of the host is allocated.
+/// lower pid, so the selection is stable between scans.
 fn top_victims(rows: &[Row], k: usize, page_size: u64) -> Vec<ProcessRow> {
-    let rank = |a: &Row, b: &Row| {
+    best_k(rows, k, page_size, |a, b| {
         b.oom_score
             .cmp(&a.oom_score)
             .then(b.resident_pages.cmp(&a.resident_pages))
             .then(a.pid.cmp(&b.pid))
-    };
+    })
+}
+
+/// The `k` processes with the most resident memory; ties go to the lower pid.
+fn largest(rows: &[Row], k: usize, page_size: u64) -> Vec<ProcessRow> {
+    best_k(rows, k, page_size, |a, b| {
+        b.resident_pages
+            .cmp(&a.resident_pages)
+            .then(a.pid.cmp(&b.pid))
+    })
+}
+
+/// The `k` rows first by `rank`. One pass that keeps only the best `k` so far: nothing
+/// the size of the host is allocated.
+fn best_k(
+    rows: &[Row],
+    k: usize,
+    page_size: u64,
+    rank: impl Fn(&Row, &Row) -> std::cmp::Ordering,
+) -> Vec<ProcessRow> {
     let mut best: Vec<&Row> = Vec::with_capacity(k);
     if k == 0 {
         return Vec::new();
@@ -270,5 +289,17 @@ mod tests {
         assert_eq!(pids, [3, 2, 4]);
         assert_eq!(top_victims(&rows, 10, 4096).len(), 5);
         assert!(top_victims(&rows, 0, 4096).is_empty());
+    }
+
+    #[test]
+    fn the_largest_by_rss_where_scores_tie() {
+        let rows: Vec<Row> = [(1, 5), (2, 900), (3, 40), (4, 900), (5, 0)]
+            .into_iter()
+            .map(|(pid, pages)| row(pid, 666, pages))
+            .collect();
+        let pids: Vec<u32> = largest(&rows, 3, 4096).iter().map(|r| r.pid).collect();
+        assert_eq!(pids, [2, 4, 3]);
+        assert_eq!(largest(&rows, 1, 4096)[0].resident_bytes, 900 * 4096);
+        assert!(largest(&rows, 0, 4096).is_empty());
     }
 }
