@@ -306,8 +306,9 @@ impl Explanation<'_> {
             let process = event
                 .kind
                 .process()
-                .map_or_else(String::new, |(pid, comm)| {
-                    format!("pid {pid} {}", escape_controls(comm))
+                .map_or_else(String::new, |(pid, comm)| match comm.is_empty() {
+                    true => format!("pid {pid}"),
+                    false => format!("pid {pid} {}", escape_controls(comm)),
                 });
             let _ = writeln!(
                 out,

@@ -65,6 +65,9 @@ pub struct ProcessesCollector {
     rows: Vec<Row>,
     vanished: u64,
     unreadable_logged: bool,
+    /// The pid and comm of each exit settled by this scan: a restart whose new instance
+    /// died before any scan saw it alive is named from its exit.
+    ended: Vec<(u32, String)>,
     /// Uptime of the last state write.
     last_persisted: Option<f64>,
 }
@@ -100,6 +103,7 @@ impl ProcessesCollector {
             rows: Vec::new(),
             vanished: 0,
             unreadable_logged: false,
+            ended: Vec::new(),
             last_persisted: None,
         }
     }
@@ -145,7 +149,9 @@ impl ProcessesCollector {
         settled.sort_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
         let wall_now = crate::clock::unix_now();
         let mut events = Vec::with_capacity(settled.len());
+        self.ended.clear();
         for exit in settled {
+            self.ended.push((exit.pid, exit.comm.to_string()));
             // A group no scan has seen (or one forgotten since) is created by an exit only
             // when the exit is abnormal: a unit crash-looping between scrapes counts; a
             // passing command that finished well takes no slot under --groups.max.
@@ -212,7 +218,12 @@ impl ProcessesCollector {
                 let comm = rows
                     .iter()
                     .find(|r| r.pid == restart.pid)
-                    .map_or_else(String::new, |r| r.comm.to_string());
+                    .map(|r| r.comm.to_string())
+                    .or_else(|| {
+                        let ended = self.ended.iter().find(|(pid, _)| *pid == restart.pid);
+                        ended.map(|(_, comm)| comm.clone())
+                    })
+                    .unwrap_or_default();
                 tracing::info!(group = %restart.group, pid = restart.pid, comm = %comm,
                     gap_seconds = restart.gap_secs, after = restart.after.label(), "restart");
                 Event {
