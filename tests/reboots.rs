@@ -252,7 +252,14 @@ fn a_read_only_state_dir_keeps_the_exporter_serving() {
     let mount_path = mount.path().to_str().expect("utf-8");
     let mounted = Command::new("mount")
         // 0700: a tmpfs is 1777 by default, which the state directory check refuses.
-        .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", mount_path])
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m,mode=0700",
+            "tmpfs",
+            mount_path,
+        ])
         .status()
         .expect("mount runs");
     require(mounted.success(), "mounting a tmpfs");
