@@ -116,7 +116,7 @@ fn kill_and_see_it_served(exporter: &Exporter, dir: &Path, prefix: &str) -> (Str
     let pid = oom_kill(dir, &comm);
     eventually(Duration::from_secs(10), || {
         api_kills(exporter)
-            .contains(&format!("\"pid\":{pid}"))
+            .contains(&kill_key(pid, &comm))
             .then_some(())
     })
     .unwrap_or_else(|| panic!("the kill of {comm} is not in the API:\n{}", exporter.log()));
@@ -154,7 +154,7 @@ fn a_minute_of_unprivileged_churn_never_evicts_an_oom_kill() {
     assert!(killed > 3000.0, "{killed} exits in 60 s");
 
     assert!(
-        api_kills(&exporter).contains(&format!("\"pid\":{pid}")),
+        api_kills(&exporter).contains(&kill_key(pid, &comm)),
         "the kill left the API"
     );
     let page = exporter.request("GET", "/");
@@ -222,12 +222,19 @@ impl Drop for SmallDisk {
     }
 }
 
-fn logged_kill(state: &Path, pid: u32) -> usize {
+/// Lines of this run's kill of `pid` (named `comm`) in the log: the replay at start logs
+/// the boot's earlier kills too, and pids are reused.
+fn logged_kill(state: &Path, pid: u32, comm: &str) -> usize {
     std::fs::read_to_string(state.join("events.jsonl"))
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains(r#""type":"oom_kill""#) && l.contains(&format!("\"pid\":{pid},")))
+        .filter(|l| l.contains(r#""type":"oom_kill""#) && l.contains(&kill_key(pid, comm)))
         .count()
+}
+
+/// How an OOM kill of `pid` named `comm` reads in the log and the API.
+fn kill_key(pid: u32, comm: &str) -> String {
+    format!("\"pid\":{pid},\"comm\":\"{comm}\"")
 }
 
 #[test]
@@ -250,11 +257,15 @@ fn a_kill_during_a_full_disk_is_logged_when_space_returns_and_after_a_restart() 
     let first = oom_kill(dir.path(), &comm);
     eventually(Duration::from_secs(10), || {
         api_kills(&exporter)
-            .contains(&format!("\"pid\":{first}"))
+            .contains(&kill_key(first, &comm))
             .then_some(())
     })
     .unwrap_or_else(|| panic!("the pending kill is not served:\n{}", exporter.log()));
-    assert_eq!(logged_kill(&state, first), 0, "written on a full disk?");
+    assert_eq!(
+        logged_kill(&state, first, &comm),
+        0,
+        "written on a full disk?"
+    );
     let body = exporter.scrape();
     let errors = sample(&body, "oomwatch_state_write_errors_total", &[]);
     assert!(errors.unwrap_or(0.0) > 0.0, "the failed writes are counted");
@@ -265,7 +276,7 @@ fn a_kill_during_a_full_disk_is_logged_when_space_returns_and_after_a_restart() 
     std::fs::remove_file(&filler).expect("free space");
     eventually(Duration::from_secs(10), || {
         exporter.scrape();
-        (logged_kill(&state, first) == 1).then_some(())
+        (logged_kill(&state, first, &comm) == 1).then_some(())
     })
     .unwrap_or_else(|| panic!("the kill was not written:\n{}", exporter.log()));
     let body = exporter.scrape();
@@ -280,21 +291,25 @@ fn a_kill_during_a_full_disk_is_logged_when_space_returns_and_after_a_restart() 
     let second = oom_kill(dir.path(), &comm);
     eventually(Duration::from_secs(10), || {
         api_kills(&exporter)
-            .contains(&format!("\"pid\":{second}"))
+            .contains(&kill_key(second, &comm))
             .then_some(())
     })
     .unwrap_or_else(|| panic!("the second kill is not served:\n{}", exporter.log()));
     exporter.kill();
-    assert_eq!(logged_kill(&state, second), 0);
+    assert_eq!(logged_kill(&state, second, &comm), 0);
     std::fs::remove_file(&filler).expect("free space");
     let exporter = Exporter::start(&args);
     caught_up(&exporter);
     eventually(Duration::from_secs(10), || {
         exporter.scrape();
-        (logged_kill(&state, second) == 1).then_some(())
+        (logged_kill(&state, second, &comm) == 1).then_some(())
     })
     .unwrap_or_else(|| panic!("the restart did not log the kill:\n{}", exporter.log()));
-    assert_eq!(logged_kill(&state, first), 1, "logged once, not again");
+    assert_eq!(
+        logged_kill(&state, first, &comm),
+        1,
+        "logged once, not again"
+    );
     let body = exporter.scrape();
     assert_eq!(
         sample(
