@@ -215,6 +215,7 @@ fn start_kmsg_follower(
             boot_time_seconds,
             events,
             boot_id,
+            proc_root: config.roots.procfs().to_path_buf(),
         },
     };
     if let Err(e) = follower.spawn() {

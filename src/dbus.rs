@@ -3,8 +3,16 @@
 //! where systemd 259+ has them `OOMKills` and `ManagedOOMKills`), and systemd-oomd's
 //! `Killed(s cgroup, s reason)` signal (`org.freedesktop.oom1.Manager`, systemd 252+).
 //! Thin I/O and the pure pieces it needs (a unit's object path, which interface carries
-//! its verdict, a property map read into a verdict); must not decide what a kill counts
-//! for, nor keep state.
+//! its verdict, a property map read into a verdict, whether a `Killed` signal came from
+//! systemd-oomd); must not decide what a kill counts for, nor keep state.
+//!
+//! Any client of the system bus may send a signal named `Killed` on that interface (the
+//! default bus policy lets every user send signals, and a signal addressed to oomwatch's
+//! own connection passes any match rule). Only the owner of `org.freedesktop.oom1`
+//! (systemd-oomd: the bus policy lets no one else own it) sends the real one, so a
+//! signal counts only when its sender, which the bus daemon stamps and no client can set,
+//! is that owner's unique name, and its path is systemd-oomd's object. The owner is asked
+//! once (`GetNameOwner`) and then followed through the bus driver's `NameOwnerChanged`.
 
 use std::collections::HashMap;
 
@@ -17,7 +25,10 @@ const UNIT_PATH_PREFIX: &str = "/org/freedesktop/systemd1/unit/";
 /// systemd-oomd's manager interface and its signal.
 pub const OOMD_INTERFACE: &str = "org.freedesktop.oom1.Manager";
 pub const OOMD_NAME: &str = "org.freedesktop.oom1";
+const OOMD_PATH: &str = "/org/freedesktop/oom1";
 const OOMD_KILLED: &str = "Killed";
+/// The bus driver: its own name is the sender of what the bus itself says.
+const BUS_DRIVER: &str = "org.freedesktop.DBus";
 
 /// The bus address: `DBUS_SYSTEM_BUS_ADDRESS` when set, else the system bus socket under
 /// the root file system (`--path.rootfs`).
@@ -107,19 +118,84 @@ pub async fn unit_verdict(bus: &Connection, unit: &str) -> zbus::Result<UnitVerd
 }
 
 /// Subscribes to systemd-oomd's `Killed` signal (whether or not systemd-oomd runs now:
-/// the bus delivers it once it does).
+/// the bus delivers it once it does). The bus delivers only broadcasts from the owner of
+/// `org.freedesktop.oom1`; a signal addressed to this connection comes whoever sent it,
+/// so each one is still checked with [`killed`].
 pub async fn oomd_kills(bus: &Connection) -> zbus::Result<MessageStream> {
     let rule = MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
+        .sender(OOMD_NAME)?
+        .path(OOMD_PATH)?
         .interface(OOMD_INTERFACE)?
         .member(OOMD_KILLED)?
         .build();
     MessageStream::for_match_rule(rule, bus, Some(256)).await
 }
 
-/// A `Killed` signal's cgroup and reason (`memory-pressure`, `memory-used`, …); None for
-/// any other message.
-pub fn killed(message: &zbus::Message) -> Option<(String, String)> {
+/// Subscribes to the bus driver's word on who owns `org.freedesktop.oom1`: subscribe
+/// before asking [`oomd_owner`], so that no change falls between the two.
+pub async fn oomd_owner_changes(bus: &Connection) -> zbus::Result<MessageStream> {
+    let rule = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(BUS_DRIVER)?
+        .interface(BUS_DRIVER)?
+        .member("NameOwnerChanged")?
+        .add_arg(OOMD_NAME)?
+        .build();
+    MessageStream::for_match_rule(rule, bus, Some(16)).await
+}
+
+/// The unique name that owns `org.freedesktop.oom1` now; None when systemd-oomd does
+/// not run (or the bus would not say).
+pub async fn oomd_owner(bus: &Connection) -> Option<String> {
+    let reply = bus
+        .call_method(
+            Some(BUS_DRIVER),
+            "/org/freedesktop/DBus",
+            Some(BUS_DRIVER),
+            "GetNameOwner",
+            &(OOMD_NAME,),
+        )
+        .await
+        .ok()?;
+    reply.body().deserialize::<String>().ok()
+}
+
+/// The new owner of `org.freedesktop.oom1` when `message` is the bus driver's
+/// `NameOwnerChanged` for it (`Some(None)`: nobody owns it now); None for any other
+/// message, including one a client sent under that name.
+pub fn oomd_owner_change(message: &zbus::Message) -> Option<Option<String>> {
+    let header = message.header();
+    let from_driver = header.sender().is_some_and(|s| s.as_str() == BUS_DRIVER)
+        && header
+            .member()
+            .is_some_and(|m| m.as_str() == "NameOwnerChanged");
+    if !from_driver {
+        return None;
+    }
+    let (name, _old, new) = message
+        .body()
+        .deserialize::<(String, String, String)>()
+        .ok()?;
+    (name == OOMD_NAME).then(|| (!new.is_empty()).then_some(new))
+}
+
+/// A `Killed` signal: the cgroup systemd-oomd killed and why (`memory-pressure`,
+/// `memory-used`, …), and whether it really came from systemd-oomd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KilledSignal {
+    pub cgroup: String,
+    pub reason: String,
+    /// Sent by the owner of `org.freedesktop.oom1`, from its object; false for a signal
+    /// any other bus client sent: never a kill.
+    pub authentic: bool,
+    /// The sender's unique name, for the log line about a forged signal.
+    pub sender: String,
+}
+
+/// The `Killed` signal in `message`, checked against `owner` (the unique name that owns
+/// `org.freedesktop.oom1`); None for any other message.
+pub fn killed(message: &zbus::Message, owner: Option<&str>) -> Option<KilledSignal> {
     let header = message.header();
     let ours = header
         .interface()
@@ -128,24 +204,22 @@ pub fn killed(message: &zbus::Message) -> Option<(String, String)> {
     if !ours {
         return None;
     }
-    message.body().deserialize::<(String, String)>().ok()
+    let (cgroup, reason) = message.body().deserialize::<(String, String)>().ok()?;
+    let sender = header.sender().map(|s| s.as_str().to_owned());
+    let path = header.path().map(|p| p.as_str());
+    Some(KilledSignal {
+        cgroup,
+        reason,
+        authentic: from_oomd(sender.as_deref(), path, owner),
+        sender: sender.unwrap_or_default(),
+    })
 }
 
-/// Whether systemd-oomd holds its bus name now.
-pub async fn oomd_running(bus: &Connection) -> bool {
-    let reply = bus
-        .call_method(
-            Some("org.freedesktop.DBus"),
-            "/org/freedesktop/DBus",
-            Some("org.freedesktop.DBus"),
-            "NameHasOwner",
-            &(OOMD_NAME,),
-        )
-        .await;
-    reply
-        .ok()
-        .and_then(|r| r.body().deserialize::<bool>().ok())
-        .unwrap_or(false)
+/// Whether a signal with this sender and path is systemd-oomd's: the sender is the
+/// current owner of its name (a unique name, stamped by the bus) and the path its object.
+pub fn from_oomd(sender: Option<&str>, path: Option<&str>, owner: Option<&str>) -> bool {
+    matches!((sender, owner), (Some(sender), Some(owner)) if sender == owner)
+        && path == Some(OOMD_PATH)
 }
 
 #[cfg(test)]
@@ -208,6 +282,96 @@ mod tests {
             (verdict.oom_kills, verdict.managed_oom_kills),
             (Some(2), Some(1))
         );
+    }
+
+    #[test]
+    fn only_the_owner_of_oomds_name_sends_its_kills() {
+        let path = Some("/org/freedesktop/oom1");
+        assert!(from_oomd(Some(":1.7"), path, Some(":1.7")));
+        // Another client, even while systemd-oomd runs.
+        assert!(!from_oomd(Some(":1.42"), path, Some(":1.7")));
+        // Nobody owns the name: nothing is systemd-oomd's.
+        assert!(!from_oomd(Some(":1.42"), path, None));
+        assert!(!from_oomd(None, path, None));
+        // The owner, from another object.
+        assert!(!from_oomd(Some(":1.7"), Some("/x"), Some(":1.7")));
+        assert!(!from_oomd(Some(":1.7"), None, Some(":1.7")));
+    }
+
+    fn signal(
+        sender: &str,
+        path: &str,
+        interface: &str,
+        member: &str,
+        body: &(impl serde::Serialize + zbus::zvariant::DynamicType),
+    ) -> zbus::Message {
+        zbus::Message::signal(path, interface, member)
+            .expect("header")
+            .sender(sender)
+            .expect("sender")
+            .build(body)
+            .expect("message")
+    }
+
+    #[test]
+    fn a_killed_signal_is_read_and_checked_against_the_owner() {
+        let body = ("/system.slice/web.service", "memory-pressure");
+        let real = signal(":1.7", OOMD_PATH, OOMD_INTERFACE, "Killed", &body);
+        let seen = killed(&real, Some(":1.7")).expect("a Killed signal");
+        assert_eq!(
+            (seen.cgroup.as_str(), seen.reason.as_str(), seen.authentic),
+            ("/system.slice/web.service", "memory-pressure", true)
+        );
+        // Another client, sending the same signal from the same path.
+        let forged = signal(":1.42", OOMD_PATH, OOMD_INTERFACE, "Killed", &body);
+        let seen = killed(&forged, Some(":1.7")).expect("still a Killed signal");
+        assert!(!seen.authentic);
+        assert_eq!(seen.sender, ":1.42");
+        // Not a Killed signal at all.
+        let other = signal(":1.7", OOMD_PATH, OOMD_INTERFACE, "Other", &body);
+        assert_eq!(killed(&other, Some(":1.7")), None);
+    }
+
+    #[test]
+    fn only_the_bus_driver_says_who_owns_the_name() {
+        let gained = ("org.freedesktop.oom1", "", ":1.9");
+        let lost = ("org.freedesktop.oom1", ":1.9", "");
+        let member = "NameOwnerChanged";
+        let message = signal(
+            BUS_DRIVER,
+            "/org/freedesktop/DBus",
+            BUS_DRIVER,
+            member,
+            &gained,
+        );
+        assert_eq!(oomd_owner_change(&message), Some(Some(":1.9".into())));
+        let message = signal(
+            BUS_DRIVER,
+            "/org/freedesktop/DBus",
+            BUS_DRIVER,
+            member,
+            &lost,
+        );
+        assert_eq!(oomd_owner_change(&message), Some(None));
+        // A client's copy of the driver's signal changes nothing.
+        let forged = signal(
+            ":1.42",
+            "/org/freedesktop/DBus",
+            BUS_DRIVER,
+            member,
+            &gained,
+        );
+        assert_eq!(oomd_owner_change(&forged), None);
+        // Another name's owner.
+        let other = ("org.example.x", "", ":1.5");
+        let message = signal(
+            BUS_DRIVER,
+            "/org/freedesktop/DBus",
+            BUS_DRIVER,
+            member,
+            &other,
+        );
+        assert_eq!(oomd_owner_change(&message), None);
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Snapshot {
     pub exits: Option<ExitsStatus>,
     /// systemd-oomd's kills received on D-Bus; None while the subscription is not live.
     pub oomd: Option<OomdLedger>,
+    /// `Killed` signals that did not come from systemd-oomd, since the exporter started.
+    pub oomd_forged_signals: Option<u64>,
     /// systemd's verdict on each unit-named group (`systemd` collector).
     pub units: Vec<UnitRow>,
     pub state: StateHealth,

@@ -278,3 +278,121 @@ fn a_flood_of_forged_kills_leaves_every_real_victim_in_place() {
     assert_eq!(sample(&body, "oomwatch_oom_kills_total", &real), Some(1.0));
     assert!(unverified(&body) >= unverified(&after), "persisted");
 }
+
+/// `oomwatch_userspace_oom_kills_rejected_total{source="kmsg",killer}` in `body`.
+fn rejected(body: &str, killer: &str) -> f64 {
+    sample(
+        body,
+        "oomwatch_userspace_oom_kills_rejected_total",
+        &[("killer", killer), ("source", "kmsg")],
+    )
+    .unwrap_or(0.0)
+}
+
+/// Writes `message` into the real /dev/kmsg as journald (`ForwardToKMsg=yes`) forwards a
+/// program's journal message: `<14>identifier[pid]: message`, where the identifier is what
+/// the program logged under (anyone may say `earlyoom`) and the pid comes from the
+/// program's socket credentials.
+fn forward_as_journald(identifier: &str, pid: u32, message: &str) {
+    use std::io::Write;
+    let mut kmsg = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/kmsg")
+        .expect("/dev/kmsg opens for writing (root)");
+    // With its newline, as journald writes it: the kernel holds a record without one
+    // open for a continuation, unseen by readers until the next record.
+    kmsg.write_all(format!("<14>{identifier}[{pid}]: {message}\n").as_bytes())
+        .expect("one record written");
+}
+
+/// Any user can log under earlyoom's name, and journald forwards it to the kernel log
+/// with that user's pid. Only a line whose writer is root or the killer's own service
+/// counts: a line of nobody's process, or of a process gone before it could be checked,
+/// counts only as rejected. The real chain (logger as nobody, journald, the kernel log)
+/// runs in tests/vm.rs; here root writes the record journald would write, for real
+/// processes of nobody and of root, into the real /dev/kmsg.
+#[test]
+fn a_userspace_killers_line_counts_only_when_the_killer_wrote_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    preconditions();
+    let dir = tempfile::tempdir().expect("temp");
+    let comm = format!("oomwfake{}", std::process::id() % 100_000);
+    let exporter = start(dir.path(), "fake-victim", &comm);
+    let before = scrape_when_caught_up(&exporter);
+    let victim = [("killer", "earlyoom"), ("group", "fake-victim")];
+    // Each of another victim pid: earlyoom's SIGTERM and SIGKILL of one pid are one kill.
+    let line = |victim: u32| {
+        format!(
+            "sending SIGTERM to process {victim} uid 1000 \"{comm}\": badness 900, VmRSS 2048 MiB"
+        )
+    };
+
+    // nobody's process, alive, logging under earlyoom's name.
+    let mut nobody = Command::new("setpriv")
+        .args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"])
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("nobody's sleep");
+    // setpriv drops to nobody, then becomes sleep: only then is the pid nobody's.
+    let status = format!("/proc/{}/status", nobody.id());
+    eventually(Duration::from_secs(5), || {
+        let text = std::fs::read_to_string(&status).unwrap_or_default();
+        (text.contains("Name:\tsleep") && text.contains("Uid:\t65534\t65534")).then_some(())
+    })
+    .expect("nobody's sleep runs");
+    // A process that is gone by the time the line is read.
+    let mut gone = Command::new("true").spawn().expect("true");
+    let gone_pid = gone.id();
+    gone.wait().expect("true ends");
+    forward_as_journald("earlyoom", nobody.id(), &line(4242));
+    forward_as_journald("earlyoom", gone_pid, &line(4243));
+    let body = eventually(Duration::from_secs(10), || {
+        let body = exporter.scrape();
+        (rejected(&body, "earlyoom") - rejected(&before, "earlyoom") >= 2.0).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("the forged lines were not rejected:\n{}", exporter.log()));
+    assert_eq!(
+        rejected(&body, "earlyoom") - rejected(&before, "earlyoom"),
+        2.0
+    );
+    assert_eq!(
+        sample(&body, "oomwatch_userspace_oom_kills_total", &victim),
+        None,
+        "no kill from nobody's line"
+    );
+    assert!(
+        exporter.log().contains("was not written by that killer"),
+        "the rejection is logged:\n{}",
+        exporter.log()
+    );
+    let _ = nobody.kill();
+    let _ = nobody.wait();
+
+    // The same line from a root process counts.
+    let mut root = Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("root's sleep");
+    forward_as_journald("earlyoom", root.id(), &line(4244));
+    let counted = eventually(Duration::from_secs(10), || {
+        let body = exporter.scrape();
+        (sample(&body, "oomwatch_userspace_oom_kills_total", &victim) == Some(1.0)).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("root's line was not counted:\n{}", exporter.log()));
+    assert_eq!(
+        rejected(&counted, "earlyoom") - rejected(&before, "earlyoom"),
+        2.0
+    );
+    let _ = root.kill();
+    let _ = root.wait();
+
+    // Both counts survive a SIGKILL of the exporter, and the replay counts nothing again.
+    exporter.kill();
+    let again = start(dir.path(), "fake-victim", &comm);
+    let body = scrape_when_caught_up(&again);
+    assert_eq!(
+        sample(&body, "oomwatch_userspace_oom_kills_total", &victim),
+        Some(1.0)
+    );
+    assert_eq!(rejected(&body, "earlyoom"), rejected(&counted, "earlyoom"));
+}

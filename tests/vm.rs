@@ -228,11 +228,113 @@ fn run_host(
             &format!("{}: before the kill, and systemd-oomd", host.name),
             || pre_oom(&guest, prometheus),
         );
+        timed(&format!("{}: forged userspace kills", host.name), || {
+            forged_userspace_kills(&guest)
+        });
     }
     timed(&format!("{}: reboots", host.name), || {
         reboots(&guest, host, prometheus)
     });
     (guest, files)
+}
+
+/// `oomwatch_userspace_oom_kills_rejected_total` for `killer` from `source`, 0 if absent.
+fn rejected(body: &str, killer: &str, source: &str) -> f64 {
+    sample(
+        body,
+        "oomwatch_userspace_oom_kills_rejected_total",
+        &[("killer", killer), ("source", source)],
+    )
+    .unwrap_or(0.0)
+}
+
+/// Userspace kills forged as `nobody`, for real, while systemd-oomd runs:
+/// - a `Killed` signal on systemd-oomd's interface and path, broadcast and addressed to
+///   oomwatch's own connection (`busctl emit`): rejected (source dbus), no kill, no event;
+/// - with journald forwarding to the kernel log (`ForwardToKMsg=yes`), earlyoom's kill
+///   line logged under earlyoom's name by `logger` and by a process of nobody that stays
+///   alive: rejected (source kmsg), no kill;
+/// - the same line from a service named earlyoom.service running as a DynamicUser (not
+///   root, as the real earlyoom's unit runs): a userspace kill.
+fn forged_userspace_kills(guest: &Guest) {
+    let as_nobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups";
+    let before = scrape_until(guest, "the exporter", |_| true);
+    guest.sh("systemctl start systemd-oomd.service");
+    let ours = guest.sh(
+        "busctl --system list --unique --no-legend --no-pager | awk '$3 == \"oomwatch\" {print $1}'",
+    );
+    let ours = ours.trim();
+    assert!(ours.starts_with(':'), "oomwatch's bus connection: {ours:?}");
+    let emit = "emit /org/freedesktop/oom1 org.freedesktop.oom1.Manager Killed ss";
+    guest.sh(&format!(
+        "{as_nobody} busctl --system {emit} /system.slice/forged.service memory-pressure
+{as_nobody} busctl --system --destination={ours} {emit} /system.slice/forged.service memory-used"
+    ));
+    let body = scrape_until(guest, "two forged Killed signals rejected", |body| {
+        rejected(body, "systemd-oomd", "dbus") - rejected(&before, "systemd-oomd", "dbus") >= 2.0
+    });
+    note(&format!(
+        "{}: 2 Killed signals sent by nobody (broadcast, and to oomwatch's {ours}): rejected {}",
+        guest.name,
+        rejected(&body, "systemd-oomd", "dbus") - rejected(&before, "systemd-oomd", "dbus")
+    ));
+    assert!(series(&body, "oomwatch_userspace_oom_kills_total")
+        .iter()
+        .all(|(labels, _)| !labels.contains("forged")));
+    let events = guest.get("/api/v1/events?type=userspace_kill").body;
+    assert!(!events.contains("forged"), "{events}");
+
+    // The kernel log, as journald forwards to it.
+    guest.sh(
+        "mkdir -p /etc/systemd/journald.conf.d
+printf '[Journal]\nForwardToKMsg=yes\nMaxLevelKMsg=debug\n' > /etc/systemd/journald.conf.d/bench-kmsg.conf
+systemctl restart systemd-journald",
+    );
+    let line = |victim: u32, comm: &str| {
+        format!("sending SIGTERM to process {victim} uid 1000 \\\"{comm}\\\": badness 900, VmRSS 2048 MiB")
+    };
+    guest.sh(&format!(
+        "{as_nobody} logger -t earlyoom \"{}\"
+setsid {as_nobody} systemd-cat -t earlyoom sh -c 'echo \"{}\"; sleep 20' </dev/null >/dev/null 2>&1 &",
+        line(4242, "forgedvictim"),
+        line(4243, "forgedvictim")
+    ));
+    scrape_until(guest, "two forged earlyoom lines rejected", |body| {
+        rejected(body, "earlyoom", "kmsg") - rejected(&before, "earlyoom", "kmsg") >= 2.0
+    });
+    let forwarded = guest.sh("dmesg | grep 'earlyoom\\[' | tail -n 3");
+    note(&format!(
+        "{}: earlyoom's line logged by nobody, forwarded by journald:\n{}",
+        guest.name,
+        forwarded.trim_end()
+    ));
+    guest.sh(&format!(
+        "systemd-run --quiet --unit=earlyoom -p DynamicUser=yes -p SyslogIdentifier=earlyoom sh -c 'echo \"{}\"; sleep 30'",
+        line(4244, "realvictim")
+    ));
+    let body = scrape_until(guest, "earlyoom.service's kill counted", |body| {
+        sample(
+            body,
+            "oomwatch_userspace_oom_kills_total",
+            &[("killer", "earlyoom"), ("group", "realvictim")],
+        ) == Some(1.0)
+    });
+    assert_eq!(
+        rejected(&body, "earlyoom", "kmsg") - rejected(&before, "earlyoom", "kmsg"),
+        2.0,
+        "only nobody's lines are rejected"
+    );
+    assert!(series(&body, "oomwatch_userspace_oom_kills_total")
+        .iter()
+        .all(|(labels, _)| !labels.contains("forgedvictim")));
+    note(&format!(
+        "{}: the same line from earlyoom.service (DynamicUser) counted as a userspace kill",
+        guest.name
+    ));
+    guest.sh(
+        "systemctl stop earlyoom.service 2>/dev/null; rm /etc/systemd/journald.conf.d/bench-kmsg.conf
+systemctl restart systemd-journald",
+    );
 }
 
 /// Prometheus configured as deploy/prometheus/fleet.yml says, with this test's paths and

@@ -43,6 +43,10 @@ pub struct KillLedger {
     pub victims: Vec<VictimTally>,
     #[serde(default)]
     pub userspace: Vec<UserspaceTally>,
+    /// Userspace killers' lines their killer did not write (`kills::writer`), per killer
+    /// (a fixed few names, so bounded).
+    #[serde(default)]
+    pub userspace_rejected: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,6 +206,15 @@ impl KillLedger {
             .filter(move |v| v.last_kill_seconds >= since)
     }
 
+    /// Counts a userspace killer's line that the killer did not write.
+    pub fn count_rejected_userspace(&mut self, killer: &str) {
+        *self
+            .userspace_rejected
+            .entry(killer.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Counts a userspace killer's kill of `group`.
     pub fn count_userspace(&mut self, killer: &str, group: &str) {
         let existing = self
             .userspace

@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::text::{split_program, Source};
+use super::text::{split_program, split_program_pid, Source};
 
 /// One `/dev/kmsg` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,18 @@ impl Record<'_> {
             Some((name, rest)) => (Source::Program(name), rest),
             None => (Source::Program(""), message),
         }
+    }
+}
+
+impl Record<'_> {
+    /// The pid in a userspace writer's `name[pid]: ` prefix (journald forwards with the
+    /// sender's pid from its socket credentials); None for the kernel, a writer that
+    /// names no pid, or a pid past u32.
+    pub fn writer_pid(&self) -> Option<u32> {
+        if self.facility == 0 {
+            return None;
+        }
+        split_program_pid(&self.message).and_then(|(_, pid, _)| pid)
     }
 }
 

@@ -50,7 +50,7 @@ impl Collector for SnapshotMetrics {
         if let Some(k) = &s.kmsg {
             kills::kills(f, k, s.vmstat_oom_kills)?;
         }
-        kills::userspace(f, s.kmsg.as_ref(), s.oomd.as_ref())?;
+        kills::userspace(f, s.kmsg.as_ref(), s.oomd.as_ref(), s.oomd_forged_signals)?;
         kills::units(f, &s.units)?;
         if let Some(e) = &s.exits {
             exporter::exit_events(f, e)?;

@@ -16,6 +16,7 @@ pub(super) fn userspace(
     f: &mut Family<'_, '_>,
     kmsg: Option<&KmsgSample>,
     oomd: Option<&OomdLedger>,
+    oomd_forged_signals: Option<u64>,
 ) -> Result<(), std::fmt::Error> {
     let mut tallies: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for u in kmsg.iter().flat_map(|k| k.ledger.userspace.iter()) {
@@ -30,6 +31,17 @@ pub(super) fn userspace(
         tallies
             .iter()
             .map(|((killer, group), n)| ([("killer", *killer), ("group", *group)], *n)),
+    )?;
+    let kmsg_rejected = kmsg
+        .iter()
+        .flat_map(|k| k.ledger.userspace_rejected.iter())
+        .map(|(killer, n)| ([("killer", killer.as_str()), ("source", "kmsg")], *n));
+    let dbus_rejected =
+        oomd_forged_signals.map(|n| ([("killer", "systemd-oomd"), ("source", "dbus")], n));
+    f.counters(
+        "oomwatch_userspace_oom_kills_rejected_total",
+        "Claims of userspace OOM kills that the killer did not make, never counted as kills: source=dbus, Killed signals sent by a bus client that does not own org.freedesktop.oom1 (since the exporter started); source=kmsg, killer lines in the kernel log whose writer (the pid journald forwarded them with) is neither root nor the killer's own service (persisted).",
+        dbus_rejected.into_iter().chain(kmsg_rejected),
     )?;
     f.gauges(
         "oomwatch_userspace_oom_last_kill_timestamp_seconds",

@@ -23,10 +23,12 @@ use crate::kills::counters::KernelCounters;
 use crate::kills::ledger::{AttributedKill, KillLedger, RssAtDeath, SeqCheck};
 use crate::kills::shared::{KmsgShared, RecentVictim};
 use crate::kills::verify::{Counts, KillVerifier, Unbacked, Verdict};
+use crate::kills::writer::check_writer;
 use crate::kmsg::kernel_lines::classify;
 use crate::kmsg::oom::{KernelKill, KillKind, OomAssembler, OomEvent};
 use crate::kmsg::record::parse_record;
 use crate::kmsg::text::Source;
+use crate::kmsg::UserspaceKill;
 use crate::state::StateStore;
 use crate::units::kib_opt_to_bytes;
 
@@ -52,6 +54,9 @@ pub struct IntakeLinks {
     pub events: Arc<EventLog>,
     /// The current boot, stamped on logged kills; None when it could not be read.
     pub boot_id: Option<String>,
+    /// The proc file system (`--path.procfs`), where the writer of a userspace killer's
+    /// line is looked up (`kills::writer`).
+    pub proc_root: std::path::PathBuf,
 }
 
 /// One open kernel log: the assembler and the persistence bookkeeping.
@@ -73,6 +78,8 @@ pub struct Intake<'l> {
     durable: Option<KillLedger>,
     unverified_logged_at: Option<Instant>,
     unverified_quiet: u64,
+    rejected_logged_at: Option<Instant>,
+    rejected_quiet: u64,
     /// Kills counted while replaying the ring buffer (logged as one line at the catch-up).
     replayed_kills: u64,
     /// The last record a previous run handled, when this one resumes after it.
@@ -102,6 +109,8 @@ impl<'l> Intake<'l> {
             durable: None,
             unverified_logged_at: None,
             unverified_quiet: 0,
+            rejected_logged_at: None,
+            rejected_quiet: 0,
             replayed_kills: 0,
             resumed_at: links.shared.ledger().last_seq,
         }
@@ -117,6 +126,7 @@ impl<'l> Intake<'l> {
             }
         };
         let (source, message) = record.source();
+        let writer = record.writer_pid();
         let events: Vec<OomEvent> = self
             .assembler
             .push(source, message, record.seq, None)
@@ -135,7 +145,7 @@ impl<'l> Intake<'l> {
             match event {
                 OomEvent::Kill(kill) => self.on_kill(kill, record.seq, printk_uptime),
                 OomEvent::RepeatedKill { pid, .. } => self.on_repeated_kill(pid),
-                other => self.on_other(other),
+                other => self.on_other(other, writer),
             }
         }
     }
@@ -255,7 +265,8 @@ impl<'l> Intake<'l> {
                 self.on_kill(kill, seq, uptime);
             }
             OomEvent::RepeatedKill { pid, .. } => self.on_repeated_kill(pid),
-            other => self.on_other(other),
+            // Only a file of records ends (`caught_up`), and its writers are not checked.
+            other => self.on_other(other, None),
         }
     }
 
@@ -277,8 +288,9 @@ impl<'l> Intake<'l> {
         }
     }
 
-    /// Userspace kills, panics on OOM and reports without a killable process.
-    fn on_other(&mut self, event: OomEvent) {
+    /// Userspace kills, panics on OOM and reports without a killable process. `writer`
+    /// is the pid of the userspace program that wrote the record, if it named one.
+    fn on_other(&mut self, event: OomEvent, writer: Option<u32>) {
         match event {
             // Received live on D-Bus (collector/systemd): the same kill again.
             OomEvent::Userspace(kill)
@@ -288,17 +300,14 @@ impl<'l> Intake<'l> {
             {
                 tracing::debug!("systemd-oomd kill in the kernel log: counted from D-Bus");
             }
-            OomEvent::Userspace(kill) => {
-                let comm = kill.comm.as_deref().unwrap_or("");
-                let group = self
-                    .links
-                    .namer
-                    .by_name(comm, kill.unit_or_cgroup.as_deref());
-                tracing::warn!(killer = %kill.killer, group = %group, "userspace OOM kill");
-                let mut guard = self.links.shared.lock();
-                Arc::make_mut(&mut guard).count_userspace(&kill.killer, &group);
-                self.unsaved_kills = true;
+            // Read as it is written: its writer must be the killer (`kills::writer`).
+            OomEvent::Userspace(kill) if self.live => {
+                match check_writer(&self.links.proc_root, writer, &kill.killer) {
+                    Ok(()) => self.on_userspace(&kill),
+                    Err(why) => self.on_rejected(&kill.killer, &why),
+                }
             }
+            OomEvent::Userspace(kill) => self.on_userspace(&kill),
             OomEvent::Panic(panic) => {
                 tracing::error!(reason = %panic.reason, "the kernel log shows a panic on OOM");
             }
@@ -310,6 +319,45 @@ impl<'l> Intake<'l> {
             }
             OomEvent::Kill(_) | OomEvent::RepeatedKill { .. } => {}
         }
+    }
+
+    /// Counts a userspace killer's kill in its victim's group.
+    fn on_userspace(&mut self, kill: &UserspaceKill) {
+        let comm = kill.comm.as_deref().unwrap_or("");
+        let group = self
+            .links
+            .namer
+            .by_name(comm, kill.unit_or_cgroup.as_deref());
+        tracing::warn!(killer = %kill.killer, group = %group, "userspace OOM kill");
+        let mut guard = self.links.shared.lock();
+        Arc::make_mut(&mut guard).count_userspace(&kill.killer, &group);
+        self.unsaved_kills = true;
+    }
+
+    /// Counts a userspace killer's line that the killer did not write, and logs it (in
+    /// full at most once a minute, with how many were not logged since).
+    fn on_rejected(&mut self, killer: &str, why: &str) {
+        {
+            let mut guard = self.links.shared.lock();
+            Arc::make_mut(&mut guard).count_rejected_userspace(killer);
+        }
+        self.unsaved_kills = true;
+        let due = self
+            .rejected_logged_at
+            .is_none_or(|at| at.elapsed() >= UNVERIFIED_LOG_INTERVAL);
+        if !due {
+            tracing::debug!(
+                killer,
+                why,
+                "a userspace OOM killer's line not written by that killer"
+            );
+            self.rejected_quiet += 1;
+            return;
+        }
+        tracing::warn!(killer, why, not_logged_since = self.rejected_quiet,
+            "a userspace OOM killer's line in the kernel log was not written by that killer: not counted as a kill (oomwatch_userspace_oom_kills_rejected_total)");
+        self.rejected_logged_at = Some(Instant::now());
+        self.rejected_quiet = 0;
     }
 
     /// Counts a kill line the counters do not back, and logs it (in full at most once a

@@ -14,7 +14,10 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{SystemdShared, UnitsRequest};
-use crate::dbus::{connect, killed, oomd_kills, oomd_running, unit_verdict, UnitVerdict};
+use crate::dbus::{
+    connect, killed, oomd_kills, oomd_owner, oomd_owner_change, oomd_owner_changes, unit_verdict,
+    KilledSignal, UnitVerdict,
+};
 use crate::events::{Event, EventKind, EventLog};
 use crate::groups::{group_name, GroupRules, ProcessFields};
 use crate::kills::shared::KmsgShared;
@@ -22,6 +25,8 @@ use crate::state::StateStore;
 
 const RECONNECT_DELAY: Duration = Duration::from_secs(30);
 const KILLER: &str = "systemd-oomd";
+/// Forged `Killed` signals are logged in full at most once per this long.
+const FORGED_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 pub struct BusThread {
     /// The system bus address (`DBUS_SYSTEM_BUS_ADDRESS` or the socket under the root).
@@ -106,8 +111,8 @@ impl BusThread {
         requests: &mut UnboundedReceiver<UnitsRequest>,
     ) -> String {
         let mut kills = if self.oomd {
-            match oomd_kills(bus).await {
-                Ok(stream) => Some(stream),
+            match subscribe(bus).await {
+                Ok(kills) => Some(kills),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot subscribe to systemd-oomd's Killed signal; its kills are not available");
                     None
@@ -121,26 +126,27 @@ impl BusThread {
         self.shared.mark_tried();
         tracing::info!(
             address = %self.address,
-            systemd_oomd_running = oomd_running(bus).await,
+            systemd_oomd_running = kills.as_ref().is_some_and(|k| k.owner.is_some()),
             subscribed = kills.is_some(),
             "connected to the D-Bus system bus: systemd-oomd's kills and systemd's unit verdicts are read live"
         );
+        let mut forged_log = ForgedLog::default();
         loop {
-            let next_kill = async {
+            let next = async {
                 match kills.as_mut() {
-                    Some(stream) => stream.next().await,
+                    Some(kills) => kills.next().await,
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
-                message = next_kill => match message {
-                    Some(Ok(message)) => {
-                        if let Some((cgroup, reason)) = killed(&message) {
-                            self.on_kill(&cgroup, &reason);
-                        }
+                signal = next => match signal {
+                    Ok(Some(signal)) if signal.authentic => self.on_kill(&signal.cgroup, &signal.reason),
+                    Ok(Some(signal)) => {
+                        self.shared.count_forged();
+                        forged_log.note(&signal);
                     }
-                    Some(Err(e)) => return e.to_string(),
-                    None => return "the bus closed the connection".into(),
+                    Ok(None) => {}
+                    Err(why) => return why,
                 },
                 // Answered on a task of its own, so that a kill is not held up behind a
                 // scrape's questions.
@@ -186,6 +192,85 @@ impl BusThread {
             tracing::debug!(error = %e, "the event log keeps the kill pending");
         }
         self.shared.set_ledger(ledger);
+    }
+}
+
+/// systemd-oomd's `Killed` signals and who sends them for real: the owner of its bus
+/// name, asked once and then followed.
+struct OomdSubscription {
+    kills: zbus::MessageStream,
+    owner_changes: zbus::MessageStream,
+    /// The unique name that owns `org.freedesktop.oom1` now.
+    owner: Option<String>,
+}
+
+/// Subscribes to the owner's changes first and asks the owner second, so that no change
+/// falls between the two.
+async fn subscribe(bus: &zbus::Connection) -> zbus::Result<OomdSubscription> {
+    let owner_changes = oomd_owner_changes(bus).await?;
+    let kills = oomd_kills(bus).await?;
+    let owner = oomd_owner(bus).await;
+    Ok(OomdSubscription {
+        kills,
+        owner_changes,
+        owner,
+    })
+}
+
+impl OomdSubscription {
+    /// The next `Killed` signal, checked against the owner (Ok(None): a message that was
+    /// not one); an error when the connection ended. A change of owner the bus sent
+    /// before a signal is always taken first: the bus driver announces systemd-oomd's
+    /// new name before systemd-oomd can send anything under it.
+    async fn next(&mut self) -> Result<Option<KilledSignal>, String> {
+        tokio::select! {
+            biased;
+            change = self.owner_changes.next() => match change {
+                Some(Ok(message)) => {
+                    if let Some(owner) = oomd_owner_change(&message) {
+                        tracing::debug!(owner = ?owner, "systemd-oomd's bus name changed owner");
+                        self.owner = owner;
+                    }
+                    Ok(None)
+                }
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("the bus closed the connection".into()),
+            },
+            message = self.kills.next() => match message {
+                Some(Ok(message)) => Ok(killed(&message, self.owner.as_deref())),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("the bus closed the connection".into()),
+            },
+        }
+    }
+}
+
+/// The log of forged `Killed` signals: in full at most once a minute, with how many
+/// were not logged since.
+#[derive(Default)]
+struct ForgedLog {
+    logged_at: Option<std::time::Instant>,
+    quiet: u64,
+}
+
+impl ForgedLog {
+    fn note(&mut self, signal: &KilledSignal) {
+        if self
+            .logged_at
+            .is_some_and(|at| at.elapsed() < FORGED_LOG_INTERVAL)
+        {
+            self.quiet += 1;
+            return;
+        }
+        tracing::warn!(
+            sender = %signal.sender,
+            cgroup = %signal.cgroup,
+            reason = %signal.reason,
+            not_logged_since = self.quiet,
+            "a Killed signal not sent by systemd-oomd (another bus client sent it): not counted as a kill"
+        );
+        self.logged_at = Some(std::time::Instant::now());
+        self.quiet = 0;
     }
 }
 

@@ -13,7 +13,7 @@ pub mod bus;
 pub mod oomd;
 pub mod units;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ pub struct UnitsRequest {
 pub struct SystemdShared {
     bus_up: AtomicBool,
     oomd_up: AtomicBool,
+    /// `Killed` signals another bus client sent, since the exporter started.
+    forged: AtomicU64,
     /// systemd-oomd's kills, as persisted.
     ledger: Mutex<OomdLedger>,
     /// Why the bus is not connected, in words for the collectors' one log line each.
@@ -50,6 +52,7 @@ impl SystemdShared {
         Self {
             bus_up: AtomicBool::new(false),
             oomd_up: AtomicBool::new(false),
+            forged: AtomicU64::new(0),
             ledger: Mutex::new(ledger),
             why_down: Mutex::new("the D-Bus thread has not connected yet".into()),
             tried: (Mutex::new(false), Condvar::new()),
@@ -66,6 +69,16 @@ impl SystemdShared {
     /// Subscribed to systemd-oomd's `Killed` signal now.
     pub fn oomd_up(&self) -> bool {
         self.oomd_up.load(Ordering::Relaxed)
+    }
+
+    /// `Killed` signals not sent by systemd-oomd, since the exporter started (not
+    /// persisted: a flood of them must not become a flood of state writes).
+    pub fn forged(&self) -> u64 {
+        self.forged.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_forged(&self) {
+        self.forged.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn set_up(&self, bus: bool, oomd: bool) {

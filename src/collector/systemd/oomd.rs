@@ -1,6 +1,7 @@
 //! The `oomd` collector: systemd-oomd's kills as the D-Bus thread counted them (persisted,
 //! so served even while the bus is away), and whether its `Killed` signal is followed now
-//! (`oomwatch_collector_success{collector="oomd"}`). Reads nothing itself.
+//! (`oomwatch_collector_success{collector="oomd"}`), and how many `Killed` signals other
+//! bus clients forged. Reads nothing itself.
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ impl Collector for OomdCollector {
 
     fn collect(&mut self, out: &mut Snapshot) -> Result<(), CollectError> {
         out.oomd = Some(self.shared.ledger());
+        out.oomd_forged_signals = Some(self.shared.forged());
         if self.shared.oomd_up() {
             Ok(())
         } else {
