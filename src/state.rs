@@ -147,6 +147,12 @@ impl StateStore {
         look(&self.lock().state)
     }
 
+    /// Changes the state in memory only: the next `update` (the heartbeat's at the
+    /// latest) writes it. For what the kernel still holds if the exporter dies first.
+    pub fn stage(&self, change: impl FnOnce(&mut PersistedState)) {
+        change(&mut self.lock().state);
+    }
+
     /// Changes the state and writes it out if its content changed. A failed write is
     /// counted and logged; the in-memory state keeps the change and is retried next time.
     pub fn update<R>(&self, change: impl FnOnce(&mut PersistedState) -> R) -> R {
@@ -292,6 +298,24 @@ mod tests {
         let (again, outcome) = open(dir.path());
         assert_eq!(outcome, LoadOutcome::Loaded);
         assert_eq!(again.snapshot().boot_id.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_staged_change_waits_for_the_next_write() {
+        let dir = tempfile::tempdir().expect("temp");
+        let (store, _) = open(dir.path());
+        store.update(|s| s.boot_id = Some("b".into()));
+        let path = dir.path().join(FILE_NAME);
+        let on_disk = || decode(&std::fs::read(&path).expect("read")).expect("decode");
+        store.stage(|s| s.boot.boots_total = 7);
+        assert_eq!(store.read(|s| s.boot.boots_total), 7, "served at once");
+        assert_eq!(on_disk().boot.boots_total, 0, "not written yet");
+        store.update(|s| s.boot_id = Some("c".into()));
+        assert_eq!(
+            on_disk().boot.boots_total,
+            7,
+            "written with the next change"
+        );
     }
 
     #[test]

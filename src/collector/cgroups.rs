@@ -4,7 +4,8 @@
 //! cgroup, the OOM kills the kernel counted there and the cgroup's early signals: its
 //! event counters (throttled at memory.high, hit memory.max, OOM), memory.high, swap and
 //! pressure. Counters are carried across the cgroup's re-creations by the ledger in the
-//! state file (`groups::memcg`), written before they are served. Runs after `processes`,
+//! state file (`groups::memcg`): what was carried and OOM counts are written before they
+//! are served, throttling and pressure readings with the next write (the heartbeat's). Runs after `processes`,
 //! whose group-to-cgroup map it reads.
 
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ use crate::cgroupfs::{
     tightest_limit, CgroupReadError, MemcgSample, MemcgSignals, MemoryHierarchy,
 };
 use crate::collector::source::{CollectError, Collector};
-use crate::groups::memcg::{MemcgLedger, Reading};
+use crate::groups::memcg::{Change, MemcgLedger, Reading};
 use crate::roots::Roots;
 use crate::snapshot::{GroupMemcgSignals, GroupMemory, Snapshot};
 use crate::state::StateStore;
@@ -108,10 +109,20 @@ impl Collector for CgroupsCollector {
             });
         }
         out.group_memory = rows;
-        // Durable before served: a restart of the exporter goes on from these totals.
-        if self.ledger.take_changed() {
-            let ledger = self.ledger.clone();
-            self.state.update(|s| s.memcg = ledger);
+        // What was carried, and OOM counts, are durable before served: a restart of the
+        // exporter goes on from them. Readings that only moved (memory.high throttling and
+        // pressure move at every scrape) go with the state file's next write, at the
+        // latest the heartbeat's.
+        match self.ledger.take_changed() {
+            Change::Urgent => {
+                let ledger = self.ledger.clone();
+                self.state.update(|s| s.memcg = ledger);
+            }
+            Change::Readings => {
+                let ledger = self.ledger.clone();
+                self.state.stage(|s| s.memcg = ledger);
+            }
+            Change::None => {}
         }
         Ok(())
     }

@@ -22,10 +22,31 @@ pub const MAX_GROUPS: usize = 1024;
 pub struct MemcgLedger {
     #[serde(default)]
     pub groups: BTreeMap<String, GroupCounters>,
-    /// A count changed since `take_changed` (a new reading time alone is no change).
+    /// What changed since `take_changed` (a new reading time alone is no change).
     #[serde(skip)]
-    changed: bool,
+    changed: Change,
 }
+
+/// What a reading changed, and so how soon the state file needs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    #[default]
+    None,
+    /// Only the latest readings of present cgroups moved, and none of an OOM count. The
+    /// kernel keeps those counts while the cgroup lives, so the state file may take them
+    /// at its next write (the heartbeat's): a reading lost to a crash matters only if the
+    /// cgroup is also re-created before the exporter is back, and then costs at most one
+    /// heartbeat's worth of throttling and pressure counts.
+    Readings,
+    /// What was carried from earlier cgroups, which cgroup is read, which groups are kept,
+    /// or an OOM count (`URGENT`): written before it is served.
+    Urgent,
+}
+
+/// Counters whose every move is written before it is served: OOM, rare and what an SRE
+/// pages on. `high`, `max` and the pressure totals move at every scrape of a throttled
+/// cgroup, so they wait for the next write.
+const URGENT: [&str; 3] = ["oom", "oom_kill", "oom_group_kill"];
 
 /// One group's counters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -69,7 +90,7 @@ impl MemcgLedger {
             if let Some(oldest) = oldest {
                 self.groups.remove(&oldest);
             }
-            self.changed = true;
+            self.changed = Change::Urgent;
         }
         let entry = self.groups.entry(group.to_owned()).or_default();
         if entry.cgroup != reading.cgroup || entry.inode != reading.inode {
@@ -78,7 +99,7 @@ impl MemcgLedger {
             }
             entry.cgroup = reading.cgroup.to_owned();
             entry.inode = reading.inode;
-            self.changed = true;
+            self.changed = Change::Urgent;
         }
         entry.read_at = now;
         let changed = &mut self.changed;
@@ -89,8 +110,14 @@ impl MemcgLedger {
                 let last = entry.last.entry(name.to_owned()).or_default();
                 if value < *last {
                     *entry.carried.entry(name.to_owned()).or_default() += *last;
+                    *changed = Change::Urgent;
+                } else if *last != value {
+                    let change = match URGENT.contains(&name) {
+                        true => Change::Urgent,
+                        false => Change::Readings,
+                    };
+                    *changed = (*changed).max(change);
                 }
-                *changed |= *last != value;
                 *last = value;
                 entry
                     .carried
@@ -102,8 +129,8 @@ impl MemcgLedger {
             .collect()
     }
 
-    /// Whether a count changed since the last call (the state file needs writing).
-    pub fn take_changed(&mut self) -> bool {
+    /// What changed since the last call (how soon the state file needs writing).
+    pub fn take_changed(&mut self) -> Change {
         std::mem::take(&mut self.changed)
     }
 }
@@ -129,24 +156,42 @@ mod tests {
             read(&mut ledger, "/system.slice/api.service", 10, 5, 1),
             [5, 1]
         );
-        assert!(ledger.take_changed());
+        assert_eq!(ledger.take_changed(), Change::Urgent, "a new group");
         assert_eq!(
             read(&mut ledger, "/system.slice/api.service", 10, 5, 1),
             [5, 1]
         );
-        assert!(
-            !ledger.take_changed(),
+        assert_eq!(
+            ledger.take_changed(),
+            Change::None,
             "the same counts again are no change"
         );
         assert_eq!(
             read(&mut ledger, "/system.slice/api.service", 10, 9, 1),
             [9, 1]
         );
-        assert!(ledger.take_changed());
+        assert_eq!(
+            ledger.take_changed(),
+            Change::Readings,
+            "a count of the same cgroup moved: the kernel still has it"
+        );
+        let counters = [("high", 9), ("max", 1), ("oom_kill", 1)];
+        let reading = Reading {
+            cgroup: "/system.slice/api.service",
+            inode: 10,
+            counters: &counters,
+        };
+        assert_eq!(ledger.observe("api.service", reading, 10.0), [9, 1, 1]);
+        assert_eq!(ledger.take_changed(), Change::Urgent, "an OOM kill");
         // systemd restarted the unit: a new cgroup under the same path counts from 0.
         assert_eq!(
             read(&mut ledger, "/system.slice/api.service", 11, 0, 0),
             [9, 1]
+        );
+        assert_eq!(
+            ledger.take_changed(),
+            Change::Urgent,
+            "a new cgroup: the old one's counts exist nowhere else now"
         );
         assert_eq!(
             read(&mut ledger, "/system.slice/api.service", 11, 2, 3),
