@@ -12,6 +12,24 @@ use serde::{Deserialize, Serialize};
 /// Most victims kept; beyond, the one killed longest ago is forgotten (its series go).
 pub const MAX_VICTIMS: usize = 4096;
 
+/// Makes room for one more entry in a list bounded at `max`: while it is full, the entry
+/// whose `time` is oldest is forgotten.
+pub fn make_room<T>(items: &mut Vec<T>, max: usize, time: impl Fn(&T) -> f64) {
+    while items.len() >= max.max(1) {
+        let oldest = items
+            .iter()
+            .enumerate()
+            .min_by(|a, b| time(a.1).total_cmp(&time(b.1)))
+            .map(|(i, _)| i);
+        match oldest {
+            Some(oldest) => {
+                items.swap_remove(oldest);
+            }
+            None => return,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KillLedger {
     /// The last kmsg sequence number handled in this boot; None before the first.
@@ -165,17 +183,7 @@ impl KillLedger {
                 }
             }
             None => {
-                if self.victims.len() >= MAX_VICTIMS {
-                    let oldest = self
-                        .victims
-                        .iter()
-                        .enumerate()
-                        .min_by(|a, b| a.1.last_kill_seconds.total_cmp(&b.1.last_kill_seconds))
-                        .map(|(i, _)| i);
-                    if let Some(oldest) = oldest {
-                        self.victims.swap_remove(oldest);
-                    }
-                }
+                make_room(&mut self.victims, MAX_VICTIMS, |v| v.last_kill_seconds);
                 self.victims.push(VictimTally {
                     group: kill.group,
                     comm: kill.comm,

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ledger::MAX_VICTIMS;
+use super::ledger::{make_room, MAX_VICTIMS};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OomdLedger {
@@ -40,17 +40,7 @@ impl OomdLedger {
             reason.clone_into(&mut tally.last_reason);
             return;
         }
-        if self.kills.len() >= MAX_VICTIMS {
-            let oldest = self
-                .kills
-                .iter()
-                .enumerate()
-                .min_by(|a, b| a.1.last_kill_seconds.total_cmp(&b.1.last_kill_seconds))
-                .map(|(i, _)| i);
-            if let Some(oldest) = oldest {
-                self.kills.swap_remove(oldest);
-            }
-        }
+        make_room(&mut self.kills, MAX_VICTIMS, |t| t.last_kill_seconds);
         self.kills.push(OomdTally {
             group: group.to_owned(),
             kills: 1,
