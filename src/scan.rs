@@ -83,6 +83,7 @@ impl Scanner {
                     .events
                     .as_ref()
                     .map_or(0, |events| events.write_errors()),
+            writes: self.state.writes(),
             recovered: self.state.recovered(),
             events_pending: self
                 .events

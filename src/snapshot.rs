@@ -163,6 +163,8 @@ pub struct KmsgSample {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StateHealth {
     pub write_errors: u64,
+    /// State file writes since start.
+    pub writes: u64,
     pub recovered: u64,
     /// Events waiting in memory for the event log to be writable.
     pub events_pending: u64,

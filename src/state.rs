@@ -75,6 +75,8 @@ pub struct StateStore {
     dir: Arc<StateDir>,
     inner: Mutex<Inner>,
     write_errors: AtomicU64,
+    /// Successful writes of the state file since start.
+    writes: AtomicU64,
     recovered: AtomicU64,
 }
 
@@ -128,6 +130,7 @@ impl StateStore {
                 keep_existing,
             }),
             write_errors: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             recovered: AtomicU64::new(recovered),
         };
         (store, outcome)
@@ -180,6 +183,7 @@ impl StateStore {
                 }
                 inner.failing = false;
                 inner.written = encoded;
+                self.writes.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
                 self.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -196,6 +200,11 @@ impl StateStore {
     /// State writes that failed since start (`oomwatch_state_write_errors_total`).
     pub fn write_errors(&self) -> u64 {
         self.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// State file writes since start (`oomwatch_state_writes_total`).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 
     /// Corrupt state files set aside since start (`oomwatch_state_recovered_total`).

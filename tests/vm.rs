@@ -238,6 +238,29 @@ fn run_host(
     (guest, files)
 }
 
+/// While the test scrapes `scrapes` times a second apart: how many times the state file
+/// was written (`oomwatch_state_writes_total`) and how far throttled.service's `high`
+/// count moved. Nothing else is run in the guest meanwhile.
+fn state_writes_during_scrapes(guest: &Guest, scrapes: u32) -> (f64, f64) {
+    let read = |body: &str| {
+        let writes = sample(body, "oomwatch_state_writes_total", &[]).expect("the writes counter");
+        let high = sample(
+            body,
+            "oomwatch_group_memory_events_total",
+            &[("group", "throttled.service"), ("event", "high")],
+        )
+        .unwrap_or(0.0);
+        (writes, high)
+    };
+    let first = read(&guest.try_scrape().expect("a scrape"));
+    let mut last = first;
+    for _ in 0..scrapes {
+        std::thread::sleep(Duration::from_secs(1));
+        last = read(&guest.try_scrape().expect("a scrape"));
+    }
+    (last.0 - first.0, last.1 - first.1)
+}
+
 /// `oomwatch_userspace_oom_kills_rejected_total` for `killer` from `source`, 0 if absent.
 fn rejected(body: &str, killer: &str, source: &str) -> f64 {
     sample(
@@ -1133,6 +1156,19 @@ systemctl enable --now systemd-oomd.service >/dev/null 2>&1; systemctl restart s
     let page = guest.get("/");
     let limits = section(&page.body, "limits");
     assert!(limits.contains("<td>throttled.service</td>"), "{limits}");
+    // Its counters move at every scrape; the state file takes them with the heartbeat
+    // (every 15 s), not at every scrape.
+    let scrapes = 30;
+    let (writes, throttled) = state_writes_during_scrapes(guest, scrapes);
+    note(&format!(
+        "{}: {scrapes} scrapes a second apart while throttled.service was throttled {throttled} more times: {writes} state file writes",
+        guest.name
+    ));
+    assert!(throttled > 0.0, "the counter moved meanwhile");
+    assert!(
+        writes * 3.0 < f64::from(scrapes),
+        "{writes} state writes in {scrapes} scrapes"
+    );
     // The largest processes by RSS: --processes.top-rss (10) of them on a real host.
     let body = guest.try_scrape().unwrap_or_default();
     let largest = series(&body, "oomwatch_process_largest_resident_memory_bytes");

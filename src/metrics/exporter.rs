@@ -54,6 +54,11 @@ pub(super) fn exporter(
         "Failed writes of the state file or the event log (see --state.dir).",
         Some(s.state.write_errors),
     )?;
+    f.counter(
+        "oomwatch_state_writes_total",
+        "Writes of the state file since the exporter started (each one a new file, fsync'd, renamed into place): counts change it at once, the heartbeat every --state.heartbeat-interval.",
+        Some(s.state.writes),
+    )?;
     f.gauge(
         "oomwatch_events_pending",
         "Events kept in memory because the event log cannot be written now (a full disk, a read-only --state.dir); written when it can be.",
