@@ -305,6 +305,26 @@ fn forward_as_journald(identifier: &str, pid: u32, message: &str) {
         .expect("one record written");
 }
 
+/// Runs python as nobody under the process name `comm` and makes it segfault: the
+/// kernel prints `<comm>[<pid>]: segfault at 0 …` (debug.exception-trace, on by default).
+fn segfault_as_nobody_named(comm: &str) {
+    let script = format!(
+        "import ctypes\nlibc = ctypes.CDLL(None)\nlibc.prctl(15, {comm:?}.encode(), 0, 0, 0)\nctypes.string_at(0)\n"
+    );
+    let status = Command::new("setpriv")
+        .args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"])
+        .args(["/usr/bin/python3", "-c", &script])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("python runs");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(11),
+        "it segfaulted"
+    );
+}
+
 /// Any user can log under earlyoom's name, and journald forwards it to the kernel log
 /// with that user's pid. Only a line whose writer is root or the killer's own service
 /// counts: a line of nobody's process, or of a process gone before it could be checked,
@@ -346,14 +366,31 @@ fn a_userspace_killers_line_counts_only_when_the_killer_wrote_it() {
     gone.wait().expect("true ends");
     forward_as_journald("earlyoom", nobody.id(), &line(4242));
     forward_as_journald("earlyoom", gone_pid, &line(4243));
+    // The identifier is the program's text too: nobody's process names itself
+    // `earlyoom[<root's pid>]: <a kill line>:`, and journald adds nobody's own pid after.
+    let mut root = Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("root's sleep");
+    let identifier = format!("earlyoom[{}]: {}:", root.id(), line(4245));
+    forward_as_journald(&identifier, nobody.id(), "hi");
+    // A process named like oomd's record makes the kernel print its name first.
+    segfault_as_nobody_named("oomd kill: 1 2");
     let body = eventually(Duration::from_secs(10), || {
         let body = exporter.scrape();
-        (rejected(&body, "earlyoom") - rejected(&before, "earlyoom") >= 2.0).then_some(body)
+        (rejected(&body, "earlyoom") - rejected(&before, "earlyoom") >= 3.0
+            && rejected(&body, "oomd") - rejected(&before, "oomd") >= 1.0)
+            .then_some(body)
     })
     .unwrap_or_else(|| panic!("the forged lines were not rejected:\n{}", exporter.log()));
     assert_eq!(
         rejected(&body, "earlyoom") - rejected(&before, "earlyoom"),
-        2.0
+        3.0
+    );
+    assert_eq!(rejected(&body, "oomd") - rejected(&before, "oomd"), 1.0);
+    assert!(
+        !body.contains("oomwatch_userspace_oom_kills_total{killer=\"oomd\""),
+        "no oomd kill from a kernel record"
     );
     assert_eq!(
         sample(&body, "oomwatch_userspace_oom_kills_total", &victim),
@@ -369,10 +406,6 @@ fn a_userspace_killers_line_counts_only_when_the_killer_wrote_it() {
     let _ = nobody.wait();
 
     // The same line from a root process counts.
-    let mut root = Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .expect("root's sleep");
     forward_as_journald("earlyoom", root.id(), &line(4244));
     let counted = eventually(Duration::from_secs(10), || {
         let body = exporter.scrape();
@@ -381,7 +414,7 @@ fn a_userspace_killers_line_counts_only_when_the_killer_wrote_it() {
     .unwrap_or_else(|| panic!("root's line was not counted:\n{}", exporter.log()));
     assert_eq!(
         rejected(&counted, "earlyoom") - rejected(&before, "earlyoom"),
-        2.0
+        3.0
     );
     let _ = root.kill();
     let _ = root.wait();

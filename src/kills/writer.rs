@@ -1,25 +1,56 @@
 //! Whether a userspace OOM killer's kernel-log line was written by the killer. journald
-//! (`ForwardToKMsg=yes`) forwards every program's journal messages to the kernel log as
-//! `identifier[pid]: message`: the identifier is whatever the program logged under (any
-//! user can `logger -t earlyoom …`), but the pid is the sender's, from the socket's
-//! credentials, which no unprivileged program can forge. So a line counts as a killer's
-//! only when the process with that pid is alive now and is root's (real and effective
-//! uid 0: a set-uid program keeps its caller's real uid) or runs in the killer's own
-//! system service (`/system.slice/<killer>*.service`, where no unprivileged user can
-//! place a process; systemd-oomd runs as its own user there, earlyoom with DynamicUser).
-//! A line with no pid was written straight into `/dev/kmsg`, which only root can do.
+//! forwards a program's journal messages to the kernel log (`ForwardToKMsg=yes`, or a
+//! stream client that asks for it) as `identifier[pid]: message`: the identifier and the
+//! message are whatever the program sent (any user can `logger -t earlyoom …`), but the
+//! pid is the sender's, from its socket credentials, which no unprivileged program can
+//! forge. The record's text tells which pid is journald's only when it holds exactly one
+//! `[digits]:` (`kmsg::record::Writer`); otherwise nothing it claims is trusted.
 //!
-//! Reads `/proc/<pid>/status` and `/proc/<pid>/cgroup` under the proc root, only when a
-//! killer's line arrives; the rules are pure functions. Must not count anything.
+//! So a line counts as a killer's only when the process with that pid is alive, started
+//! before the line was written (a pid reused since, by a replay after a restart, is not
+//! the writer), and is root's (real and effective uid 0: a set-uid program keeps its
+//! caller's real uid) or runs in the killer's own system service
+//! (`/system.slice/<killer>*.service`, where no unprivileged user can place a process;
+//! systemd-oomd runs as its own user there, earlyoom as a DynamicUser). A record with no
+//! `[digits]:` at all was written straight into `/dev/kmsg`, which only root can open for
+//! writing.
+//!
+//! Reads `/proc/<pid>/{status,cgroup,stat}` under the proc root, only for a line under a
+//! killer's name; the rules are pure functions. Must not count anything.
 
 use std::path::Path;
 
-use crate::procfs::pid::parse_pid_cgroup;
+use crate::kmsg::record::Writer;
+use crate::procfs::pid::{parse_pid_cgroup, parse_pid_stat};
 
-/// Checks the writer of a userspace killer's line; Err says why it is not the killer.
-pub fn check_writer(proc_root: &Path, pid: Option<u32>, killer: &str) -> Result<(), String> {
-    let Some(pid) = pid else {
-        return Ok(());
+/// Seconds a writer may seem to have started after its line (the printk clock drifts
+/// from the wall clock that process start times are turned into).
+const START_SLACK_SECS: f64 = 2.0;
+
+/// The clocks needed to turn a process's start into wall time.
+#[derive(Debug, Clone, Copy)]
+pub struct StartClock {
+    /// Boot time, seconds since the epoch (`/proc/stat` btime).
+    pub boot_time_seconds: f64,
+    /// Kernel clock ticks per second (start times in `stat` are in ticks since boot).
+    pub clock_ticks: u64,
+}
+
+/// Checks the writer of a userspace killer's line written at `written_at` (wall time);
+/// Err says why it is not the killer.
+pub fn check_writer(
+    proc_root: &Path,
+    writer: Writer,
+    killer: &str,
+    written_at: f64,
+    clock: StartClock,
+) -> Result<(), String> {
+    let pid = match writer {
+        Writer::Kernel | Writer::Untagged => return Ok(()),
+        Writer::Unknown => {
+            return Err("its record holds more than one [pid]: (or a pid past any pid), so the writer journald saw cannot be told from the program's own text".into())
+        }
+        Writer::Pid(pid) => pid,
     };
     let dir = proc_root.join(pid.to_string());
     let read = |name: &str| {
@@ -27,8 +58,19 @@ pub fn check_writer(proc_root: &Path, pid: Option<u32>, killer: &str) -> Result<
             format!("its writer, pid {pid}, cannot be checked (gone before it was read: {e})")
         })
     };
+    let stat = read("stat")?;
     let status = read("status")?;
     let cgroup = read("cgroup")?;
+    let start_ticks = parse_pid_stat(&stat)
+        .map_err(|e| format!("its writer, pid {pid}, has an unreadable stat file ({e})"))?
+        .start_ticks;
+    let started = clock.boot_time_seconds + start_ticks as f64 / clock.clock_ticks.max(1) as f64;
+    if started > written_at + START_SLACK_SECS {
+        return Err(format!(
+            "its writer's pid {pid} belongs to a process started {:.0} s after the line was written (the pid was reused)",
+            started - written_at
+        ));
+    }
     writer_is_killer(&status, &cgroup, killer)
         .map_err(|why| format!("its writer, pid {pid}, {why}"))
 }
@@ -74,8 +116,14 @@ fn real_and_effective_uid(status: &[u8]) -> Option<(u32, u32)> {
 }
 
 /// The path is the killer's system service, or inside it: `/system.slice/<killer>…
-/// .service[/…]`.
+/// .service[/…]`. Seen from inside a cgroup namespace (the exporter in a pod) a host path
+/// starts with `/..` once per level between the namespace's root and the host's: those
+/// are taken off first.
 fn in_killer_service(path: &[u8], killer: &str) -> bool {
+    let mut path = path;
+    while let Some(rest) = path.strip_prefix(b"/..") {
+        path = rest;
+    }
     let Some(rest) = path.strip_prefix(b"/system.slice/") else {
         return false;
     };
@@ -90,6 +138,22 @@ mod tests {
     const ROOT: &[u8] = b"Name:\tnohang\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
     const USER: &[u8] = b"Name:\tlogger\nUid:\t1000\t1000\t1000\t1000\n";
     const SETUID: &[u8] = b"Name:\tsudo\nUid:\t1000\t0\t0\t0\n";
+
+    fn clock() -> StartClock {
+        let btime = std::fs::read_to_string("/proc/stat")
+            .expect("/proc/stat")
+            .lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok())
+            .expect("btime");
+        StartClock {
+            boot_time_seconds: btime,
+            clock_ticks: rustix::param::clock_ticks_per_second(),
+        }
+    }
+
+    fn now() -> f64 {
+        crate::clock::unix_now()
+    }
 
     #[test]
     fn root_writes_for_any_killer() {
@@ -126,6 +190,15 @@ mod tests {
             ),
             Ok(())
         );
+        // Seen from a pod's cgroup namespace, three levels below the host's root.
+        assert_eq!(
+            writer_is_killer(
+                oomd,
+                b"0::/../../../system.slice/earlyoom.service\n",
+                "earlyoom"
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -136,6 +209,7 @@ mod tests {
             // A user's own delegated tree, named like the killer's service.
             b"0::/user.slice/user-1000.slice/user@1000.service/app.slice/earlyoom.service\n",
             b"0::/system.slice/earlyoom.socket\n",
+            b"0::/../user.slice/system.slice/earlyoom.service\n",
             // Only the v1 memory hierarchy, which says nothing about the unit.
             b"4:memory:/system.slice/earlyoom.service\n0::/user.slice\n",
         ] {
@@ -148,19 +222,26 @@ mod tests {
     }
 
     #[test]
-    fn an_untagged_writer_is_root_and_a_gone_one_is_not_trusted() {
+    fn untagged_is_root_unknown_and_gone_writers_are_not_trusted() {
         let dir = tempfile::tempdir().expect("temp");
-        assert_eq!(check_writer(dir.path(), None, "oomd"), Ok(()));
-        let why = check_writer(dir.path(), Some(4242), "earlyoom").expect_err("gone");
+        let check = |writer| check_writer(dir.path(), writer, "earlyoom", now(), clock());
+        assert_eq!(check(Writer::Untagged), Ok(()));
+        assert!(check(Writer::Unknown).is_err());
+        let why = check(Writer::Pid(4242)).expect_err("gone");
         assert!(why.contains("pid 4242"), "{why}");
     }
 
     #[test]
     fn this_process_is_checked_from_the_real_proc() {
-        let me = std::process::id();
-        let verdict = check_writer(Path::new("/proc"), Some(me), "earlyoom");
-        let uid = std::fs::read_to_string("/proc/self/status").expect("status");
-        let root = uid.lines().any(|l| l.starts_with("Uid:\t0\t0"));
+        let me = Writer::Pid(std::process::id());
+        let proc = Path::new("/proc");
+        let verdict = check_writer(proc, me, "earlyoom", now(), clock());
+        let status = std::fs::read_to_string("/proc/self/status").expect("status");
+        let root = status.lines().any(|l| l.starts_with("Uid:\t0\t0"));
         assert_eq!(verdict.is_ok(), root, "{verdict:?}");
+        // A line written before this process started: its pid was reused since.
+        let why = check_writer(proc, me, "earlyoom", now() - 3600.0, clock())
+            .expect_err("started after the line");
+        assert!(why.contains("reused"), "{why}");
     }
 }

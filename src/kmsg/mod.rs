@@ -30,6 +30,6 @@ pub use bounds::{MAX_COMM, MAX_PATH, MAX_TIME, MAX_WORD};
 pub use oom::OomAssembler;
 pub use outcome::{KernelKill, KillKind, NoKillable, OomEvent, OomPanic, Pushed};
 pub use reader::{Message, TextReader};
-pub use record::{parse_record, split_records, Record, RecordError, SplitRecords};
+pub use record::{parse_record, split_records, Record, RecordError, SplitRecords, Writer};
 pub use text::{parse_text_line, split_program, LineKind, Source, TextLine};
 pub use userspace::UserspaceKill;

@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::text::{split_program, split_program_pid, Source};
+use super::text::Source;
 
 /// One `/dev/kmsg` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,28 +35,87 @@ impl Record<'_> {
     /// is the kernel; another facility is a userspace writer, named if its message
     /// starts with `name[pid]: ` and `Program("")` if not, so that nothing a program
     /// writes into `/dev/kmsg` is taken for a kernel message.
+    ///
+    /// The split is journald's: it forwards a program's message as `identifier[pid]: `
+    /// then the message, and both the identifier and the message are the program's own
+    /// text. So the name is everything before the first `[digits]:` (whatever it holds),
+    /// and a record with no `[digits]:` at all is the only untagged one.
     pub fn source(&self) -> (Source<'_>, &str) {
         let message: &str = &self.message;
         if self.facility == 0 {
             return (Source::Kernel, message);
         }
-        match split_program(message) {
-            Some((name, rest)) => (Source::Program(name), rest),
+        match pid_tags(message).next() {
+            Some(tag) => (Source::Program(&message[..tag.start]), tag.rest(message)),
             None => (Source::Program(""), message),
+        }
+    }
+
+    /// Who wrote the record, as far as its text can tell: see [`Writer`].
+    pub fn writer(&self) -> Writer {
+        if self.facility == 0 {
+            return Writer::Kernel;
+        }
+        let mut tags = pid_tags(&self.message);
+        match (tags.next(), tags.next()) {
+            (None, _) => Writer::Untagged,
+            (Some(tag), None) => match self.message[tag.digits.clone()].parse() {
+                Ok(pid) => Writer::Pid(pid),
+                Err(_) => Writer::Unknown,
+            },
+            (Some(_), Some(_)) => Writer::Unknown,
         }
     }
 }
 
-impl Record<'_> {
-    /// The pid in a userspace writer's `name[pid]: ` prefix (journald forwards with the
-    /// sender's pid from its socket credentials); None for the kernel, a writer that
-    /// names no pid, or a pid past u32.
-    pub fn writer_pid(&self) -> Option<u32> {
-        if self.facility == 0 {
+/// The writer of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// Facility 0: the kernel (userspace writes to `/dev/kmsg` are given facility 1).
+    Kernel,
+    /// A userspace record without any `[digits]:`: written straight into `/dev/kmsg`,
+    /// which only root can open for writing (journald always adds `[pid]: `).
+    Untagged,
+    /// The one `[digits]:` of a journald-forwarded record: the sender's pid, from its
+    /// socket credentials.
+    Pid(u32),
+    /// More than one `[digits]:` (the program's own text holds one too, so which is
+    /// journald's cannot be told), or a pid past u32: never trusted.
+    Unknown,
+}
+
+/// A `[digits]:` in a message: where it starts and where its digits are.
+struct PidTag {
+    start: usize,
+    digits: std::ops::Range<usize>,
+}
+
+impl PidTag {
+    /// The message after the tag and its one space.
+    fn rest<'m>(&self, message: &'m str) -> &'m str {
+        let after = &message[self.digits.end + 2..];
+        after.strip_prefix(' ').unwrap_or(after)
+    }
+}
+
+/// Every `[digits]:` in `message`, in order.
+fn pid_tags(message: &str) -> impl Iterator<Item = PidTag> + '_ {
+    let bytes = message.as_bytes();
+    bytes.iter().enumerate().filter_map(move |(start, &b)| {
+        if b != b'[' {
             return None;
         }
-        split_program_pid(&self.message).and_then(|(_, pid, _)| pid)
-    }
+        let first = start + 1;
+        let len = bytes[first..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let end = first + len;
+        (len > 0 && bytes.get(end..end + 2) == Some(b"]:")).then_some(PidTag {
+            start,
+            digits: first..end,
+        })
+    })
 }
 
 /// What is wrong with a record.
@@ -281,6 +340,50 @@ mod tests {
         assert_eq!(r.source(), (Source::Program(""), "oomd kill: 1 2 3 /x 4"));
         let r = parse_record(b"12,7,8,-;Killed process 1 (spoof) total-vm:1kB").unwrap();
         assert_eq!(r.source().0, Source::Program(""));
+    }
+
+    #[test]
+    fn the_writer_is_journalds_one_pid_tag_or_no_one() {
+        let writer = |text: &str| {
+            let line = format!("14,7,8,-;{text}");
+            let r = parse_record(line.as_bytes()).expect("record");
+            let (source, rest) = r.source();
+            let name = match source {
+                Source::Program(name) => name.to_owned(),
+                other => panic!("{other:?}"),
+            };
+            (r.writer(), (name, rest.to_owned()))
+        };
+        assert_eq!(
+            writer("earlyoom[45]: sending SIGTERM"),
+            (
+                Writer::Pid(45),
+                ("earlyoom".into(), "sending SIGTERM".into())
+            )
+        );
+        assert_eq!(writer("oomd kill: 1 2 3 /x 4").0, Writer::Untagged);
+        // The identifier and the message are the program's text: a second tag in either
+        // leaves journald's unknown.
+        for forged in [
+            "earlyoom[1]: sending SIGTERM to process 5 uid 0 \"x\":[4567]: hi",
+            "oomd[1]:[4567]: oomd kill: 1 2 3 /a 4",
+            "nohang[1]: Sending SIGKILL[4567]:  to the victim",
+        ] {
+            assert_eq!(writer(forged).0, Writer::Unknown, "{forged}");
+        }
+        // A tag is a tag wherever it is: the name is all before it, not an untagged line.
+        let (who, (name, rest)) = writer("oomd kill: 1 2 3 /x 4[4567]: x");
+        assert_eq!(who, Writer::Pid(4567));
+        assert_eq!(
+            (name.as_str(), rest.as_str()),
+            ("oomd kill: 1 2 3 /x 4", "x")
+        );
+        assert_eq!(writer("earlyoom[1][4567]: x").1 .0, "earlyoom[1]");
+        // Past u32: unknown, never untagged.
+        assert_eq!(writer("earlyoom[99999999999]: x").0, Writer::Unknown);
+        // The kernel.
+        let r = parse_record(b"6,7,8,-;oomd kill: 1 2 3 /x 4").expect("record");
+        assert_eq!(r.writer(), Writer::Kernel);
     }
 
     #[test]

@@ -92,12 +92,6 @@ pub fn parse_text_line(line: &str) -> TextLine<'_> {
 /// own per-task messages use) into `(name, rest)`. The name may not contain spaces,
 /// brackets or colons.
 pub fn split_program(message: &str) -> Option<(&str, &str)> {
-    split_program_pid(message).map(|(name, _, rest)| (name, rest))
-}
-
-/// Splits `name[pid]: rest` into the name, the pid (None past u32) and the rest (see
-/// [`split_program`]).
-pub fn split_program_pid(message: &str) -> Option<(&str, Option<u32>, &str)> {
     let open = message.find('[')?;
     let name = &message[..open];
     if name.is_empty() || name.len() > MAX_TAG || name.bytes().any(|b| b == b' ' || b == b':') {
@@ -108,9 +102,8 @@ pub fn split_program_pid(message: &str) -> Option<(&str, Option<u32>, &str)> {
     if close == 0 || !after[..close].bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let pid = after[..close].parse().ok();
     let rest = after[close + 1..].strip_prefix(':')?;
-    Some((name, pid, rest.strip_prefix(' ').unwrap_or(rest)))
+    Some((name, rest.strip_prefix(' ').unwrap_or(rest)))
 }
 
 /// A continuation line without its quote marks (`> `, `>>> `, `| `) and comment marks:

@@ -16,6 +16,15 @@
 use super::bounds::{bounded, MAX_COMM, MAX_PATH, MAX_TIME};
 use super::text::Source;
 
+/// Whether a program logging under `name` may report a kill (the names
+/// [`UserspaceTracker`] reads lines from; `""` is an untagged kmsg writer).
+pub fn is_killer_tag(name: &str) -> bool {
+    matches!(
+        name,
+        "systemd-oomd" | "earlyoom" | "oomd" | "nohang" | "nohang-desktop" | ""
+    )
+}
+
 /// A kill done by a userspace OOM killer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserspaceKill {

@@ -23,11 +23,12 @@ use crate::kills::counters::KernelCounters;
 use crate::kills::ledger::{AttributedKill, KillLedger, RssAtDeath, SeqCheck};
 use crate::kills::shared::{KmsgShared, RecentVictim};
 use crate::kills::verify::{Counts, KillVerifier, Unbacked, Verdict};
-use crate::kills::writer::check_writer;
+use crate::kills::writer::{check_writer, StartClock};
 use crate::kmsg::kernel_lines::classify;
 use crate::kmsg::oom::{KernelKill, KillKind, OomAssembler, OomEvent};
-use crate::kmsg::record::parse_record;
+use crate::kmsg::record::{parse_record, Record, Writer};
 use crate::kmsg::text::Source;
+use crate::kmsg::userspace::is_killer_tag;
 use crate::kmsg::UserspaceKill;
 use crate::state::StateStore;
 use crate::units::kib_opt_to_bytes;
@@ -65,6 +66,8 @@ pub struct Intake<'l> {
     /// Reading this machine's own kernel log (not a file of records from elsewhere).
     live: bool,
     assembler: OomAssembler,
+    /// The assembler of lines under a killer's name that the killer did not write.
+    quarantine: OomAssembler,
     verifier: KillVerifier,
     unsaved_kills: bool,
     unsaved_seq: bool,
@@ -100,6 +103,7 @@ impl<'l> Intake<'l> {
             links,
             live,
             assembler: OomAssembler::new(),
+            quarantine: OomAssembler::new(),
             verifier: KillVerifier::default(),
             unsaved_kills: behind,
             unsaved_seq: false,
@@ -126,26 +130,38 @@ impl<'l> Intake<'l> {
             }
         };
         let (source, message) = record.source();
-        let writer = record.writer_pid();
-        let events: Vec<OomEvent> = self
-            .assembler
-            .push(source, message, record.seq, None)
-            .collect();
+        let printk_uptime = record.ts_usec as f64 / 1e6;
+        // A line under a killer's name whose writer is not the killer goes to an
+        // assembler of its own: it can neither count nor disturb the real killer's lines
+        // (earlyoom's SIGTERM-then-SIGKILL, nohang's victim named before its kill).
+        let untrusted = self.untrusted_writer(&record, source, printk_uptime);
+        let assembler = match untrusted {
+            Some(_) => &mut self.quarantine,
+            None => &mut self.assembler,
+        };
+        let events: Vec<OomEvent> = assembler.push(source, message, record.seq, None).collect();
         // Seen before a restart: the assembler has its context, nothing is counted.
         if !self.advance(record.seq) {
             return;
         }
-        let printk_uptime = record.ts_usec as f64 / 1e6;
         if events.is_empty() && self.live && embeds_kill_line(source, message) {
             self.on_unverified(&Unbacked::Embedded, record.seq, message);
         }
         // A record may complete two events: a summary-only kill whose report it ended,
         // then its own.
         for event in events {
-            match event {
-                OomEvent::Kill(kill) => self.on_kill(kill, record.seq, printk_uptime),
-                OomEvent::RepeatedKill { pid, .. } => self.on_repeated_kill(pid),
-                other => self.on_other(other, writer),
+            match (event, &untrusted) {
+                (OomEvent::Userspace(kill), Some(why)) => self.on_rejected(&kill.killer, why),
+                // The kernel printed it: a process name at the start of a kernel
+                // message (`<comm>[<pid>]: segfault at …`) can look like oomd's record.
+                (OomEvent::Userspace(kill), None)
+                    if self.live && record.writer() == Writer::Kernel =>
+                {
+                    self.on_rejected(&kill.killer, "the kernel wrote the record (a process name echoed at the start of a kernel message), not the killer");
+                }
+                (OomEvent::Kill(kill), _) => self.on_kill(kill, record.seq, printk_uptime),
+                (OomEvent::RepeatedKill { pid, .. }, _) => self.on_repeated_kill(pid),
+                (other, _) => self.on_other(other),
             }
         }
     }
@@ -266,7 +282,7 @@ impl<'l> Intake<'l> {
             }
             OomEvent::RepeatedKill { pid, .. } => self.on_repeated_kill(pid),
             // Only a file of records ends (`caught_up`), and its writers are not checked.
-            other => self.on_other(other, None),
+            other => self.on_other(other),
         }
     }
 
@@ -288,9 +304,40 @@ impl<'l> Intake<'l> {
         }
     }
 
-    /// Userspace kills, panics on OOM and reports without a killable process. `writer`
-    /// is the pid of the userspace program that wrote the record, if it named one.
-    fn on_other(&mut self, event: OomEvent, writer: Option<u32>) {
+    /// Why the writer of a userspace line under a killer's name is not that killer
+    /// (`kills::writer`); None for any other line, and for any line of a file of
+    /// records (not this machine's log: its writers cannot be looked up).
+    fn untrusted_writer(
+        &self,
+        record: &Record<'_>,
+        source: Source<'_>,
+        printk_uptime: f64,
+    ) -> Option<String> {
+        let Source::Program(name) = source else {
+            return None;
+        };
+        if !self.live || !is_killer_tag(name) {
+            return None;
+        }
+        let clock = StartClock {
+            boot_time_seconds: self.links.boot_time_seconds,
+            clock_ticks: self.links.namer.clock_ticks,
+        };
+        // The killer's name as it counts its kills (nohang-desktop is nohang's).
+        let killer = name.strip_suffix("-desktop").unwrap_or(name);
+        let written_at = self.wall_time(printk_uptime);
+        check_writer(
+            &self.links.proc_root,
+            record.writer(),
+            killer,
+            written_at,
+            clock,
+        )
+        .err()
+    }
+
+    /// Userspace kills, panics on OOM and reports without a killable process.
+    fn on_other(&mut self, event: OomEvent) {
         match event {
             // Received live on D-Bus (collector/systemd): the same kill again.
             OomEvent::Userspace(kill)
@@ -299,13 +346,6 @@ impl<'l> Intake<'l> {
                     && self.links.shared.oomd_live() =>
             {
                 tracing::debug!("systemd-oomd kill in the kernel log: counted from D-Bus");
-            }
-            // Read as it is written: its writer must be the killer (`kills::writer`).
-            OomEvent::Userspace(kill) if self.live => {
-                match check_writer(&self.links.proc_root, writer, &kill.killer) {
-                    Ok(()) => self.on_userspace(&kill),
-                    Err(why) => self.on_rejected(&kill.killer, &why),
-                }
             }
             OomEvent::Userspace(kill) => self.on_userspace(&kill),
             OomEvent::Panic(panic) => {

@@ -27,6 +27,11 @@ const RECONNECT_DELAY: Duration = Duration::from_secs(30);
 const KILLER: &str = "systemd-oomd";
 /// Forged `Killed` signals are logged in full at most once per this long.
 const FORGED_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// The owner of systemd-oomd's name is asked again at most this often when a `Killed`
+/// signal comes from someone else.
+const OWNER_REASK: Duration = Duration::from_secs(10);
+/// Bytes of a forged signal's text that are logged.
+const FORGED_TEXT_LOGGED: usize = 512;
 
 pub struct BusThread {
     /// The system bus address (`DBUS_SYSTEM_BUS_ADDRESS` or the socket under the root).
@@ -198,10 +203,13 @@ impl BusThread {
 /// systemd-oomd's `Killed` signals and who sends them for real: the owner of its bus
 /// name, asked once and then followed.
 struct OomdSubscription {
+    bus: zbus::Connection,
     kills: zbus::MessageStream,
     owner_changes: zbus::MessageStream,
     /// The unique name that owns `org.freedesktop.oom1` now.
     owner: Option<String>,
+    /// When the bus was last asked for the owner.
+    asked_at: std::time::Instant,
 }
 
 /// Subscribes to the owner's changes first and asks the owner second, so that no change
@@ -211,9 +219,11 @@ async fn subscribe(bus: &zbus::Connection) -> zbus::Result<OomdSubscription> {
     let kills = oomd_kills(bus).await?;
     let owner = oomd_owner(bus).await;
     Ok(OomdSubscription {
+        bus: bus.clone(),
         kills,
         owner_changes,
         owner,
+        asked_at: std::time::Instant::now(),
     })
 }
 
@@ -237,11 +247,25 @@ impl OomdSubscription {
                 None => Err("the bus closed the connection".into()),
             },
             message = self.kills.next() => match message {
-                Some(Ok(message)) => Ok(killed(&message, self.owner.as_deref())),
+                Some(Ok(message)) => Ok(self.judge(&message).await),
                 Some(Err(e)) => Err(e.to_string()),
                 None => Err("the bus closed the connection".into()),
             },
         }
+    }
+
+    /// Reads a `Killed` signal and checks its sender against the owner. A sender that is
+    /// not the owner known here makes the bus be asked again (at most every
+    /// `OWNER_REASK`), in case the owner was never learnt (a failed `GetNameOwner`):
+    /// otherwise every real kill would be refused until systemd-oomd restarts.
+    async fn judge(&mut self, message: &zbus::Message) -> Option<KilledSignal> {
+        let signal = killed(message, self.owner.as_deref())?;
+        if signal.authentic || self.asked_at.elapsed() < OWNER_REASK {
+            return Some(signal);
+        }
+        self.owner = oomd_owner(&self.bus).await;
+        self.asked_at = std::time::Instant::now();
+        killed(message, self.owner.as_deref())
     }
 }
 
@@ -262,10 +286,11 @@ impl ForgedLog {
             self.quiet += 1;
             return;
         }
+        let cut = |text: &str| -> String { text.chars().take(FORGED_TEXT_LOGGED).collect() };
         tracing::warn!(
             sender = %signal.sender,
-            cgroup = %signal.cgroup,
-            reason = %signal.reason,
+            cgroup = %cut(&signal.cgroup),
+            reason = %cut(&signal.reason),
             not_logged_since = self.quiet,
             "a Killed signal not sent by systemd-oomd (another bus client sent it): not counted as a kill"
         );

@@ -385,14 +385,6 @@ fn split_program_forms() {
     assert_eq!(split_program("a b[1]: x"), None);
     assert_eq!(split_program("a[x]: y"), None);
     assert_eq!(split_program("a[1] y"), None);
-    assert_eq!(
-        split_program_pid("earlyoom[45]: x"),
-        Some(("earlyoom", Some(45), "x"))
-    );
-    assert_eq!(
-        split_program_pid("a[99999999999]: x"),
-        Some(("a", None, "x"))
-    );
 }
 
 #[test]
