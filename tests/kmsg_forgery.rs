@@ -327,7 +327,8 @@ fn segfault_as_nobody_named(comm: &str) {
 
 /// Any user can log under earlyoom's name, and journald forwards it to the kernel log
 /// with that user's pid. Only a line whose writer is root or the killer's own service
-/// counts: a line of nobody's process, or of a process gone before it could be checked,
+/// counts: a line of nobody's process, of a process gone before it could be checked, of
+/// a root process not named after the killer, or whose record holds a second `[pid]:`,
 /// counts only as rejected. The real chain (logger as nobody, journald, the kernel log)
 /// runs in tests/vm.rs; here root writes the record journald would write, for real
 /// processes of nobody and of root, into the real /dev/kmsg.
@@ -368,25 +369,37 @@ fn a_userspace_killers_line_counts_only_when_the_killer_wrote_it() {
     forward_as_journald("earlyoom", gone_pid, &line(4243));
     // The identifier is the program's text too: nobody's process names itself
     // `earlyoom[<root's pid>]: <a kill line>:`, and journald adds nobody's own pid after.
-    let mut root = Command::new("sleep")
+    let mut root = Command::new(common::named_program(
+        dir.path(),
+        "/usr/bin/sleep",
+        "earlyoom",
+    ))
+    .arg("60")
+    .spawn()
+    .expect("root's earlyoom");
+    let identifier = format!("earlyoom[{}]: {}:", root.id(), line(4245));
+    forward_as_journald(&identifier, nobody.id(), "hi");
+    // Root, but not earlyoom: any root process (an sshd child) may come to hold a pid.
+    let mut root_sleep = Command::new("sleep")
         .arg("60")
         .spawn()
         .expect("root's sleep");
-    let identifier = format!("earlyoom[{}]: {}:", root.id(), line(4245));
-    forward_as_journald(&identifier, nobody.id(), "hi");
+    forward_as_journald("earlyoom", root_sleep.id(), &line(4246));
     // A process named like oomd's record makes the kernel print its name first.
     segfault_as_nobody_named("oomd kill: 1 2");
     let body = eventually(Duration::from_secs(10), || {
         let body = exporter.scrape();
-        (rejected(&body, "earlyoom") - rejected(&before, "earlyoom") >= 3.0
+        (rejected(&body, "earlyoom") - rejected(&before, "earlyoom") >= 4.0
             && rejected(&body, "oomd") - rejected(&before, "oomd") >= 1.0)
             .then_some(body)
     })
     .unwrap_or_else(|| panic!("the forged lines were not rejected:\n{}", exporter.log()));
     assert_eq!(
         rejected(&body, "earlyoom") - rejected(&before, "earlyoom"),
-        3.0
+        4.0
     );
+    let _ = root_sleep.kill();
+    let _ = root_sleep.wait();
     assert_eq!(rejected(&body, "oomd") - rejected(&before, "oomd"), 1.0);
     assert!(
         !body.contains("oomwatch_userspace_oom_kills_total{killer=\"oomd\""),
@@ -405,7 +418,7 @@ fn a_userspace_killers_line_counts_only_when_the_killer_wrote_it() {
     let _ = nobody.kill();
     let _ = nobody.wait();
 
-    // The same line from a root process counts.
+    // The same line from root's earlyoom counts.
     forward_as_journald("earlyoom", root.id(), &line(4244));
     let counted = eventually(Duration::from_secs(10), || {
         let body = exporter.scrape();
@@ -414,7 +427,7 @@ fn a_userspace_killers_line_counts_only_when_the_killer_wrote_it() {
     .unwrap_or_else(|| panic!("root's line was not counted:\n{}", exporter.log()));
     assert_eq!(
         rejected(&counted, "earlyoom") - rejected(&before, "earlyoom"),
-        3.0
+        4.0
     );
     let _ = root.kill();
     let _ = root.wait();

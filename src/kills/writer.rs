@@ -8,8 +8,9 @@
 //!
 //! So a line counts as a killer's only when the process with that pid is alive, started
 //! before the line was written (a pid reused since, by a replay after a restart, is not
-//! the writer), and is root's (real and effective uid 0: a set-uid program keeps its
-//! caller's real uid) or runs in the killer's own system service
+//! the writer; both times on the kernel's boot clock, so no wall-clock step moves them),
+//! and is either root's (real and effective uid 0: a set-uid program keeps its caller's
+//! real uid) under the killer's process name, or runs in the killer's own system service
 //! (`/system.slice/<killer>*.service`, where no unprivileged user can place a process;
 //! systemd-oomd runs as its own user there, earlyoom as a DynamicUser). A record with no
 //! `[digits]:` at all was written straight into `/dev/kmsg`, which only root can open for
@@ -23,27 +24,21 @@ use std::path::Path;
 use crate::kmsg::record::Writer;
 use crate::procfs::pid::{parse_pid_cgroup, parse_pid_stat};
 
-/// Seconds a writer may seem to have started after its line (the printk clock drifts
-/// from the wall clock that process start times are turned into).
+/// Seconds a writer may seem to have started after its line, plus a share of the uptime:
+/// the printk clock runs from the raw CPU clock, and drifts from the boot clock process
+/// start times are kept on by up to about 100 ppm.
 const START_SLACK_SECS: f64 = 2.0;
+const START_SLACK_PER_UPTIME: f64 = 1e-4;
 
-/// The clocks needed to turn a process's start into wall time.
-#[derive(Debug, Clone, Copy)]
-pub struct StartClock {
-    /// Boot time, seconds since the epoch (`/proc/stat` btime).
-    pub boot_time_seconds: f64,
-    /// Kernel clock ticks per second (start times in `stat` are in ticks since boot).
-    pub clock_ticks: u64,
-}
-
-/// Checks the writer of a userspace killer's line written at `written_at` (wall time);
+/// Checks the writer of a userspace killer's line written `written_at` seconds after
+/// boot (the boot clock, CLOCK_BOOTTIME); `clock_ticks` is the kernel's ticks per second.
 /// Err says why it is not the killer.
 pub fn check_writer(
     proc_root: &Path,
     writer: Writer,
     killer: &str,
     written_at: f64,
-    clock: StartClock,
+    clock_ticks: u64,
 ) -> Result<(), String> {
     let pid = match writer {
         Writer::Kernel | Writer::Untagged => return Ok(()),
@@ -61,24 +56,31 @@ pub fn check_writer(
     let stat = read("stat")?;
     let status = read("status")?;
     let cgroup = read("cgroup")?;
-    let start_ticks = parse_pid_stat(&stat)
-        .map_err(|e| format!("its writer, pid {pid}, has an unreadable stat file ({e})"))?
-        .start_ticks;
-    let started = clock.boot_time_seconds + start_ticks as f64 / clock.clock_ticks.max(1) as f64;
-    if started > written_at + START_SLACK_SECS {
+    let parsed = parse_pid_stat(&stat)
+        .map_err(|e| format!("its writer, pid {pid}, has an unreadable stat file ({e})"))?;
+    let started = parsed.start_ticks as f64 / clock_ticks.max(1) as f64;
+    if started > written_at + START_SLACK_SECS + START_SLACK_PER_UPTIME * written_at {
         return Err(format!(
             "its writer's pid {pid} belongs to a process started {:.0} s after the line was written (the pid was reused)",
             started - written_at
         ));
     }
-    writer_is_killer(&status, &cgroup, killer)
+    writer_is_killer(&status, &cgroup, parsed.comm, killer)
         .map_err(|why| format!("its writer, pid {pid}, {why}"))
 }
 
-/// The rule, over the writer's `status` and `cgroup` files.
-pub fn writer_is_killer(status: &[u8], cgroup: &[u8], killer: &str) -> Result<(), String> {
+/// The rule, over the writer's `status` and `cgroup` files and its comm.
+pub fn writer_is_killer(
+    status: &[u8],
+    cgroup: &[u8],
+    comm: &[u8],
+    killer: &str,
+) -> Result<(), String> {
+    if killer.is_empty() {
+        return Err("writes under no name".into());
+    }
     let uids = real_and_effective_uid(status);
-    if uids == Some((0, 0)) {
+    if uids == Some((0, 0)) && comm.starts_with(killer.as_bytes()) {
         return Ok(());
     }
     let cgroups =
@@ -95,9 +97,13 @@ pub fn writer_is_killer(status: &[u8], cgroup: &[u8], killer: &str) -> Result<()
         .naming_path()
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .unwrap_or_default();
+    let comm = String::from_utf8_lossy(comm);
     Err(match uids {
+        Some((0, 0)) => format!(
+            "is root's process {comm:?}, not named {killer}, in cgroup {shown:?}, not {killer}'s own service"
+        ),
         Some((real, _)) => {
-            format!("is uid {real} in cgroup {shown:?}, neither root nor {killer}'s own service")
+            format!("is uid {real} in cgroup {shown:?}, neither root's {killer} nor {killer}'s own service")
         }
         None => {
             format!("has no readable uid and is in cgroup {shown:?}, not {killer}'s own service")
@@ -128,7 +134,7 @@ fn in_killer_service(path: &[u8], killer: &str) -> bool {
         return false;
     };
     let unit = rest.split(|&b| b == b'/').next().unwrap_or_default();
-    unit.starts_with(killer.as_bytes()) && unit.ends_with(b".service")
+    !killer.is_empty() && unit.starts_with(killer.as_bytes()) && unit.ends_with(b".service")
 }
 
 #[cfg(test)]
@@ -139,26 +145,18 @@ mod tests {
     const USER: &[u8] = b"Name:\tlogger\nUid:\t1000\t1000\t1000\t1000\n";
     const SETUID: &[u8] = b"Name:\tsudo\nUid:\t1000\t0\t0\t0\n";
 
-    fn clock() -> StartClock {
-        let btime = std::fs::read_to_string("/proc/stat")
-            .expect("/proc/stat")
-            .lines()
-            .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok())
-            .expect("btime");
-        StartClock {
-            boot_time_seconds: btime,
-            clock_ticks: rustix::param::clock_ticks_per_second(),
-        }
+    fn ticks() -> u64 {
+        rustix::param::clock_ticks_per_second()
     }
 
     fn now() -> f64 {
-        crate::clock::unix_now()
+        crate::clock::boottime_now()
     }
 
     #[test]
     fn root_writes_for_any_killer() {
         assert_eq!(
-            writer_is_killer(ROOT, b"0::/user.slice/x\n", "nohang"),
+            writer_is_killer(ROOT, b"0::/user.slice/x\n", b"nohang", "nohang"),
             Ok(())
         );
     }
@@ -170,6 +168,7 @@ mod tests {
             writer_is_killer(
                 oomd,
                 b"0::/system.slice/systemd-oomd.service\n",
+                b"systemd-oomd",
                 "systemd-oomd"
             ),
             Ok(())
@@ -178,6 +177,7 @@ mod tests {
             writer_is_killer(
                 b"Uid:\t61234\t61234\t61234\t61234\n",
                 b"12:memory:/system.slice/earlyoom.service\n1:name=systemd:/system.slice/earlyoom.service\n0::/\n",
+                b"sh",
                 "earlyoom"
             ),
             Ok(())
@@ -186,6 +186,7 @@ mod tests {
             writer_is_killer(
                 oomd,
                 b"0::/system.slice/nohang-desktop.service/x\n",
+                b"python3",
                 "nohang"
             ),
             Ok(())
@@ -195,6 +196,7 @@ mod tests {
             writer_is_killer(
                 oomd,
                 b"0::/../../../system.slice/earlyoom.service\n",
+                b"earlyoom",
                 "earlyoom"
             ),
             Ok(())
@@ -213,18 +215,27 @@ mod tests {
             // Only the v1 memory hierarchy, which says nothing about the unit.
             b"4:memory:/system.slice/earlyoom.service\n0::/user.slice\n",
         ] {
-            let verdict = writer_is_killer(USER, cgroup, "earlyoom");
+            let verdict = writer_is_killer(USER, cgroup, b"earlyoom", "earlyoom");
             assert!(verdict.is_err(), "{}", String::from_utf8_lossy(cgroup));
         }
-        let why = writer_is_killer(SETUID, b"0::/user.slice/u\n", "earlyoom").expect_err("set-uid");
+        let why = writer_is_killer(SETUID, b"0::/user.slice/u\n", b"earlyoom", "earlyoom")
+            .expect_err("set-uid");
         assert!(why.contains("uid 1000"), "{why}");
-        assert!(writer_is_killer(b"Name:\tx\n", b"0::/\n", "earlyoom").is_err());
+        assert!(writer_is_killer(b"Name:\tx\n", b"0::/\n", b"earlyoom", "earlyoom").is_err());
+        // Root, but not the killer: any root process (an sshd child) could hold its pid.
+        let why = writer_is_killer(ROOT, b"0::/system.slice/ssh.service\n", b"sshd", "earlyoom")
+            .expect_err("root's sshd");
+        assert!(why.contains("not named earlyoom"), "{why}");
+        // No name: every unit name starts with "".
+        let www = b"Uid:\t33\t33\t33\t33\n";
+        assert!(writer_is_killer(www, b"0::/system.slice/nginx.service\n", b"", "").is_err());
+        assert!(writer_is_killer(ROOT, b"0::/\n", b"", "").is_err());
     }
 
     #[test]
     fn untagged_is_root_unknown_and_gone_writers_are_not_trusted() {
         let dir = tempfile::tempdir().expect("temp");
-        let check = |writer| check_writer(dir.path(), writer, "earlyoom", now(), clock());
+        let check = |writer| check_writer(dir.path(), writer, "earlyoom", now(), ticks());
         assert_eq!(check(Writer::Untagged), Ok(()));
         assert!(check(Writer::Unknown).is_err());
         let why = check(Writer::Pid(4242)).expect_err("gone");
@@ -235,12 +246,11 @@ mod tests {
     fn this_process_is_checked_from_the_real_proc() {
         let me = Writer::Pid(std::process::id());
         let proc = Path::new("/proc");
-        let verdict = check_writer(proc, me, "earlyoom", now(), clock());
-        let status = std::fs::read_to_string("/proc/self/status").expect("status");
-        let root = status.lines().any(|l| l.starts_with("Uid:\t0\t0"));
-        assert_eq!(verdict.is_ok(), root, "{verdict:?}");
+        let verdict = check_writer(proc, me, "earlyoom", now(), ticks());
+        let why = verdict.expect_err("this test is not earlyoom");
+        assert!(why.contains("earlyoom"), "{why}");
         // A line written before this process started: its pid was reused since.
-        let why = check_writer(proc, me, "earlyoom", now() - 3600.0, clock())
+        let why = check_writer(proc, me, "earlyoom", now() - 3600.0, ticks())
             .expect_err("started after the line");
         assert!(why.contains("reused"), "{why}");
     }

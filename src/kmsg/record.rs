@@ -45,6 +45,12 @@ impl Record<'_> {
         if self.facility == 0 {
             return (Source::Kernel, message);
         }
+        // oomd's own record, whose cgroup path may hold a `[digits]:` of its own: read as
+        // oomd's, untagged or not, so that its writer is checked rather than the line
+        // lost under a made-up name.
+        if message.starts_with("oomd kill: ") {
+            return (Source::Program(""), message);
+        }
         match pid_tags(message).next() {
             Some(tag) => (Source::Program(&message[..tag.start]), tag.rest(message)),
             None => (Source::Program(""), message),
@@ -371,14 +377,19 @@ mod tests {
         ] {
             assert_eq!(writer(forged).0, Writer::Unknown, "{forged}");
         }
-        // A tag is a tag wherever it is: the name is all before it, not an untagged line.
+        // A tag is a tag wherever it is: not an untagged line. oomd's record is read as
+        // oomd's, with the tag's writer to check (an identifier `oomd kill: …` is
+        // journald's forwarding of someone's message).
         let (who, (name, rest)) = writer("oomd kill: 1 2 3 /x 4[4567]: x");
         assert_eq!(who, Writer::Pid(4567));
         assert_eq!(
             (name.as_str(), rest.as_str()),
-            ("oomd kill: 1 2 3 /x 4", "x")
+            ("", "oomd kill: 1 2 3 /x 4[4567]: x")
         );
         assert_eq!(writer("earlyoom[1][4567]: x").1 .0, "earlyoom[1]");
+        // oomd's record stays oomd's whatever its cgroup path holds.
+        let (who, (name, _)) = writer("oomd kill: 1 2 3 /user.slice/x[1]:y 4");
+        assert_eq!((who, name.as_str()), (Writer::Pid(1), ""));
         // Past u32: unknown, never untagged.
         assert_eq!(writer("earlyoom[99999999999]: x").0, Writer::Unknown);
         // The kernel.

@@ -23,7 +23,7 @@ use crate::kills::counters::KernelCounters;
 use crate::kills::ledger::{AttributedKill, KillLedger, RssAtDeath, SeqCheck};
 use crate::kills::shared::{KmsgShared, RecentVictim};
 use crate::kills::verify::{Counts, KillVerifier, Unbacked, Verdict};
-use crate::kills::writer::{check_writer, StartClock};
+use crate::kills::writer::check_writer;
 use crate::kmsg::kernel_lines::classify;
 use crate::kmsg::oom::{KernelKill, KillKind, OomAssembler, OomEvent};
 use crate::kmsg::record::{parse_record, Record, Writer};
@@ -319,21 +319,19 @@ impl<'l> Intake<'l> {
         if !self.live || !is_killer_tag(name) {
             return None;
         }
-        let clock = StartClock {
-            boot_time_seconds: self.links.boot_time_seconds,
-            clock_ticks: self.links.namer.clock_ticks,
-        };
+        let writer = record.writer();
+        // oomd writes its record straight into /dev/kmsg; journald forwards a message
+        // with no name as `[pid]: `, which any service's process can send.
+        if name.is_empty() && writer != Writer::Untagged {
+            return Some("it has no name but journald's [pid]: (oomd writes its records straight into /dev/kmsg, never through journald)".into());
+        }
         // The killer's name as it counts its kills (nohang-desktop is nohang's).
         let killer = name.strip_suffix("-desktop").unwrap_or(name);
-        let written_at = self.wall_time(printk_uptime);
-        check_writer(
-            &self.links.proc_root,
-            record.writer(),
-            killer,
-            written_at,
-            clock,
-        )
-        .err()
+        // The record's printk stamp on the boot clock, where process start times are.
+        let written_at =
+            printk_uptime + (crate::clock::boottime_now() - crate::clock::monotonic_now());
+        let ticks = self.links.namer.clock_ticks;
+        check_writer(&self.links.proc_root, writer, killer, written_at, ticks).err()
     }
 
     /// Userspace kills, panics on OOM and reports without a killable process.
