@@ -38,16 +38,6 @@ impl Class {
         }
     }
 
-    /// The event type the class is named by.
-    pub fn name(self) -> &'static str {
-        match self {
-            Class::Kill => "oom_kill",
-            Class::Reboot => "reboot",
-            Class::Restart => "restart",
-            Class::Exit => "exit",
-        }
-    }
-
     fn index(self) -> usize {
         self as usize
     }
@@ -131,7 +121,8 @@ impl Plan {
             return true;
         }
         *budget -= 1;
-        self.trimmed.note(class, head.time, head.weight());
+        self.trimmed
+            .note(head.counts_as(), head.time, head.weight());
         false
     }
 
@@ -141,7 +132,9 @@ impl Plan {
     }
 }
 
-/// What compactions dropped, per class: kept beside the log (`events.trimmed.json`).
+/// What compactions dropped, per event type (a burst under the type it stands for, a
+/// userspace kill as `userspace_kill`, though it shares the kills' budget): kept beside
+/// the log (`events.trimmed.json`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Trimmed(BTreeMap<String, TrimmedClass>);
 
@@ -154,8 +147,8 @@ pub struct TrimmedClass {
 }
 
 impl Trimmed {
-    fn note(&mut self, class: Class, time: f64, weight: u64) {
-        let entry = self.0.entry(class.name().to_owned()).or_default();
+    fn note(&mut self, type_name: &str, time: f64, weight: u64) {
+        let entry = self.0.entry(type_name.to_owned()).or_default();
         entry.events += weight.max(1);
         entry.through = entry.through.max(time);
     }
@@ -229,6 +222,31 @@ mod tests {
         assert_eq!(trimmed.of("oom_kill"), None);
         assert_eq!(trimmed.incomplete_since(15.0), [("exit", 19.0)]);
         assert!(trimmed.incomplete_since(19.5).is_empty());
+    }
+
+    #[test]
+    fn a_dropped_userspace_kill_is_noted_as_one() {
+        // Three userspace kills and one OOM kill, max 2: the two oldest userspace kills
+        // go, and are noted as what they were.
+        let lines = [
+            head("userspace_kill", 1.0, Some("memory-pressure")),
+            head("userspace_kill", 2.0, Some("memory-pressure")),
+            head("oom_kill", 3.0, None),
+            head("userspace_kill", 4.0, Some("memory-used")),
+        ];
+        let mut census = Census::default();
+        for line in &lines {
+            census.add(Some(line));
+        }
+        let mut plan = Plan::new(&census, 2, Trimmed::default());
+        let kept = lines.iter().filter(|h| plan.keep(Some(h))).count();
+        assert_eq!(kept, 2);
+        let trimmed = plan.trimmed();
+        let dropped = trimmed
+            .of("userspace_kill")
+            .expect("userspace kills dropped");
+        assert_eq!((dropped.events, dropped.through), (2, 2.0));
+        assert_eq!(trimmed.of("oom_kill"), None);
     }
 
     #[test]
