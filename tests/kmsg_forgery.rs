@@ -369,14 +369,14 @@ fn a_userspace_killers_line_counts_only_when_the_killer_wrote_it() {
     forward_as_journald("earlyoom", gone_pid, &line(4243));
     // The identifier is the program's text too: nobody's process names itself
     // `earlyoom[<root's pid>]: <a kill line>:`, and journald adds nobody's own pid after.
-    let mut root = Command::new(common::named_program(
-        dir.path(),
-        "/usr/bin/sleep",
-        "earlyoom",
-    ))
-    .arg("60")
-    .spawn()
-    .expect("root's earlyoom");
+    // A copy, so that its program is earlyoom too (as it would be run by hand from a
+    // root shell, in a session).
+    let earlyoom = dir.path().join("earlyoom");
+    std::fs::copy("/usr/bin/sleep", &earlyoom).expect("a copy of sleep named earlyoom");
+    let mut root = Command::new(&earlyoom)
+        .arg("60")
+        .spawn()
+        .expect("root's earlyoom");
     let identifier = format!("earlyoom[{}]: {}:", root.id(), line(4245));
     forward_as_journald(&identifier, nobody.id(), "hi");
     // Root, but not earlyoom: any root process (an sshd child) may come to hold a pid.

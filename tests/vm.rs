@@ -279,7 +279,8 @@ fn rejected(body: &str, killer: &str, source: &str) -> f64 {
 ///   line logged under earlyoom's name by `logger` and by a process of nobody that stays
 ///   alive: rejected (source kmsg), no kill;
 /// - the same line from a service named earlyoom.service running as a DynamicUser (not
-///   root, as the real earlyoom's unit runs): a userspace kill.
+///   root, as the real earlyoom's unit runs), its program named earlyoom: a userspace
+///   kill.
 fn forged_userspace_kills(guest: &Guest) {
     let as_nobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups";
     let before = scrape_until(guest, "the exporter", |_| true);
@@ -337,7 +338,8 @@ setsid {as_nobody} systemd-cat -t earlyoom sh -c 'echo \"{}\"; sleep 20' </dev/n
         forwarded.trim_end()
     ));
     guest.sh(&format!(
-        "systemd-run --quiet --unit=earlyoom -p DynamicUser=yes -p SyslogIdentifier=earlyoom sh -c 'echo \"{}\"; sleep 30'",
+        "ln -sf /bin/sh /usr/local/bin/earlyoom
+systemd-run --quiet --unit=earlyoom -p DynamicUser=yes -p SyslogIdentifier=earlyoom /usr/local/bin/earlyoom -c 'echo \"{}\"; sleep 30'",
         line(4244, "realvictim")
     ));
     let body = scrape_until(guest, "earlyoom.service's kill counted", |body| {

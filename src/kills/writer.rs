@@ -65,46 +65,59 @@ pub fn check_writer(
             started - written_at
         ));
     }
-    writer_is_killer(&status, &cgroup, parsed.comm, killer)
+    let exe = std::fs::read_link(dir.join("exe")).ok();
+    let exe = exe
+        .as_deref()
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str());
+    writer_is_killer(&status, &cgroup, parsed.comm, exe, killer)
         .map_err(|why| format!("its writer, pid {pid}, {why}"))
 }
 
-/// The rule, over the writer's `status` and `cgroup` files and its comm.
+/// The rule, over the writer's `status` and `cgroup` files, its comm and the name of the
+/// program it runs (`exe`): the writer bears the killer's name, and is either in the
+/// killer's own service, or root's outside any user's session, or root's in a session
+/// running the killer's own program (a user can run a set-uid program such as sudo
+/// through a link named after the killer: for a few milliseconds it is root under that
+/// name, in the user's session, but its program is still sudo).
 pub fn writer_is_killer(
     status: &[u8],
     cgroup: &[u8],
     comm: &[u8],
+    exe: Option<&str>,
     killer: &str,
 ) -> Result<(), String> {
     if killer.is_empty() {
         return Err("writes under no name".into());
     }
-    let uids = real_and_effective_uid(status);
-    if uids == Some((0, 0)) && comm.starts_with(killer.as_bytes()) {
-        return Ok(());
+    let shown_comm = String::from_utf8_lossy(comm);
+    if !comm.starts_with(killer.as_bytes()) {
+        return Err(format!("is {shown_comm:?}, not {killer}"));
     }
     let cgroups =
         parse_pid_cgroup(cgroup).map_err(|e| format!("has an unreadable cgroup file ({e})"))?;
-    let paths = [cgroups.unified, cgroups.systemd_v1];
-    if paths
-        .into_iter()
-        .flatten()
-        .any(|p| in_killer_service(p, killer))
-    {
+    let paths = || [cgroups.unified, cgroups.systemd_v1].into_iter().flatten();
+    if paths().any(|p| in_killer_service(p, killer)) {
+        return Ok(());
+    }
+    let uids = real_and_effective_uid(status);
+    let in_session = paths().any(|p| without_namespace_prefix(p).starts_with(b"/user.slice/"));
+    let runs_killer = exe.is_some_and(|exe| exe.starts_with(killer));
+    if uids == Some((0, 0)) && (!in_session || runs_killer) {
         return Ok(());
     }
     let shown = cgroups
         .naming_path()
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .unwrap_or_default();
-    let comm = String::from_utf8_lossy(comm);
     Err(match uids {
         Some((0, 0)) => format!(
-            "is root's process {comm:?}, not named {killer}, in cgroup {shown:?}, not {killer}'s own service"
+            "is root's {shown_comm:?} running {exe:?} in a user's session (cgroup {shown:?}), not {killer}'s own service",
+            exe = exe.unwrap_or("?")
         ),
-        Some((real, _)) => {
-            format!("is uid {real} in cgroup {shown:?}, neither root's {killer} nor {killer}'s own service")
-        }
+        Some((real, _)) => format!(
+            "is uid {real} in cgroup {shown:?}, neither root nor {killer}'s own service"
+        ),
         None => {
             format!("has no readable uid and is in cgroup {shown:?}, not {killer}'s own service")
         }
@@ -126,15 +139,19 @@ fn real_and_effective_uid(status: &[u8]) -> Option<(u32, u32)> {
 /// starts with `/..` once per level between the namespace's root and the host's: those
 /// are taken off first.
 fn in_killer_service(path: &[u8], killer: &str) -> bool {
-    let mut path = path;
-    while let Some(rest) = path.strip_prefix(b"/..") {
-        path = rest;
-    }
-    let Some(rest) = path.strip_prefix(b"/system.slice/") else {
+    let Some(rest) = without_namespace_prefix(path).strip_prefix(b"/system.slice/") else {
         return false;
     };
     let unit = rest.split(|&b| b == b'/').next().unwrap_or_default();
     !killer.is_empty() && unit.starts_with(killer.as_bytes()) && unit.ends_with(b".service")
+}
+
+/// A cgroup path without the `/..` a cgroup namespace puts in front of a host path.
+fn without_namespace_prefix(mut path: &[u8]) -> &[u8] {
+    while let Some(rest) = path.strip_prefix(b"/..") {
+        path = rest;
+    }
+    path
 }
 
 #[cfg(test)]
@@ -156,7 +173,13 @@ mod tests {
     #[test]
     fn root_writes_for_any_killer() {
         assert_eq!(
-            writer_is_killer(ROOT, b"0::/user.slice/x\n", b"nohang", "nohang"),
+            writer_is_killer(
+                ROOT,
+                b"0::/system.slice/cron.service\n",
+                b"nohang",
+                None,
+                "nohang"
+            ),
             Ok(())
         );
     }
@@ -169,24 +192,31 @@ mod tests {
                 oomd,
                 b"0::/system.slice/systemd-oomd.service\n",
                 b"systemd-oomd",
+                None,
                 "systemd-oomd"
             ),
             Ok(())
         );
         assert_eq!(
-            writer_is_killer(
-                b"Uid:\t61234\t61234\t61234\t61234\n",
-                b"12:memory:/system.slice/earlyoom.service\n1:name=systemd:/system.slice/earlyoom.service\n0::/\n",
-                b"sh",
-                "earlyoom"
-            ),
+            writer_is_killer(b"Uid:\t61234\t61234\t61234\t61234\n",
+                b"12:memory:/system.slice/earlyoom.service\n1:name=systemd:/system.slice/earlyoom.service\n0::/\n", b"earlyoom", None, "earlyoom"),
             Ok(())
         );
+        // In the service, but not the killer (a hook it runs, a pid reused by a helper).
+        assert!(writer_is_killer(
+            oomd,
+            b"0::/system.slice/earlyoom.service\n",
+            b"sh",
+            None,
+            "earlyoom"
+        )
+        .is_err());
         assert_eq!(
             writer_is_killer(
                 oomd,
                 b"0::/system.slice/nohang-desktop.service/x\n",
-                b"python3",
+                b"nohang-desktop",
+                None,
                 "nohang"
             ),
             Ok(())
@@ -197,6 +227,7 @@ mod tests {
                 oomd,
                 b"0::/../../../system.slice/earlyoom.service\n",
                 b"earlyoom",
+                None,
                 "earlyoom"
             ),
             Ok(())
@@ -215,21 +246,39 @@ mod tests {
             // Only the v1 memory hierarchy, which says nothing about the unit.
             b"4:memory:/system.slice/earlyoom.service\n0::/user.slice\n",
         ] {
-            let verdict = writer_is_killer(USER, cgroup, b"earlyoom", "earlyoom");
+            let verdict = writer_is_killer(USER, cgroup, b"earlyoom", None, "earlyoom");
             assert!(verdict.is_err(), "{}", String::from_utf8_lossy(cgroup));
         }
-        let why = writer_is_killer(SETUID, b"0::/user.slice/u\n", b"earlyoom", "earlyoom")
+        let why = writer_is_killer(SETUID, b"0::/user.slice/u\n", b"earlyoom", None, "earlyoom")
             .expect_err("set-uid");
         assert!(why.contains("uid 1000"), "{why}");
-        assert!(writer_is_killer(b"Name:\tx\n", b"0::/\n", b"earlyoom", "earlyoom").is_err());
+        assert!(writer_is_killer(b"Name:\tx\n", b"0::/\n", b"earlyoom", None, "earlyoom").is_err());
         // Root, but not the killer: any root process (an sshd child) could hold its pid.
-        let why = writer_is_killer(ROOT, b"0::/system.slice/ssh.service\n", b"sshd", "earlyoom")
-            .expect_err("root's sshd");
-        assert!(why.contains("not named earlyoom"), "{why}");
+        let why = writer_is_killer(
+            ROOT,
+            b"0::/system.slice/ssh.service\n",
+            b"sshd",
+            None,
+            "earlyoom",
+        )
+        .expect_err("root's sshd");
+        assert!(why.contains("not earlyoom"), "{why}");
+        // Root under the killer's name in a user's session: sudo run through a link
+        // named earlyoom, for the milliseconds it reads its configuration.
+        let session = b"0::/user.slice/user-1000.slice/session-3.scope\n";
+        let why = writer_is_killer(ROOT, session, b"earlyoom", None, "earlyoom").expect_err("sudo");
+        assert!(why.contains("session"), "{why}");
+        let namespaced = b"0::/../../user.slice/user-1000.slice/session-3.scope\n";
+        assert!(writer_is_killer(ROOT, namespaced, b"earlyoom", None, "earlyoom").is_err());
+        let sudo = writer_is_killer(ROOT, session, b"earlyoom", Some("sudo"), "earlyoom");
+        assert!(sudo.is_err());
+        // earlyoom started by hand from a root shell: its program is earlyoom.
+        let by_hand = writer_is_killer(ROOT, session, b"earlyoom", Some("earlyoom"), "earlyoom");
+        assert_eq!(by_hand, Ok(()));
         // No name: every unit name starts with "".
         let www = b"Uid:\t33\t33\t33\t33\n";
-        assert!(writer_is_killer(www, b"0::/system.slice/nginx.service\n", b"", "").is_err());
-        assert!(writer_is_killer(ROOT, b"0::/\n", b"", "").is_err());
+        assert!(writer_is_killer(www, b"0::/system.slice/nginx.service\n", b"", None, "").is_err());
+        assert!(writer_is_killer(ROOT, b"0::/\n", b"", None, "").is_err());
     }
 
     #[test]

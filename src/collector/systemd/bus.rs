@@ -10,14 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::subscription::{subscribe, ForgedLog};
 use super::{SystemdShared, UnitsRequest};
-use crate::dbus::{
-    connect, killed, oomd_kills, oomd_owner, oomd_owner_change, oomd_owner_changes, unit_verdict,
-    KilledSignal, UnitVerdict,
-};
+use crate::dbus::{connect, unit_verdict, UnitVerdict};
 use crate::events::{Event, EventKind, EventLog};
 use crate::groups::{group_name, GroupRules, ProcessFields};
 use crate::kills::shared::KmsgShared;
@@ -25,13 +22,6 @@ use crate::state::StateStore;
 
 const RECONNECT_DELAY: Duration = Duration::from_secs(30);
 const KILLER: &str = "systemd-oomd";
-/// Forged `Killed` signals are logged in full at most once per this long.
-const FORGED_LOG_INTERVAL: Duration = Duration::from_secs(60);
-/// The owner of systemd-oomd's name is asked again at most this often when a `Killed`
-/// signal comes from someone else.
-const OWNER_REASK: Duration = Duration::from_secs(10);
-/// Bytes of a forged signal's text that are logged.
-const FORGED_TEXT_LOGGED: usize = 512;
 
 pub struct BusThread {
     /// The system bus address (`DBUS_SYSTEM_BUS_ADDRESS` or the socket under the root).
@@ -131,7 +121,7 @@ impl BusThread {
         self.shared.mark_tried();
         tracing::info!(
             address = %self.address,
-            systemd_oomd_running = kills.as_ref().is_some_and(|k| k.owner.is_some()),
+            systemd_oomd_running = kills.as_ref().is_some_and(|k| k.oomd_running()),
             subscribed = kills.is_some(),
             "connected to the D-Bus system bus: systemd-oomd's kills and systemd's unit verdicts are read live"
         );
@@ -197,105 +187,6 @@ impl BusThread {
             tracing::debug!(error = %e, "the event log keeps the kill pending");
         }
         self.shared.set_ledger(ledger);
-    }
-}
-
-/// systemd-oomd's `Killed` signals and who sends them for real: the owner of its bus
-/// name, asked once and then followed.
-struct OomdSubscription {
-    bus: zbus::Connection,
-    kills: zbus::MessageStream,
-    owner_changes: zbus::MessageStream,
-    /// The unique name that owns `org.freedesktop.oom1` now.
-    owner: Option<String>,
-    /// When the bus was last asked for the owner.
-    asked_at: std::time::Instant,
-}
-
-/// Subscribes to the owner's changes first and asks the owner second, so that no change
-/// falls between the two.
-async fn subscribe(bus: &zbus::Connection) -> zbus::Result<OomdSubscription> {
-    let owner_changes = oomd_owner_changes(bus).await?;
-    let kills = oomd_kills(bus).await?;
-    let owner = oomd_owner(bus).await;
-    Ok(OomdSubscription {
-        bus: bus.clone(),
-        kills,
-        owner_changes,
-        owner,
-        asked_at: std::time::Instant::now(),
-    })
-}
-
-impl OomdSubscription {
-    /// The next `Killed` signal, checked against the owner (Ok(None): a message that was
-    /// not one); an error when the connection ended. A change of owner the bus sent
-    /// before a signal is always taken first: the bus driver announces systemd-oomd's
-    /// new name before systemd-oomd can send anything under it.
-    async fn next(&mut self) -> Result<Option<KilledSignal>, String> {
-        tokio::select! {
-            biased;
-            change = self.owner_changes.next() => match change {
-                Some(Ok(message)) => {
-                    if let Some(owner) = oomd_owner_change(&message) {
-                        tracing::debug!(owner = ?owner, "systemd-oomd's bus name changed owner");
-                        self.owner = owner;
-                    }
-                    Ok(None)
-                }
-                Some(Err(e)) => Err(e.to_string()),
-                None => Err("the bus closed the connection".into()),
-            },
-            message = self.kills.next() => match message {
-                Some(Ok(message)) => Ok(self.judge(&message).await),
-                Some(Err(e)) => Err(e.to_string()),
-                None => Err("the bus closed the connection".into()),
-            },
-        }
-    }
-
-    /// Reads a `Killed` signal and checks its sender against the owner. A sender that is
-    /// not the owner known here makes the bus be asked again (at most every
-    /// `OWNER_REASK`), in case the owner was never learnt (a failed `GetNameOwner`):
-    /// otherwise every real kill would be refused until systemd-oomd restarts.
-    async fn judge(&mut self, message: &zbus::Message) -> Option<KilledSignal> {
-        let signal = killed(message, self.owner.as_deref())?;
-        if signal.authentic || self.asked_at.elapsed() < OWNER_REASK {
-            return Some(signal);
-        }
-        self.owner = oomd_owner(&self.bus).await;
-        self.asked_at = std::time::Instant::now();
-        killed(message, self.owner.as_deref())
-    }
-}
-
-/// The log of forged `Killed` signals: in full at most once a minute, with how many
-/// were not logged since.
-#[derive(Default)]
-struct ForgedLog {
-    logged_at: Option<std::time::Instant>,
-    quiet: u64,
-}
-
-impl ForgedLog {
-    fn note(&mut self, signal: &KilledSignal) {
-        if self
-            .logged_at
-            .is_some_and(|at| at.elapsed() < FORGED_LOG_INTERVAL)
-        {
-            self.quiet += 1;
-            return;
-        }
-        let cut = |text: &str| -> String { text.chars().take(FORGED_TEXT_LOGGED).collect() };
-        tracing::warn!(
-            sender = %signal.sender,
-            cgroup = %cut(&signal.cgroup),
-            reason = %cut(&signal.reason),
-            not_logged_since = self.quiet,
-            "a Killed signal not sent by systemd-oomd (another bus client sent it): not counted as a kill"
-        );
-        self.logged_at = Some(std::time::Instant::now());
-        self.quiet = 0;
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod bus;
 pub mod oomd;
+pub mod subscription;
 pub mod units;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
