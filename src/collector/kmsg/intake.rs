@@ -30,6 +30,7 @@ use crate::kmsg::record::{parse_record, Record, Writer};
 use crate::kmsg::text::Source;
 use crate::kmsg::userspace::is_killer_tag;
 use crate::kmsg::UserspaceKill;
+use crate::logging::LogLimit;
 use crate::state::StateStore;
 use crate::units::kib_opt_to_bytes;
 
@@ -79,10 +80,8 @@ pub struct Intake<'l> {
     /// The ledger as it was before the oldest kill in `unlogged`: what the state file
     /// may hold while that kill is not in the event log.
     durable: Option<KillLedger>,
-    unverified_logged_at: Option<Instant>,
-    unverified_quiet: u64,
-    rejected_logged_at: Option<Instant>,
-    rejected_quiet: u64,
+    unverified_log: LogLimit,
+    rejected_log: LogLimit,
     /// Kills counted while replaying the ring buffer (logged as one line at the catch-up).
     replayed_kills: u64,
     /// The last record a previous run handled, when this one resumes after it.
@@ -111,10 +110,8 @@ impl<'l> Intake<'l> {
             logged_through,
             unlogged: Vec::new(),
             durable: None,
-            unverified_logged_at: None,
-            unverified_quiet: 0,
-            rejected_logged_at: None,
-            rejected_quiet: 0,
+            unverified_log: LogLimit::new(UNVERIFIED_LOG_INTERVAL),
+            rejected_log: LogLimit::new(UNVERIFIED_LOG_INTERVAL),
             replayed_kills: 0,
             resumed_at: links.shared.ledger().last_seq,
         }
@@ -380,22 +377,16 @@ impl<'l> Intake<'l> {
             Arc::make_mut(&mut guard).count_rejected_userspace(killer);
         }
         self.unsaved_kills = true;
-        let due = self
-            .rejected_logged_at
-            .is_none_or(|at| at.elapsed() >= UNVERIFIED_LOG_INTERVAL);
-        if !due {
+        let Some(quiet) = self.rejected_log.admit() else {
             tracing::debug!(
                 killer,
                 why,
                 "a userspace OOM killer's line not written by that killer"
             );
-            self.rejected_quiet += 1;
             return;
-        }
-        tracing::warn!(killer, why, not_logged_since = self.rejected_quiet,
+        };
+        tracing::warn!(killer, why, not_logged_since = quiet,
             "a userspace OOM killer's line in the kernel log was not written by that killer: not counted as a kill (oomwatch_userspace_oom_kills_rejected_total)");
-        self.rejected_logged_at = Some(Instant::now());
-        self.rejected_quiet = 0;
     }
 
     /// Counts a kill line the counters do not back, and logs it (in full at most once a
@@ -406,19 +397,13 @@ impl<'l> Intake<'l> {
             Arc::make_mut(&mut guard).count_unverified();
         }
         self.unsaved_kills = true;
-        let due = self
-            .unverified_logged_at
-            .is_none_or(|at| at.elapsed() >= UNVERIFIED_LOG_INTERVAL);
-        if !due {
-            self.unverified_quiet += 1;
+        let Some(quiet) = self.unverified_log.admit() else {
             return;
-        }
+        };
         let shown: String = text.chars().take(512).collect();
         tracing::warn!(seq, reason = %why, record = %shown.escape_debug(),
-            not_logged_since = self.unverified_quiet,
+            not_logged_since = quiet,
             "a kill line in the kernel log is not backed by the kernel's OOM kill counters: not counted as a kill (oomwatch_kmsg_unverified_kills_total)");
-        self.unverified_logged_at = Some(Instant::now());
-        self.unverified_quiet = 0;
     }
 
     /// A kill's time since boot: a record read as it is written is stamped now on

@@ -18,6 +18,7 @@ use futures_util::StreamExt;
 use crate::dbus::{
     killed, oomd_kills, oomd_owner, oomd_owner_change, oomd_owner_changes, KilledSignal,
 };
+use crate::logging::LogLimit;
 
 /// Forged `Killed` signals are logged in full at most once per this long.
 const FORGED_LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -156,30 +157,26 @@ impl OomdSubscription {
 
 /// The log of forged `Killed` signals: in full at most once a minute, with how many
 /// were not logged since.
-#[derive(Default)]
-pub struct ForgedLog {
-    logged_at: Option<std::time::Instant>,
-    quiet: u64,
+pub struct ForgedLog(LogLimit);
+
+impl Default for ForgedLog {
+    fn default() -> Self {
+        Self(LogLimit::new(FORGED_LOG_INTERVAL))
+    }
 }
 
 impl ForgedLog {
     pub fn note(&mut self, signal: &KilledSignal) {
-        if self
-            .logged_at
-            .is_some_and(|at| at.elapsed() < FORGED_LOG_INTERVAL)
-        {
-            self.quiet += 1;
+        let Some(quiet) = self.0.admit() else {
             return;
-        }
+        };
         let cut = |text: &str| -> String { text.chars().take(FORGED_TEXT_LOGGED).collect() };
         tracing::warn!(
             sender = %signal.sender,
             cgroup = %cut(&signal.cgroup),
             reason = %cut(&signal.reason),
-            not_logged_since = self.quiet,
+            not_logged_since = quiet,
             "a Killed signal not sent by systemd-oomd (another bus client sent it): not counted as a kill"
         );
-        self.logged_at = Some(std::time::Instant::now());
-        self.quiet = 0;
     }
 }
